@@ -1,0 +1,210 @@
+"""Generate the C record struct + encoder and the ClickHouse DDL from the .proto.
+
+    python tools/gen_schema.py          # rewrite the generated files
+    python tools/gen_schema.py --check  # exit 1 if any generated file is stale (tests run this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
+DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
+
+
+def _load_schema():
+    # By path, so generating does not import the package (whose extension may not be built yet).
+    spec = importlib.util.spec_from_file_location("_xtcp_schema", ROOT / "xtcp_uring" / "schema.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# C storage: (declaration suffix, alignment, max encoded payload bytes, encoder kind)
+_STORAGE = {
+    "uint8": ("uint8_t", 1, 5, "varint32"),
+    "uint16": ("uint16_t", 2, 5, "varint32"),
+    "uint32": ("uint32_t", 4, 5, "varint32"),
+    "uint64": ("uint64_t", 8, 10, "varint64"),
+    "int64": ("int64_t", 8, 10, "varint64"),
+    "bytes16": ("uint8_t", 1, 1 + 16, "bytes"),
+    "char16": ("char", 1, 1 + 16, "string"),
+}
+
+
+def _storage(field, enum_names) -> str:
+    if field.c_storage:
+        if field.c_storage not in _STORAGE:
+            raise SystemExit(f"{field.name}: unknown [c:{field.c_storage}]")
+        return field.c_storage
+    if field.type in ("uint32", "uint64", "int64"):
+        return field.type
+    if field.type in enum_names:
+        return "uint32"
+    raise SystemExit(f"{field.name}: type {field.type} needs a [c:...] storage annotation")
+
+
+def _tag_bytes(number: int, wire_type: int) -> list[int]:
+    value, out = (number << 3) | wire_type, []
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return out
+
+
+def render_header(schema) -> str:
+    msg = schema.record()
+    enum_names = {e.name for e in msg.enums}
+    fields = schema.socket_fields()
+    members = []
+    for f in fields:
+        st = _storage(f, enum_names)
+        ctype, align, _, kind = _STORAGE[st]
+        if kind in ("bytes", "string"):
+            members.append((align, 16, f"    {ctype} {f.name}[16];"))
+            if kind == "bytes":
+                members.append((1, 1, f"    uint8_t {f.name}_len;"))
+        else:
+            members.append((align, align, f"    {ctype} {f.name};"))
+    # Largest alignment first: no padding holes, so the record stays small in memory.
+    members.sort(key=lambda m: -m[0])
+
+    enc, max_len = [], 0
+    for f in fields:  # field-number order: the canonical protobuf order
+        st = _storage(f, enum_names)
+        _, _, payload_max, kind = _STORAGE[st]
+        wire = 2 if kind in ("bytes", "string") else 0
+        tag = _tag_bytes(f.number, wire)
+        max_len += len(tag) + payload_max
+        put_tag = " ".join(f"*p++ = 0x{b:02x};" for b in tag)
+        if kind == "varint32":
+            enc.append(f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint32(p, r->{f.name}); }}")
+        elif kind == "varint64":
+            enc.append(
+                f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint64(p, (uint64_t)r->{f.name}); }}"
+            )
+        elif kind == "bytes":
+            enc.append(
+                f"    if (r->{f.name}_len) {{ {put_tag} *p++ = r->{f.name}_len; "
+                f"memcpy(p, r->{f.name}, r->{f.name}_len); p += r->{f.name}_len; }}"
+            )
+        else:
+            enc.append(
+                f"    {{ size_t n = strnlen(r->{f.name}, 16); if (n) {{ {put_tag} *p++ = (uint8_t)n; "
+                f"memcpy(p, r->{f.name}, n); p += n; }} }}"
+            )
+    out = [
+        f"/* {BANNER} */",
+        "#ifndef XTCP_RECORD_H",
+        "#define XTCP_RECORD_H",
+        "",
+        "#include <stdint.h>",
+        "#include <string.h>",
+        "",
+        f"#define XTCP_RECORD_FIELDS {len(fields)}",
+        f"/* Upper bound of one encoded record's per-socket fields (labels come on top). */",
+        f"#define XTCP_RECORD_MAX_ENCODED {max_len}",
+        "",
+        "/* BEGIN CDEF: cffi_build.py passes this block to ffi.cdef() */",
+        "struct xtcp_record {",
+        *[m[2] for m in members],
+        "};",
+        "/* END CDEF */",
+        "",
+        "static inline uint8_t *xtcp_pb_varint32(uint8_t *p, uint32_t v)",
+        "{",
+        "    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }",
+        "    *p++ = (uint8_t)v;",
+        "    return p;",
+        "}",
+        "",
+        "static inline uint8_t *xtcp_pb_varint64(uint8_t *p, uint64_t v)",
+        "{",
+        "    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }",
+        "    *p++ = (uint8_t)v;",
+        "    return p;",
+        "}",
+        "",
+        "/* Append the non-zero per-socket fields of r (proto3: zero is not sent); return the end. */",
+        "static inline uint8_t *xtcp_record_encode_fields(const struct xtcp_record *r, uint8_t *p)",
+        "{",
+        *enc,
+        "    return p;",
+        "}",
+        "",
+        "#endif",
+        "",
+    ]
+    return "\n".join(out)
+
+
+_CH_TYPES = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
+
+
+def render_ddl(schema) -> str:
+    msg = schema.record()
+    enums = {e.name: e for e in msg.enums}
+    cols = []
+    for f in msg.fields:
+        if f.type in enums:
+            values = ", ".join(f"'{n}' = {v}" for n, v in enums[f.type].values)
+            ctype = f"Enum8({values})"
+        else:
+            ctype = _CH_TYPES[f.type]
+        if f.type == "string" and f.namespace_label:
+            ctype = f"LowCardinality({ctype})"
+        cols.append(f"    `{f.name}` {ctype}")
+    return "\n".join(
+        [
+            f"-- {BANNER}",
+            "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
+            "-- xtcp_uring.clickhouse_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
+            "CREATE TABLE IF NOT EXISTS {db}.xtcp_records",
+            "(",
+            ",\n".join(cols),
+            ")",
+            "ENGINE = MergeTree",
+            "PARTITION BY toDate(intDiv(timestamp_ns, 1000000000))",
+            "ORDER BY (hostname, netns, timestamp_ns, inet_diag_msg_socket_cookie)",
+            "{ttl}",
+            "",
+        ]
+    )
+
+
+def outputs() -> dict[Path, str]:
+    schema = _load_schema()
+    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="fail if a generated file is stale")
+    args = ap.parse_args()
+    stale = []
+    for path, text in outputs().items():
+        current = path.read_text() if path.exists() else None
+        if current != text:
+            if args.check:
+                stale.append(path.relative_to(ROOT))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    if stale:
+        print("stale generated files (run: python tools/gen_schema.py): " + ", ".join(map(str, stale)))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

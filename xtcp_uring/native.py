@@ -1,0 +1,141 @@
+"""The only module that touches the cffi extension: cdata in, bytes and numpy views out.
+
+It turns C return conventions (counts, -errno, stats structs) into Python values and the
+errors of ``errors.py``, and owns the memory it hands to C.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import XtcpError
+
+try:
+    from . import _native
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "xtcp_uring._native is not built: run `make install` (or `pip install -e .`) in the checkout"
+    ) from exc
+
+ffi = _native.ffi
+lib = _native.lib
+
+EXPECTED_ABI = 1
+if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
+    raise ImportError(
+        f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
+    )
+
+RECORD_SIZE = lib.xtcp_record_size()
+RECORD_MAX_ENCODED = lib.xtcp_record_max_encoded()
+FRAME_SINGLE = lib.XTCP_FRAME_SINGLE
+FRAME_DELIMITED = lib.XTCP_FRAME_DELIMITED
+FRAME_ENVELOPE_ROWS = lib.XTCP_FRAME_ENVELOPE_ROWS
+TCP_INFO_LAYOUT_6_18 = lib.XTCP_TCP_INFO_LAYOUT_6_18
+TCP_INFO_LAYOUT_7_0 = lib.XTCP_TCP_INFO_LAYOUT_7_0
+
+_STAT_COUNTERS = (
+    "messages",
+    "records",
+    "other_messages",
+    "short_messages",
+    "bad_attributes",
+    "short_attributes",
+    "unknown_attributes",
+    "tcp_info_longer",
+)
+
+
+@dataclass
+class DecodeStats:
+    """What one decode saw, beyond the records: nothing is dropped without a counter here."""
+
+    messages: int = 0
+    records: int = 0
+    other_messages: int = 0
+    short_messages: int = 0
+    bad_attributes: int = 0
+    short_attributes: int = 0
+    unknown_attributes: int = 0
+    tcp_info_longer: int = 0
+    unknown_by_type: dict[int, int] = field(default_factory=dict)
+    done: bool = False
+    error: int = 0  # errno from NLMSG_ERROR
+    malformed_offset: int | None = None  # where the walk stopped on a bad nlmsg_len
+
+    def add(self, other: "DecodeStats") -> None:
+        for name in _STAT_COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for t, c in other.unknown_by_type.items():
+            self.unknown_by_type[t] = self.unknown_by_type.get(t, 0) + c
+        self.done = self.done or other.done
+        self.error = self.error or other.error
+        if self.malformed_offset is None:
+            self.malformed_offset = other.malformed_offset
+
+
+def tcp_info_layout(kernel_release: str) -> int:
+    """Which meaning bytes 276..279 of a 280-byte tcp_info have on this kernel release."""
+    try:
+        major, minor = (int(x) for x in kernel_release.split(".")[:2])
+    except ValueError:
+        return TCP_INFO_LAYOUT_6_18  # unparsable: assume the older meaning
+    return TCP_INFO_LAYOUT_7_0 if (major, minor) >= (7, 0) else TCP_INFO_LAYOUT_6_18
+
+
+HOST_TCP_INFO_LAYOUT = tcp_info_layout(os.uname().release)
+
+
+def new_records(count: int):
+    """A zeroed C array of ``count`` records (at least one, so empty dumps need no branch)."""
+    return ffi.new("struct xtcp_record[]", max(count, 1))
+
+
+def count_socket_messages(buf) -> int:
+    src = ffi.from_buffer(buf)
+    return lib.xtcp_count_socket_messages(src, len(src))
+
+
+def decode_into(buf, out, start: int, layout: int) -> tuple[int, DecodeStats]:
+    """Decode netlink bytes into ``out[start:]``. Returns (records written, stats)."""
+    src = ffi.from_buffer(buf)
+    cstats = ffi.new("struct xtcp_decode_stats *")
+    cap = len(out) - start
+    n = lib.xtcp_decode(src, len(src), out + start, cap, layout, cstats)
+    stats = DecodeStats(**{name: getattr(cstats, name) for name in _STAT_COUNTERS})
+    stats.unknown_by_type = {t: c for t, c in enumerate(cstats.unknown_by_type) if c}
+    stats.done = bool(cstats.done)
+    stats.error = cstats.error
+    if cstats.malformed:
+        stats.malformed_offset = cstats.malformed_offset
+    if cstats.consumed < len(src) and not (cstats.done or cstats.error or cstats.malformed):
+        # Only possible when `out` was too small, which callers size with count_socket_messages.
+        raise XtcpError(f"record array too small: {cap} slots for more sockets")
+    return n, stats
+
+
+def encode(records, start: int, count: int, label: bytes, framing: int) -> bytes:
+    """Encode ``records[start:start+count]``, each prefixed with ``label`` bytes."""
+    if count == 0:
+        return b""
+    # ~250 B per socket is typical; the C side writes whole records and says how many fit.
+    cap = count * (280 + len(label)) + RECORD_MAX_ENCODED + len(label) + 4
+    out = bytearray(cap)
+    dst = ffi.from_buffer(out)
+    done = ffi.new("size_t *")
+    written = 0
+    while count:
+        n = lib.xtcp_encode(records + start, count, label, len(label), framing, dst + written, cap - written, done)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        written += n
+        start += done[0]
+        count -= done[0]
+        if count:
+            ffi.release(dst)  # a bytearray cannot grow while C holds a view of it
+            out.extend(bytes(max(cap, count * (300 + len(label)) + RECORD_MAX_ENCODED)))
+            cap = len(out)
+            dst = ffi.from_buffer(out)
+    ffi.release(dst)
+    return bytes(memoryview(out)[:written])

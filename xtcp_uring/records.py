@@ -1,0 +1,165 @@
+"""Batches of decoded sockets: a C record array per dump, seen from Python as columns.
+
+Python touches a batch, never a socket on the hot path: ``column()`` is a numpy view over the
+C array, ``encode()`` is one C call per dump. Per-socket Python objects are made only when a
+caller iterates (``for msg in batch``), which parses protobuf messages on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Iterator
+
+import numpy as np
+
+from . import native, schema
+from .errors import DecodeError, NetlinkError
+
+_NUMPY_TYPES = {
+    "uint8_t": np.uint8,
+    "uint16_t": np.uint16,
+    "uint32_t": np.uint32,
+    "uint64_t": np.uint64,
+    "int64_t": np.int64,
+    "char": np.uint8,
+}
+
+
+@cache
+def record_dtype() -> np.dtype:
+    """numpy structured dtype with the C struct's exact offsets (read from cffi, not guessed)."""
+    names, formats, offsets = [], [], []
+    for name, cfield in native.ffi.typeof("struct xtcp_record").fields:
+        ctype = cfield.type
+        if ctype.kind == "array":
+            fmt = (_NUMPY_TYPES[ctype.item.cname], ctype.length)
+        else:
+            fmt = _NUMPY_TYPES[ctype.cname]
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(cfield.offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": native.RECORD_SIZE})
+
+
+def encode_labels(**labels) -> bytes:
+    """Protobuf bytes of the per-namespace [ns] fields, copied in front of every record."""
+    allowed = {f.name for f in schema.label_fields()}
+    unknown = set(labels) - allowed
+    if unknown:
+        raise ValueError(f"not namespace label fields: {sorted(unknown)}")
+    record_cls, _ = schema.message_classes()
+    return record_cls(**{k: v for k, v in labels.items() if v not in (None, "")}).SerializeToString()
+
+
+@dataclass
+class Dump:
+    """The decoded sockets of one dump (one namespace, one address family)."""
+
+    records: object  # cdata struct xtcp_record[]
+    count: int
+    labels: bytes = b""
+    stats: native.DecodeStats = field(default_factory=native.DecodeStats)
+    netns: str = ""
+    family: int = 0
+    dump_ns: int = 0  # wall time of the dump, ns
+    bytes_received: int = 0
+    recvs: int = 0
+    error: str | None = None  # why this dump is missing or partial, for the batch report
+
+    def array(self) -> np.ndarray:
+        if self.count == 0:
+            return np.empty(0, dtype=record_dtype())
+        buf = native.ffi.buffer(self.records, self.count * native.RECORD_SIZE)
+        return np.frombuffer(buf, dtype=record_dtype(), count=self.count)
+
+    def encode(self, framing: int) -> bytes:
+        return native.encode(self.records, 0, self.count, self.labels, framing)
+
+
+def decode_buffers(
+    buffers,
+    *,
+    layout: int = native.HOST_TCP_INFO_LAYOUT,
+    labels: bytes = b"",
+    netns: str = "",
+    strict: bool = True,
+) -> Dump:
+    """Decode the netlink bytes of one dump (any number of recv buffers) into one Dump.
+
+    Args:
+        buffers: bytes-like objects, each holding whole netlink messages (one recv each).
+        layout: tcp_info tail layout (``native.tcp_info_layout(release)``).
+        labels: encoded [ns] fields (``encode_labels``) for every record of this dump.
+        netns: name used in errors.
+        strict: raise on NLMSG_ERROR / malformed input; otherwise keep what decoded and
+            report it in ``stats`` (the poller's choice: never lose the other sockets).
+
+    Raises:
+        NetlinkError: the kernel answered with NLMSG_ERROR (strict only).
+        DecodeError: a netlink header lies about its length (strict only).
+    """
+    buffers = [b for b in buffers if len(b)]
+    total = sum(native.count_socket_messages(b) for b in buffers)
+    records = native.new_records(total)
+    stats = native.DecodeStats()
+    n = 0
+    for buf in buffers:
+        got, s = native.decode_into(buf, records, n, layout)
+        n += got
+        stats.add(s)
+        if s.malformed_offset is not None and strict:
+            raise DecodeError("malformed netlink message: nlmsg_len out of bounds", offset=s.malformed_offset, netns=netns or None)
+        if s.error:
+            if strict:
+                raise NetlinkError(s.error, f"kernel rejected the dump request: {__import__('os').strerror(s.error)}")
+            break
+    return Dump(records=records, count=n, labels=labels, stats=stats, netns=netns,
+                bytes_received=sum(len(b) for b in buffers), recvs=len(buffers))
+
+
+@dataclass
+class Batch:
+    """One poll: the dumps of every namespace and family, plus what went wrong where."""
+
+    dumps: list[Dump]
+    poll_id: int = 0
+    timestamp_ns: int = 0
+    duration_ns: int = 0
+    backend: str = ""
+
+    def __len__(self) -> int:
+        return sum(d.count for d in self.dumps)
+
+    def column(self, name: str) -> np.ndarray:
+        """One field for every socket, as numpy (a view when the batch has one dump)."""
+        parts = [d.array()[name] for d in self.dumps if d.count]
+        if not parts:
+            return np.empty(0, dtype=record_dtype()[name])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes:
+        """All records as protobuf bytes; with the default framing, one Envelope message."""
+        return b"".join(d.encode(framing) for d in self.dumps if d.count)
+
+    def envelope(self) -> bytes:
+        return self.encode(native.FRAME_ENVELOPE_ROWS)
+
+    def delimited(self) -> bytes:
+        return self.encode(native.FRAME_DELIMITED)
+
+    def __iter__(self) -> Iterator:
+        """Parsed protobuf messages, made on demand (slow path: for tools and tests)."""
+        record_cls, _ = schema.message_classes()
+        for d in self.dumps:
+            for i in range(d.count):
+                msg = record_cls()
+                msg.ParseFromString(native.encode(d.records, i, 1, d.labels, native.FRAME_SINGLE))
+                yield msg
+
+    @property
+    def stats(self) -> native.DecodeStats:
+        total = native.DecodeStats()
+        for d in self.dumps:
+            total.add(d.stats)
+        return total
