@@ -450,6 +450,10 @@ int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, siz
         off += NLMSG_ALIGN4((size_t)mlen);
         if (off > len) off = len;
     }
+    if (!st->done && !st->error && !st->malformed && off < len && len - off < NLMSG_HDR_LEN) {
+        st->malformed = 1; /* trailing bytes too short for a header: a cut buffer */
+        st->malformed_offset = (uint32_t)off;
+    }
     st->records += (uint64_t)n;
     st->consumed = off;
     return n;

@@ -1,0 +1,67 @@
+# xtcp_uring — `make run` and `make test` install whatever is missing, then run.
+# Stamps in .make/ keep a second call quick when nothing changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMPS := .make
+APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev
+EXTRAS := test,kafka,chdb,fast,metrics
+NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
+
+# Flags for the daemon; see `python -m xtcp_uring --help`.
+RUN_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test install bench fuzz clean generate
+
+run: install
+	$(PY) -m xtcp_uring $(RUN_ARGS)
+
+test: install
+	$(PY) tools/gen_schema.py --check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The decoder under AddressSanitizer + UBSan, driven by atheris (FUZZ_RUNS inputs).
+FUZZ_RUNS ?= 1000000
+fuzz: install
+	$(PIP) install atheris
+	XTCP_SANITIZE=1 $(PIP) install -e . --no-build-isolation --no-deps
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 $(PY) tests/fuzz_decoder.py -runs=$(FUZZ_RUNS)
+	$(PIP) install -e . --no-build-isolation --no-deps
+	touch $(STAMPS)/native
+
+generate: $(STAMPS)/deps
+	$(PY) tools/gen_schema.py
+
+install: $(STAMPS)/native
+
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(PY): | $(STAMPS)/apt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel cffi
+
+$(STAMPS)/deps: pyproject.toml $(PY) $(STAMPS)/apt
+	$(PIP) install setuptools wheel cffi
+	$(PIP) install -e ".[$(EXTRAS)]" --no-build-isolation
+	@touch $@
+
+$(STAMPS)/native: $(NATIVE_SOURCES) $(STAMPS)/deps
+	$(PIP) install -e . --no-build-isolation --no-deps
+	@touch $@
+
+clean:
+	rm -rf build $(STAMPS) xtcp_uring/_native*.so xtcp_uring/_native.c *.egg-info
