@@ -1,0 +1,76 @@
+"""Writing batches for people and pipes: JSON lines, length-delimited protobuf, Envelope.
+
+JSON lines are for reading and grepping, so addresses are text and the congestion control is
+a string; built from numpy columns per dump (one tolist() per field), not per socket objects
+from protobuf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import BinaryIO
+
+from google.protobuf.json_format import MessageToDict
+
+from . import native, schema
+from .records import Batch, Dump
+
+FORMATS = ("jsonl", "pb", "pblist")
+_ADDRESS_FIELDS = ("inet_diag_msg_socket_source", "inet_diag_msg_socket_destination")
+
+
+def _label_dict(dump: Dump) -> dict:
+    if not dump.labels:
+        return {}
+    record_cls, _ = schema.message_classes()
+    return MessageToDict(record_cls.FromString(dump.labels), preserving_proto_field_name=True,
+                         always_print_fields_with_no_presence=False)
+
+
+def _rows(dump: Dump):
+    arr = dump.array()
+    names, columns = [], []
+    for f in schema.socket_fields():
+        col = arr[f.name]
+        if f.name in _ADDRESS_FIELDS:
+            lens = arr[f.name + "_len"].tolist()
+            values = [str(ipaddress.ip_address(bytes(raw[:n]))) if n in (4, 16) else "" for raw, n in zip(col.tolist(), lens)]
+        elif f.name == "congestion_algorithm_string":
+            values = [bytes(v).split(b"\0")[0].decode("ascii", "replace") for v in col.tolist()]
+        else:
+            values = col.tolist()
+        names.append(f.name)
+        columns.append(values)
+    return names, zip(*columns)
+
+
+def write_jsonl(batch: Batch, out: BinaryIO) -> int:
+    """One JSON object per socket: the namespace labels, then every per-socket field."""
+    written = 0
+    for dump in batch.dumps:
+        if not dump.count:
+            continue
+        labels = _label_dict(dump)
+        names, rows = _rows(dump)
+        lines = []
+        for row in rows:
+            obj = dict(labels)
+            obj.update(zip(names, row))
+            lines.append(json.dumps(obj, separators=(",", ":")))
+        out.write(("\n".join(lines) + "\n").encode())
+        written += dump.count
+    return written
+
+
+def write(batch: Batch, out: BinaryIO, fmt: str) -> int:
+    """Write batch in fmt (jsonl | pb: length-delimited records | pblist: Envelope rows)."""
+    if fmt == "jsonl":
+        return write_jsonl(batch, out)
+    if fmt == "pb":
+        out.write(batch.encode(native.FRAME_DELIMITED))
+    elif fmt == "pblist":
+        out.write(batch.encode(native.FRAME_ENVELOPE_ROWS))
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return len(batch)
