@@ -31,13 +31,14 @@ bench: install
 FUZZ_RUNS ?= 1000000
 FUZZ_DIR := build/fuzz
 fuzz: install
+	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
 	$(PIP) install atheris
 	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/xtcp_uring
 	ln -s ../../csrc $(FUZZ_DIR)/csrc && ln -s ../../proto $(FUZZ_DIR)/proto && cp xtcp_uring/*.py $(FUZZ_DIR)/xtcp_uring/
-	cd $(FUZZ_DIR) && XTCP_SANITIZE=1 ../../$(PY) -c "import sys; sys.path.insert(0, '../..'); \
-	  from cffi_build import ffibuilder; ffibuilder.compile(tmpdir='.')"
+	cd $(FUZZ_DIR) && CC=clang LDSHARED="clang -shared" XTCP_SANITIZE=fuzz ../../$(PY) -c "import sys; \
+	  sys.path.insert(0, '../..'); from cffi_build import ffibuilder; ffibuilder.compile(tmpdir='.')"
 	PYTHONPATH=$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0 \
-	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  LD_PRELOAD="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
 	  $(PY) tests/fuzz_decoder.py -runs=$(FUZZ_RUNS) -print_final_stats=1
 
 generate: $(STAMPS)/deps

@@ -2,7 +2,7 @@
 
 Only what Python calls is declared: the blocks between BEGIN CDEF / END CDEF in csrc/*.h,
 plus every integer `#define XTCP_...` of those headers, exported as constants whose values
-come from the C headers themselves. XTCP_SANITIZE=1 builds with ASan/UBSan (make fuzz).
+come from the C headers themselves. XTCP_SANITIZE builds with sanitizers (make fuzz).
 """
 
 import os
@@ -38,9 +38,13 @@ ffibuilder.cdef(cdef_text())
 
 _cflags = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 _ldflags = []
-if os.environ.get("XTCP_SANITIZE") == "1":
-    _cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
-    _ldflags += ["-fsanitize=address,undefined"]
+# XTCP_SANITIZE=1: ASan + UBSan. XTCP_SANITIZE=fuzz (with CC=clang): also libFuzzer coverage
+# hooks, so atheris sees which C branches an input reached.
+_sanitize = os.environ.get("XTCP_SANITIZE")
+if _sanitize in ("1", "fuzz"):
+    _checks = "address,undefined" + (",fuzzer-no-link" if _sanitize == "fuzz" else "")
+    _cflags += ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={_checks}", "-fno-sanitize-recover=undefined"]
+    _ldflags += [f"-fsanitize={_checks}"]
 
 ffibuilder.set_source(
     "xtcp_uring._native",

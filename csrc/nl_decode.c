@@ -164,7 +164,10 @@ static int xtcp_attr_cong(struct xtcp_record *r, const uint8_t *p, size_t n, int
     (void)layout;
     if (len > sizeof(r->congestion_algorithm_string) - 1)
         len = sizeof(r->congestion_algorithm_string) - 1;
-    memcpy(r->congestion_algorithm_string, p, len);
+    /* Kernel CC names are ASCII identifiers; anything else would make an invalid protobuf
+     * string that parsers reject with the whole message, so it becomes '?'. */
+    for (size_t i = 0; i < len; i++)
+        r->congestion_algorithm_string[i] = (p[i] > 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
     r->congestion_algorithm_string[len] = '\0';
     r->congestion_algorithm_enum = len ? 9 : 0; /* OTHER unless known */
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)

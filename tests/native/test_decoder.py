@@ -160,6 +160,13 @@ def test_unknown_attribute_types_are_counted_not_fatal():
     assert rec["inet_diag_msg_socket_cookie"] == (1 << 32) | 7
 
 
+def test_congestion_name_that_is_not_ascii_still_encodes_valid_protobuf():
+    # Found by the fuzzer: raw bytes here made a protobuf string no parser accepts.
+    dump = records.decode_buffers([_message(_header() + _attr(4, b"cu\xffbic\0"))])
+    (msg,) = list(records.Batch([dump]))
+    assert msg.congestion_algorithm_string == "cu?bic"
+
+
 def test_short_attribute_is_ignored_and_counted():
     dump = records.decode_buffers([_message(_header() + _attr(16, b"\1" * 12))])  # BBRINFO needs 20 B
     assert dump.stats.short_attributes == 1
