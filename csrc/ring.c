@@ -1,0 +1,640 @@
+/*
+ * io_uring dump driver (see ring.h for the API).
+ *
+ * Theory of operation. A job is one dump: (net id, fd, family, request). Its life:
+ *
+ *   QUEUED  -- another job of the same fd is running; starts when that one finishes
+ *   RUNNING -- SEND(request) linked to RECV(arena); each RECV with data is scanned and, unless
+ *              it ended the dump, followed by the next RECV right after it in the arena
+ *   DONE    -- NLMSG_DONE / NLMSG_ERROR seen, or an error, or cancelled, AND no SQE of the job
+ *              is in flight any more; only then is it reported, and only then may its arena be
+ *              read, moved or freed (a buffer named by an in-flight SQE lives until its CQE).
+ *
+ * Rules: (1) one dump per fd at a time (the kernel answers EBUSY otherwise), so jobs on one fd
+ * are chained in the order added; (2) at most one RECV per job in flight, which is what makes
+ * growing the arena with realloc safe; (3) every SQE has exactly one CQE (no multishot, no
+ * SEND_ZC), so `inflight` counts are exact and teardown knows when it may free memory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ring.h"
+
+#define NLMSG_HDR_LEN 16
+#define NLMSG_ERROR_T 2
+#define NLMSG_DONE_T 3
+#define REAP_BATCH 128
+#define TEARDOWN_WAIT_NS 2000000000ull   /* cancelled netlink ops complete in microseconds */
+
+_Static_assert(sizeof(struct xtcp_ring_event) == 48, "event layout is part of the cffi ABI");
+_Static_assert(sizeof(((struct xtcp_ring_stats *)0)->cqe_errors) / sizeof(uint64_t) ==
+               XTCP_RING_ERRNO_SLOTS, "cqe_errors has one slot per errno");
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct job {
+    uint32_t net_id;
+    int fd;
+    uint8_t family;
+    uint8_t state;
+    uint8_t finished;      /* the dump ended (or failed): no further RECV */
+    uint8_t taken;         /* the arena now belongs to the caller */
+    int32_t error;         /* first error, positive errno */
+    int32_t cancel_errno;  /* set by expire/teardown: finish with this instead of re-arming */
+    uint32_t seq;          /* nlmsg_seq of the request, checked on every reply message */
+    uint32_t inflight;     /* this job's SQEs without a CQE yet */
+    uint32_t recvs;
+    int64_t next;          /* job queued behind this one on the same fd, or -1 */
+    uint8_t *req;
+    size_t req_len;
+    uint8_t *arena;
+    size_t len, cap;
+    uint64_t start_ns, end_ns;
+};
+
+struct xtcp_ring {
+    struct io_uring uring;
+    int efd;
+    int flags;
+    int poisoned;          /* teardown could not reap everything: refuse new jobs */
+    int draining;          /* inside reset: never re-arm or start anything */
+    uint64_t inflight;     /* SQEs queued or submitted without a CQE yet, ring-wide */
+    struct job *jobs;
+    size_t njobs, jobs_cap;
+    int64_t *done;         /* FIFO of finished, not yet reported job indices */
+    size_t done_head, done_tail;
+    int32_t *fd_last;      /* last job added per fd (index by fd), -1 if none */
+    size_t fd_cap;
+    struct xtcp_ring_stats st;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static void count_error(struct xtcp_ring *r, int err)
+{
+    r->st.cqe_errors[err >= XTCP_RING_ERRNO_SLOTS ? XTCP_RING_ERRNO_SLOTS - 1 : err]++;
+}
+
+/* Submit what is queued. An error leaves the SQEs in the SQ ring for the next call. */
+static int flush(struct xtcp_ring *r)
+{
+    if (!io_uring_sq_ready(&r->uring))
+        return 0;
+    r->st.submits++;
+    r->st.enters++;
+    int n = io_uring_submit(&r->uring);
+    if (n < 0)
+        r->st.submit_errors++;
+    return n;
+}
+
+/* n free SQEs, submitting what is queued if the SQ ring is full. */
+static int reserve(struct xtcp_ring *r, unsigned n)
+{
+    if (io_uring_sq_space_left(&r->uring) >= n)
+        return 0;
+    int rc = flush(r);
+    if (rc < 0)
+        return rc;
+    return io_uring_sq_space_left(&r->uring) >= n ? 0 : -EBUSY;
+}
+
+static struct io_uring_sqe *sqe_for(struct xtcp_ring *r, uint32_t op, uint32_t job, uint32_t net)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (sqe) {
+        sqe->user_data = xtcp_ring_pack(op, job, net);
+        r->inflight++;
+        r->st.sqes++;
+    }
+    return sqe;
+}
+
+/* Queue the next RECV into the arena, growing it first so XTCP_RING_RECV_MIN bytes are free. */
+static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
+{
+    struct job *j = &r->jobs[idx];
+    if (j->cap - j->len < XTCP_RING_RECV_MIN) {
+        size_t cap = j->cap * 2;
+        if (cap < j->len + XTCP_RING_RECV_MIN)
+            cap = j->len + XTCP_RING_RECV_MIN;
+        uint8_t *p = realloc(j->arena, cap);   /* safe: no RECV of this job is in flight */
+        if (!p)
+            return -ENOMEM;
+        j->arena = p;
+        j->cap = cap;
+    }
+    struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_RECV, idx, j->net_id);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv(sqe, j->fd, j->arena + j->len, j->cap - j->len, 0);
+    io_uring_sqe_set_flags(sqe, sqe_flags);
+    j->inflight++;
+    return 0;
+}
+
+static void finish(struct xtcp_ring *r, uint32_t idx, int err);
+
+/* SEND linked to the first RECV: one submit starts the dump and its first read. The SEND
+ * builds the first skb (for a small namespace, the whole walk of the host-wide ehash), so
+ * XTCP_RING_ASYNC on it alone already spreads small namespaces over io-wq workers. */
+static void start_job(struct xtcp_ring *r, uint32_t idx)
+{
+    struct job *j = &r->jobs[idx];
+    unsigned async = (r->flags & XTCP_RING_ASYNC) ? IOSQE_ASYNC : 0;
+    unsigned rasync = (r->flags & XTCP_RING_ASYNC_RECV) ? IOSQE_ASYNC : 0;
+    j->state = JOB_RUNNING;
+    j->start_ns = now_ns();
+    int rc = reserve(r, 2);
+    if (rc < 0) {
+        finish(r, idx, -rc);
+        return;
+    }
+    struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_SEND, idx, j->net_id);
+    io_uring_prep_send(sqe, j->fd, j->req, j->req_len, 0);
+    io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK | async);
+    j->inflight++;
+    rc = arm_recv(r, idx, rasync);
+    if (rc < 0) {
+        /* Unlink, or the next SQE queued (another job's) would hang off this SEND. */
+        io_uring_sqe_set_flags(sqe, async);
+        j->finished = 1;
+        if (!j->error)
+            j->error = -rc;
+    }
+}
+
+/* Report a job once nothing of it is in flight; then start (or fail) the job queued behind it. */
+static void complete(struct xtcp_ring *r, uint32_t idx)
+{
+    for (;;) {
+        struct job *j = &r->jobs[idx];
+        j->state = JOB_DONE;
+        j->end_ns = now_ns();
+        if (j->arena && j->cap > j->len + 4096) {
+            /* Give back the RECV headroom: results may be kept long after the poll. */
+            uint8_t *p = realloc(j->arena, j->len ? j->len : 1);
+            if (p) {
+                j->arena = p;
+                j->cap = j->len ? j->len : 1;
+            }
+        }
+        r->done[r->done_tail++] = idx;
+        r->st.jobs++;
+        if (j->error)
+            r->st.jobs_failed++;
+        if (j->next < 0)
+            return;
+        uint32_t nxt = (uint32_t)j->next;
+        /* Cut short (timeout, teardown): the fd may still hold a running dump. */
+        int inherited = (r->draining || (j->cancel_errno && j->error)) ? ECANCELED : 0;
+        if (!inherited) {
+            start_job(r, nxt);
+            return;
+        }
+        /* A new dump there would get EBUSY: fail the chain now, so a stuck namespace costs
+         * one timeout, not one per family. */
+        struct job *n = &r->jobs[nxt];
+        n->start_ns = now_ns();
+        n->finished = 1;
+        n->error = inherited;
+        idx = nxt;
+    }
+}
+
+static void finish(struct xtcp_ring *r, uint32_t idx, int err)
+{
+    struct job *j = &r->jobs[idx];
+    j->finished = 1;
+    if (err && !j->error)
+        j->error = err;
+    if (j->inflight == 0 && j->state != JOB_DONE)
+        complete(r, idx);
+}
+
+/* Scan the nlmsghdrs of one received chunk (one skb: whole messages only) for the end. */
+static void scan_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= NLMSG_HDR_LEN) {
+        const uint8_t *h = p + off;
+        uint32_t mlen = ld32(h);
+        uint16_t type = ld16(h + 4);
+        if (mlen < NLMSG_HDR_LEN || mlen > len - off) {
+            j->finished = 1;
+            if (!j->error)
+                j->error = EBADMSG;
+            return;
+        }
+        if (ld32(h + 8) != j->seq)
+            r->st.seq_mismatches++;
+        if (type == NLMSG_DONE_T || type == NLMSG_ERROR_T) {
+            /* DONE carries the dump's own status (netlink_dump_done), ERROR the request's. */
+            int32_t status = mlen >= NLMSG_HDR_LEN + 4 ? (int32_t)ld32(h + NLMSG_HDR_LEN) : 0;
+            if (type == NLMSG_ERROR_T && mlen < NLMSG_HDR_LEN + 4)
+                status = -EBADMSG;
+            j->finished = 1;
+            if (status < 0 && !j->error)
+                j->error = -status;
+            return;
+        }
+        off += (mlen + 3u) & ~3u;
+    }
+}
+
+static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    uint32_t op = xtcp_ring_unpack_op(ud), idx = xtcp_ring_unpack_request(ud);
+    int res = cqe->res;
+
+    r->st.cqes++;
+    if (r->inflight)
+        r->inflight--;
+    if (res < 0)
+        count_error(r, -res);
+    if (op == XTCP_RING_OP_CANCEL || op == XTCP_RING_OP_NOP) {
+        if (op == XTCP_RING_OP_NOP && ud != xtcp_ring_pack(XTCP_RING_OP_NOP, 0, 0))
+            r->st.unknown_completions++;
+        return;
+    }
+    if ((op != XTCP_RING_OP_SEND && op != XTCP_RING_OP_RECV) || idx >= r->njobs ||
+        r->jobs[idx].net_id != xtcp_ring_unpack_net(ud) || r->jobs[idx].inflight == 0) {
+        r->st.unknown_completions++;
+        return;
+    }
+    struct job *j = &r->jobs[idx];
+    j->inflight--;
+    if (op == XTCP_RING_OP_SEND) {
+        if (res < 0)
+            finish(r, idx, -res);          /* its linked RECV comes back ECANCELED */
+        else if ((size_t)res != j->req_len)
+            finish(r, idx, EMSGSIZE);      /* netlink sends whole datagrams; never expected */
+        else if (j->finished && j->inflight == 0 && j->state != JOB_DONE)
+            complete(r, idx);
+        return;
+    }
+    if (res > 0) {
+        scan_chunk(r, j, j->arena + j->len, (size_t)res);
+        j->len += (size_t)res;
+        j->recvs++;
+        r->st.recvs++;
+        r->st.bytes += (uint64_t)res;
+    } else if (res == 0) {
+        j->finished = 1;                   /* a dump never sends an empty datagram */
+        if (!j->error)
+            j->error = ENODATA;
+    } else {
+        /* Our own cancel (timeout, teardown) says why; otherwise keep the first error. */
+        j->finished = 1;
+        if (!j->error)
+            j->error = j->cancel_errno && res == -ECANCELED ? j->cancel_errno : -res;
+    }
+    if (!j->finished && (j->cancel_errno || r->draining)) {
+        j->finished = 1;
+        j->error = j->cancel_errno ? j->cancel_errno : ECANCELED;
+    }
+    if (!j->finished) {
+        int rc = reserve(r, 1);
+        if (rc == 0)
+            rc = arm_recv(r, idx, (r->flags & XTCP_RING_ASYNC_RECV) ? IOSQE_ASYNC : 0);
+        if (rc < 0) {
+            j->finished = 1;
+            j->error = -rc;
+        }
+    }
+    if (j->finished && j->inflight == 0 && j->state != JOB_DONE)
+        complete(r, idx);
+}
+
+/* Process every CQE that is ready now. Returns how many. */
+static unsigned process_ready(struct xtcp_ring *r)
+{
+    struct io_uring_cqe *cqes[REAP_BATCH];
+    unsigned total = 0, n;
+    while ((n = io_uring_peek_batch_cqe(&r->uring, cqes, REAP_BATCH)) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            handle_cqe(r, cqes[i]);
+        io_uring_cq_advance(&r->uring, n);
+        total += n;
+    }
+    return total;
+}
+
+static int grow_jobs(struct xtcp_ring *r)
+{
+    size_t cap = r->jobs_cap ? r->jobs_cap * 2 : 64;
+    struct job *jobs = realloc(r->jobs, cap * sizeof *jobs);   /* no SQE points into it */
+    if (!jobs)
+        return -ENOMEM;
+    r->jobs = jobs;
+    int64_t *done = realloc(r->done, cap * sizeof *done);
+    if (!done)
+        return -ENOMEM;
+    r->done = done;
+    r->jobs_cap = cap;
+    return 0;
+}
+
+static int fd_slot(struct xtcp_ring *r, int fd)
+{
+    if ((size_t)fd < r->fd_cap)
+        return 0;
+    size_t cap = r->fd_cap ? r->fd_cap : 256;
+    while (cap <= (size_t)fd)
+        cap *= 2;
+    int32_t *p = realloc(r->fd_last, cap * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    for (size_t i = r->fd_cap; i < cap; i++)
+        p[i] = -1;
+    r->fd_last = p;
+    r->fd_cap = cap;
+    return 0;
+}
+
+xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
+{
+    struct xtcp_ring *r = calloc(1, sizeof *r);
+    if (!r) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    r->flags = flags;
+    r->efd = -1;
+    if (entries == 0)
+        entries = 256;
+    /* The CQ holds up to two completions per running job; size it for ~thousands of
+     * namespaces so the kernel's overflow list (NODROP) stays a rare path. */
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
+    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    if (rc == -EINVAL) {   /* SUBMIT_ALL is 5.18+ */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
+        rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    }
+    if (rc < 0) {
+        free(r);
+        *err = -rc;
+        return NULL;
+    }
+    r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->efd < 0) {
+        *err = errno;
+        io_uring_queue_exit(&r->uring);
+        free(r);
+        return NULL;
+    }
+    rc = io_uring_register_eventfd(&r->uring, r->efd);
+    if (rc < 0) {
+        *err = -rc;
+        close(r->efd);
+        io_uring_queue_exit(&r->uring);
+        free(r);
+        return NULL;
+    }
+    *err = 0;
+    return r;
+}
+
+int xtcp_ring_eventfd(const xtcp_ring_t *ring) { return ring->efd; }
+
+int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t *req,
+                          size_t req_len, uint8_t family)
+{
+    if (r->poisoned)
+        return -EBUSY;
+    if (req_len < NLMSG_HDR_LEN || req_len > UINT32_MAX)
+        return -EINVAL;
+    if (r->njobs > XTCP_RING_REQUEST_MAX)
+        return -E2BIG;
+    if (r->njobs == r->jobs_cap && grow_jobs(r) < 0)
+        return -ENOMEM;
+    if (fd >= 0 && fd_slot(r, fd) < 0)
+        return -ENOMEM;
+    uint8_t *copy = malloc(req_len);   /* lives until the SEND's CQE, past the caller's bytes */
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, req, req_len);
+
+    uint32_t idx = (uint32_t)r->njobs++;
+    struct job *j = &r->jobs[idx];
+    memset(j, 0, sizeof *j);
+    j->net_id = net_id;
+    j->fd = fd;
+    j->family = family;
+    j->state = JOB_QUEUED;
+    j->next = -1;
+    j->req = copy;
+    j->req_len = req_len;
+    j->seq = ld32(copy + 8);
+
+    /* A bad fd gets no chaining: its SEND fails on its own with EBADF. */
+    int64_t prev = fd >= 0 ? r->fd_last[fd] : -1;
+    if (fd >= 0)
+        r->fd_last[fd] = (int32_t)idx;
+    if (prev >= 0 && r->jobs[prev].state != JOB_DONE)
+        r->jobs[prev].next = idx;
+    else
+        start_job(r, idx);
+    return idx;
+}
+
+int xtcp_ring_submit(xtcp_ring_t *r)
+{
+    return flush(r);
+}
+
+int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t max,
+                       uint64_t budget_ns)
+{
+    uint64_t drained;
+    /* First the eventfd, then the CQ: a CQE posted after this read signals it again. */
+    if (read(r->efd, &drained, sizeof drained) < 0 && errno != EAGAIN)
+        return -errno;
+    uint64_t t0 = budget_ns ? now_ns() : 0;
+    for (;;) {
+        unsigned n = process_ready(r);
+        /* Re-armed RECVs usually complete inside this submit (the next skb is built while
+         * the previous one is read), so keep going: a whole dump often ends in one call. */
+        if (flush(r) < 0 && n == 0)
+            break;
+        if (n == 0 && io_uring_cq_ready(&r->uring) == 0)
+            break;
+        if (budget_ns && now_ns() - t0 >= budget_ns)
+            break;
+    }
+    size_t k = 0;
+    while (k < max && r->done_head < r->done_tail) {
+        struct job *j = &r->jobs[r->done[r->done_head++]];
+        struct xtcp_ring_event *e = &events[k++];
+        memset(e, 0, sizeof *e);
+        e->job = (uint32_t)(j - r->jobs);
+        e->net_id = j->net_id;
+        e->error = j->error;
+        e->recvs = j->recvs;
+        e->bytes = j->len;
+        e->start_ns = j->start_ns;
+        e->end_ns = j->end_ns;
+        e->family = j->family;
+    }
+    return (int64_t)k;
+}
+
+int64_t xtcp_ring_expire(xtcp_ring_t *r, uint64_t timeout_ns, uint64_t *next_ns)
+{
+    uint64_t now = now_ns(), next = 0;
+    int64_t cancelled = 0;
+    for (size_t i = 0; i < r->njobs; i++) {
+        struct job *j = &r->jobs[i];
+        if (j->state != JOB_RUNNING || j->cancel_errno)
+            continue;
+        uint64_t age = now - j->start_ns;
+        if (age < timeout_ns) {
+            uint64_t left = timeout_ns - age;
+            if (!next || left < next)
+                next = left;
+            continue;
+        }
+        j->cancel_errno = ETIMEDOUT;
+        r->st.timeouts++;
+        cancelled++;
+        if (j->inflight == 0) {            /* cannot happen while RUNNING; be safe */
+            finish(r, (uint32_t)i, ETIMEDOUT);
+            continue;
+        }
+        /* Everything of this job is on its fd, and nothing else is (one dump per fd). */
+        int rc = reserve(r, 1);
+        struct io_uring_sqe *sqe = rc == 0 ? sqe_for(r, XTCP_RING_OP_CANCEL, (uint32_t)i, j->net_id) : NULL;
+        if (sqe)
+            io_uring_prep_cancel_fd(sqe, j->fd, IORING_ASYNC_CANCEL_ALL);
+    }
+    *next_ns = next;
+    int rc = flush(r);
+    return rc < 0 ? rc : cancelled;
+}
+
+size_t xtcp_ring_pending(const xtcp_ring_t *r)
+{
+    size_t reported = r->done_head;
+    return r->njobs - reported;
+}
+
+const uint8_t *xtcp_ring_job_data(const xtcp_ring_t *r, uint32_t job, size_t *len)
+{
+    *len = 0;
+    if (job >= r->njobs || r->jobs[job].state != JOB_DONE || r->jobs[job].taken)
+        return NULL;
+    *len = r->jobs[job].len;
+    return r->jobs[job].len ? r->jobs[job].arena : NULL;
+}
+
+uint8_t *xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, size_t *len)
+{
+    uint8_t *p = (uint8_t *)xtcp_ring_job_data(r, job, len);
+    if (p) {
+        r->jobs[job].taken = 1;
+        r->jobs[job].arena = NULL;
+        r->jobs[job].cap = 0;
+    }
+    return p;
+}
+
+void xtcp_ring_buf_free(void *buf) { free(buf); }
+
+int xtcp_ring_reset(xtcp_ring_t *r)
+{
+    int rc = 0;
+    r->draining = 1;
+    for (size_t i = 0; i < r->njobs; i++)
+        if (!r->jobs[i].cancel_errno)
+            r->jobs[i].cancel_errno = ECANCELED;
+    flush(r);   /* queued SQEs name our buffers too: let them run into the cancel below */
+    if (r->inflight) {
+        if (reserve(r, 1) == 0) {
+            struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_CANCEL, 0, 0);
+            if (sqe)
+                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+            flush(r);
+        }
+        uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
+        while (r->inflight) {
+            process_ready(r);
+            uint64_t now = now_ns();
+            if (!r->inflight || now >= deadline)
+                break;
+            struct __kernel_timespec ts = {
+                .tv_sec = (long long)((deadline - now) / 1000000000ull),
+                .tv_nsec = (long long)((deadline - now) % 1000000000ull),
+            };
+            struct io_uring_cqe *cqe;
+            r->st.enters++;
+            int w = io_uring_wait_cqe_timeout(&r->uring, &cqe, &ts);
+            if (w < 0 && w != -ETIME && w != -EINTR)
+                break;
+        }
+        process_ready(r);
+    }
+    for (size_t i = 0; i < r->njobs; i++) {
+        struct job *j = &r->jobs[i];
+        if (j->inflight) {
+            r->st.leaked_buffers++;    /* the kernel may still write here: never free it */
+            rc = -ETIMEDOUT;
+        } else {
+            free(j->arena);
+            free(j->req);
+        }
+        if (j->fd >= 0 && (size_t)j->fd < r->fd_cap)
+            r->fd_last[j->fd] = -1;
+    }
+    if (rc < 0)
+        r->poisoned = 1;    /* a late CQE could otherwise name a new job with the same index */
+    r->njobs = 0;
+    r->done_head = r->done_tail = 0;
+    r->draining = 0;
+    return rc;
+}
+
+void xtcp_ring_stats(const xtcp_ring_t *r, struct xtcp_ring_stats *out) { *out = r->st; }
+
+int xtcp_ring_queue_nop(xtcp_ring_t *r, uint64_t user_data)
+{
+    int rc = reserve(r, 1);
+    if (rc < 0)
+        return rc;
+    struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_NOP, 0, 0);
+    io_uring_prep_nop(sqe);
+    sqe->user_data = user_data;
+    return 0;
+}
+
+void xtcp_ring_free(xtcp_ring_t *r)
+{
+    if (!r)
+        return;
+    xtcp_ring_reset(r);
+    io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
+    close(r->efd);
+    free(r->jobs);
+    free(r->done);
+    free(r->fd_last);
+    free(r);
+}

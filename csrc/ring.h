@@ -1,0 +1,129 @@
+/*
+ * io_uring dump driver: one ring runs SOCK_DIAG dumps of many namespaces at once.
+ *
+ * Python adds one job per (namespace fd, address family), submits once, then calls
+ * xtcp_ring_reap() each time the ring's eventfd is readable. C does the per-recv work: it scans
+ * each received chunk for NLMSG_DONE / NLMSG_ERROR and re-arms the next RECV into the job's
+ * arena, so Python crosses cffi per namespace, never per recv. This file knows fds, buffers and
+ * nlmsghdr framing; decoding sockets is nl_decode.c's job.
+ *
+ * user_data of every SQE = op (bits 56..63) | request id = job index (32..55) | net id (0..31).
+ */
+#ifndef XTCP_RING_H
+#define XTCP_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XTCP_RING_OP_NONE 0            /* never issued: a zeroed user_data is always unknown */
+#define XTCP_RING_OP_SEND 1            /* the dump request */
+#define XTCP_RING_OP_RECV 2            /* one chunk (one skb, <= ~32 KiB) of the dump */
+#define XTCP_RING_OP_CANCEL 3          /* per-job timeout or teardown cancel */
+#define XTCP_RING_OP_NOP 4             /* reserved: wake-ups and tests */
+
+#define XTCP_RING_OP_BITS 8
+#define XTCP_RING_REQUEST_BITS 24
+#define XTCP_RING_NET_BITS 32
+#define XTCP_RING_OP_MAX 255
+#define XTCP_RING_REQUEST_MAX 16777215     /* (1 << 24) - 1: also the most jobs per reset */
+#define XTCP_RING_NET_MAX 4294967295       /* (1 << 32) - 1 */
+
+/* Flags of xtcp_ring_new. Each dump step runs inline in our io_uring_enter unless punted to
+ * an io-wq worker: the SEND builds the first skb, each RECV the next one (netlink_recvmsg). */
+#define XTCP_RING_ASYNC 1                  /* IOSQE_ASYNC on the SEND: namespaces in parallel */
+#define XTCP_RING_ASYNC_RECV 2             /* IOSQE_ASYNC on every RECV too: one big namespace's
+                                              chunks in a worker (~30% slower alone, faster mixed) */
+
+/* Free space guaranteed before each RECV. One recv returns one skb of at most
+ * SKB_WITH_OVERHEAD(32768) (netlink_recvmsg caps max_recvmsg_len there); less space than the
+ * skb silently truncates it (MSG_TRUNC), so twice that leaves margin. */
+#define XTCP_RING_RECV_MIN 65536
+#define XTCP_RING_ERRNO_SLOTS 256          /* cqe_errors[] per errno; larger ones at 255 */
+
+static inline uint64_t xtcp_ring_pack(uint32_t op, uint32_t request_id, uint32_t net_id)
+{
+    return ((uint64_t)(op & 0xffu) << 56) | ((uint64_t)(request_id & 0xffffffu) << 32) | net_id;
+}
+static inline uint32_t xtcp_ring_unpack_op(uint64_t u) { return (uint32_t)(u >> 56); }
+static inline uint32_t xtcp_ring_unpack_request(uint64_t u) { return (uint32_t)(u >> 32) & 0xffffffu; }
+static inline uint32_t xtcp_ring_unpack_net(uint64_t u) { return (uint32_t)u; }
+
+/* BEGIN CDEF */
+typedef struct xtcp_ring xtcp_ring_t;
+
+/* One finished job (one namespace, one family): reported exactly once by xtcp_ring_reap. */
+struct xtcp_ring_event {
+    uint32_t job;             /* index returned by xtcp_ring_add_job */
+    uint32_t net_id;
+    int32_t error;            /* 0, or a positive errno: SEND/RECV failure, NLMSG_ERROR, ETIMEDOUT */
+    uint32_t recvs;           /* RECV completions that carried data */
+    uint64_t bytes;           /* bytes in the job's arena (whole netlink messages) */
+    uint64_t start_ns;        /* CLOCK_MONOTONIC: SEND queued */
+    uint64_t end_ns;          /* CLOCK_MONOTONIC: last completion of the job reaped */
+    uint8_t family;
+    uint8_t pad[7];
+};
+
+struct xtcp_ring_stats {
+    uint64_t submits;              /* io_uring_submit calls with something to submit */
+    uint64_t enters;               /* io_uring_enter syscalls (submits and teardown waits) */
+    uint64_t sqes;                 /* SQEs queued */
+    uint64_t cqes;                 /* CQEs reaped */
+    uint64_t recvs;                /* RECVs that returned data */
+    uint64_t bytes;                /* bytes received */
+    uint64_t jobs;                 /* jobs finished */
+    uint64_t jobs_failed;          /* of which with an error */
+    uint64_t timeouts;             /* jobs cancelled by xtcp_ring_expire */
+    uint64_t unknown_completions;  /* CQEs naming no live job: counted, never fatal */
+    uint64_t seq_mismatches;       /* messages whose nlmsg_seq is not the job's request seq */
+    uint64_t submit_errors;        /* io_uring_submit returning -errno (retried later) */
+    uint64_t leaked_buffers;       /* arenas never freed: a CQE for them never came (teardown) */
+    uint64_t cqe_errors[256];      /* CQEs with res < 0, by errno (ECANCELED counts cancels) */
+};
+
+uint64_t xtcp_ring_pack(uint32_t op, uint32_t request_id, uint32_t net_id);
+uint32_t xtcp_ring_unpack_op(uint64_t u);
+uint32_t xtcp_ring_unpack_request(uint64_t u);
+uint32_t xtcp_ring_unpack_net(uint64_t u);
+
+/* A ring of `entries` SQEs (CQ sized for many jobs in flight) with a registered non-blocking
+ * eventfd. flags: XTCP_RING_ASYNC[_RECV]. NULL with *err = errno (EPERM/ENOSYS: io_uring disabled). */
+xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err);
+/* Cancel and reap everything in flight, free every buffer the ring still owns, close. Once. */
+void xtcp_ring_free(xtcp_ring_t *ring);
+int xtcp_ring_eventfd(const xtcp_ring_t *ring);
+
+/* Queue the dump `req` on `fd`; the request bytes are copied. Jobs on one fd run in the order
+ * added (one dump per fd at a time, EBUSY otherwise); jobs on different fds run in parallel.
+ * Returns the job index (>= 0) or -errno (-EBUSY: a failed teardown poisoned the ring). */
+int64_t xtcp_ring_add_job(xtcp_ring_t *ring, uint32_t net_id, int fd, const uint8_t *req,
+                          size_t req_len, uint8_t family);
+/* One io_uring_enter for everything queued. Returns SQEs submitted or -errno. */
+int xtcp_ring_submit(xtcp_ring_t *ring);
+/* Drain the eventfd, then process CQEs and re-submit follow-up RECVs/SENDs, round after round
+ * while completions keep coming and budget_ns (0 = no limit) is not spent. Writes up to `max`
+ * finished jobs to `events`; returns how many (call again while it returns `max`). */
+int64_t xtcp_ring_reap(xtcp_ring_t *ring, struct xtcp_ring_event *events, size_t max,
+                       uint64_t budget_ns);
+/* Cancel jobs whose dump started more than timeout_ns ago: each finishes with ETIMEDOUT and
+ * jobs queued behind it on the same fd with ECANCELED (the fd still holds a running dump).
+ * *next_ns = ns until the next running job would expire (0: none running). Returns jobs
+ * cancelled or -errno. */
+int64_t xtcp_ring_expire(xtcp_ring_t *ring, uint64_t timeout_ns, uint64_t *next_ns);
+/* Jobs added since the last reset that have not been reported yet. */
+size_t xtcp_ring_pending(const xtcp_ring_t *ring);
+/* A finished job's bytes, still owned by the ring (valid until xtcp_ring_reset). NULL if the job
+ * is unknown, unfinished, taken or empty. */
+const uint8_t *xtcp_ring_job_data(const xtcp_ring_t *ring, uint32_t job, size_t *len);
+/* Same, but ownership moves to the caller, who frees it with xtcp_ring_buf_free. */
+uint8_t *xtcp_ring_job_take(xtcp_ring_t *ring, uint32_t job, size_t *len);
+void xtcp_ring_buf_free(void *buf);
+/* Cancel and reap whatever is in flight, free all arenas not taken, forget every job. Returns
+ * 0, or -ETIMEDOUT if completions never came: buffers were leaked and the ring refuses jobs. */
+int xtcp_ring_reset(xtcp_ring_t *ring);
+void xtcp_ring_stats(const xtcp_ring_t *ring, struct xtcp_ring_stats *out);
+/* Queue a NOP with this user_data (its CQE is then checked like any other). Tests only. */
+int xtcp_ring_queue_nop(xtcp_ring_t *ring, uint64_t user_data);
+/* END CDEF */
+
+#endif

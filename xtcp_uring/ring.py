@@ -1,0 +1,344 @@
+"""io_uring backend: every namespace's dump in flight at once, one eventfd, no threads.
+
+The per-recv work is C (``csrc/ring.c``): it re-arms RECVs, spots NLMSG_DONE and chains a
+namespace's families on its fd. Python adds jobs, submits once, and then wakes only when the
+ring's eventfd is readable, so a poll crosses cffi O(namespaces) times, not O(recvs).
+
+``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
+net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
+
+Buffer lifetime: each DumpResult's buffer is the job's receive arena itself (no copy). Its
+ownership moves from the ring to a Python object when the dump finishes, and the memory is
+freed when the last memoryview of it goes away, so results stay valid after the next
+``dump_all`` and after ``close()``. The ring never frees memory an in-flight SQE names: a job
+is reported only after its last CQE, and teardown cancels and reaps before freeing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno as _errno
+import os
+import time
+import warnings
+from typing import Sequence
+
+from .backend import DumpJob, DumpResult
+from .errors import RingUnavailableError, XtcpError
+from .native import ffi, lib
+
+__all__ = [
+    "OP_SEND", "OP_RECV", "OP_CANCEL", "OP_NOP", "OP_MAX", "REQUEST_ID_MAX", "NET_ID_MAX",
+    "pack_user_data", "unpack_user_data", "UringBackend",
+]
+
+OP_NONE = 0  # never issued, so a zeroed user_data is always unknown
+OP_SEND = 1
+OP_RECV = 2
+OP_CANCEL = 3
+OP_NOP = 4
+OP_MAX = (1 << 8) - 1
+REQUEST_ID_MAX = (1 << 24) - 1
+NET_ID_MAX = (1 << 32) - 1
+_U64_MAX = (1 << 64) - 1
+
+
+def _check_int(name: str, value: int, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= maximum:
+        raise ValueError(f"{name} {value} out of range 0..{maximum}")
+
+
+def pack_user_data(op: int, request_id: int, net_id: int) -> int:
+    """Pack an SQE's user_data: op in bits 56..63, request id in 32..55, net id in 0..31.
+
+    Raises:
+        ValueError: a field does not fit its bits.
+        TypeError: a field is not an int.
+    """
+    _check_int("op", op, OP_MAX)
+    _check_int("request_id", request_id, REQUEST_ID_MAX)
+    _check_int("net_id", net_id, NET_ID_MAX)
+    return (op << 56) | (request_id << 32) | net_id
+
+
+def unpack_user_data(user_data: int) -> tuple[int, int, int]:
+    """Split a CQE's user_data into (op, request_id, net_id).
+
+    Raises:
+        ValueError: ``user_data`` is not a u64.
+        TypeError: it is not an int.
+    """
+    _check_int("user_data", user_data, _U64_MAX)
+    return user_data >> 56, (user_data >> 32) & REQUEST_ID_MAX, user_data & NET_ID_MAX
+
+
+_COUNTERS = (
+    "submits", "enters", "sqes", "cqes", "recvs", "bytes", "jobs", "jobs_failed", "timeouts",
+    "unknown_completions", "seq_mismatches", "submit_errors", "leaked_buffers",
+)
+
+
+def _ring_unavailable(err: int) -> RingUnavailableError:
+    why = f"{_errno.errorcode.get(err, err)}: {os.strerror(err)}"
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            why += f"; kernel.io_uring_disabled={f.read().strip()}"
+    except OSError:
+        pass
+    if err in (_errno.EPERM, _errno.ENOSYS):
+        why += " (disabled by sysctl, or blocked by a seccomp profile)"
+    return RingUnavailableError(f"io_uring is unavailable ({why}); use the plain socket backend")
+
+
+class UringBackend:
+    """The ``DumpBackend`` on one io_uring.
+
+    Creating it sets up the ring (a few syscalls, no blocking I/O), so an unusable io_uring is
+    known at once. One ``dump_all`` at a time.
+
+    Args:
+        async_: set IOSQE_ASYNC on the dump SQEs, so the kernel builds dumps in io-wq workers,
+            several namespaces in parallel, instead of inline in our io_uring_enter (measured
+            1.3-1.6x faster for 50 namespaces on 2 cores).
+        async_recv: with ``async_``, punt every RECV too, not only the SEND (which builds the
+            first chunk, and the whole dump of a small namespace). Measured: ~30% slower for
+            one big namespace alone, usually faster for a big one among many small ones.
+        entries: SQ ring size (the CQ is sized for thousands of jobs in flight).
+        timeout: seconds one dump (one namespace, one family) may run before it is cancelled
+            and reported as ``TimeoutError`` (ETIMEDOUT).
+        reap_budget: seconds one eventfd wake-up may spend reaping and re-arming before it
+            yields to the event loop (dumps are built inline: a 100k-socket one takes ~140 ms).
+
+    Raises:
+        RingUnavailableError: io_uring is disabled (sysctl) or blocked (seccomp).
+    """
+
+    def __init__(self, *, async_: bool = False, async_recv: bool = True, entries: int = 256,
+                 timeout: float = 5.0, reap_budget: float = 0.01):
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0, not {timeout}")
+        self.name = ("io_uring+async" if async_recv else "io_uring+async-send") if async_ else "io_uring"
+        self._flags = 0
+        if async_:
+            self._flags = lib.XTCP_RING_ASYNC | (lib.XTCP_RING_ASYNC_RECV if async_recv else 0)
+        self._entries = entries
+        self._timeout_ns = int(timeout * 1e9)
+        self._budget_ns = int(reap_budget * 1e9)
+        self._ring = None
+        self._busy = False
+        self._abort = None  # ends a running dump_all when close() is called under it
+        self._retired = ffi.new("struct xtcp_ring_stats *")  # counters of replaced rings
+        self._ring = self._new_ring()
+
+    def _new_ring(self):
+        err = ffi.new("int *")
+        ring = lib.xtcp_ring_new(self._entries, self._flags, err)
+        if ring == ffi.NULL:
+            e = err[0]
+            if e in (_errno.EPERM, _errno.ENOSYS, _errno.EACCES):
+                raise _ring_unavailable(e)
+            raise OSError(e, f"io_uring setup failed: {os.strerror(e)}")
+        return ring
+
+    def _reset(self, ring) -> None:
+        """Cancel, reap and free a poll's leftovers; a ring that could not reap is replaced."""
+        if self._ring is ring and lib.xtcp_ring_reset(ring) < 0:
+            self._replace_ring()
+
+    def _replace_ring(self) -> None:
+        """A ring whose teardown could not reap everything refuses jobs: start a fresh one."""
+        old, self._ring = self._ring, None
+        self._absorb_stats(old)
+        lib.xtcp_ring_free(old)
+        self._ring = self._new_ring()
+
+    def _absorb_stats(self, ring) -> None:
+        st = ffi.new("struct xtcp_ring_stats *")
+        lib.xtcp_ring_stats(ring, st)
+        for name in _COUNTERS:
+            setattr(self._retired, name, getattr(self._retired, name) + getattr(st, name))
+        for i in range(len(st.cqe_errors)):
+            self._retired.cqe_errors[i] += st.cqe_errors[i]
+
+    async def dump_all(self, jobs: Sequence[DumpJob]) -> list[DumpResult]:
+        """Run every job's requests: all namespaces in parallel, families one after another.
+
+        Returns one DumpResult per (job, family), in the order given. A failed dump has
+        ``error`` set (``TimeoutError`` when cancelled after ``timeout``) and keeps whatever
+        bytes arrived before the failure; other dumps are not affected.
+
+        Raises:
+            XtcpError: the backend is closed, or closed while this call runs.
+            ValueError: a net_id does not fit 32 bits.
+            OSError: the ring refused the jobs (out of memory, submit failure).
+        """
+        if self._ring is None:
+            raise XtcpError("UringBackend is closed")
+        if self._busy:
+            raise XtcpError("UringBackend.dump_all is already running")
+        self._busy = True
+        try:
+            return await self._dump_all(jobs)
+        finally:
+            self._busy = False
+
+    async def _dump_all(self, jobs: Sequence[DumpJob]) -> list[DumpResult]:
+        self._reset(self._ring)
+        ring = self._ring
+        for job in jobs:
+            _check_int("net_id", job.net_id, NET_ID_MAX)
+        meta = [(job.net_id, family) for job in jobs for family, _ in job.requests]
+        for job in jobs:
+            for family, req in job.requests:
+                idx = lib.xtcp_ring_add_job(ring, job.net_id, job.fd, req, len(req), family)
+                if idx < 0:
+                    self._reset(ring)
+                    raise OSError(-idx, f"io_uring job not queued: {os.strerror(-idx)}")
+        n = lib.xtcp_ring_pending(ring)
+        if n == 0:
+            return []
+        rc = lib.xtcp_ring_submit(ring)
+        if rc < 0:
+            self._reset(ring)
+            raise OSError(-rc, f"io_uring submit failed: {os.strerror(-rc)}")
+
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        results: list[DumpResult | None] = [None] * n
+        events = ffi.new("struct xtcp_ring_event[]", n)
+        next_ns = ffi.new("uint64_t *")
+        lenp = ffi.new("size_t *")
+        state = {"left": n, "progress": time.monotonic(), "timer": None, "reader": False}
+        efd = lib.xtcp_ring_eventfd(ring)
+
+        def stop() -> None:
+            """Detach from the loop before the ring (and its eventfd number) can go away."""
+            if state["reader"]:
+                loop.remove_reader(efd)
+                state["reader"] = False
+            if state["timer"] is not None:
+                state["timer"].cancel()
+                state["timer"] = None
+
+        def collect(k: int) -> None:
+            for i in range(k):
+                ev = events[i]
+                results[ev.job] = self._result(ring, ev, lenp)
+            state["left"] -= k
+            state["progress"] = time.monotonic()
+
+        def on_ready() -> None:
+            if done.done():
+                return
+            try:
+                while True:
+                    k = lib.xtcp_ring_reap(ring, events, n, self._budget_ns)
+                    if k < 0:
+                        raise OSError(-k, f"io_uring reap failed: {os.strerror(-k)}")
+                    collect(k)
+                    if k < n:
+                        break
+            except Exception as exc:  # a loop callback must not swallow it: fail the poll
+                done.set_exception(exc)
+                return
+            if state["left"] == 0:
+                done.set_result(None)
+
+        def on_timer() -> None:
+            state["timer"] = None
+            if done.done():
+                return
+            lib.xtcp_ring_expire(ring, self._timeout_ns, next_ns)
+            on_ready()
+            if done.done():
+                return
+            if time.monotonic() - state["progress"] > 2 * self._timeout_ns / 1e9:
+                # Cancelled jobs whose CQE never came: give up on the ring, not on the poll.
+                stop()
+                self._reset(ring)
+                for i, r in enumerate(results):
+                    if r is None:
+                        results[i] = DumpResult(net_id=meta[i][0], family=meta[i][1], error=TimeoutError(
+                            _errno.ETIMEDOUT, "dump abandoned: no completion after cancel"))
+                done.set_result(None)
+                return
+            delay = min(next_ns[0] / 1e9 if next_ns[0] else self._timeout_ns / 1e9, self._timeout_ns / 1e9)
+            state["timer"] = loop.call_later(delay + 0.001, on_timer)
+
+        def abort(exc: BaseException) -> None:
+            stop()
+            if not done.done():
+                done.set_exception(exc)
+
+        self._abort = abort
+        loop.add_reader(efd, on_ready)
+        state["reader"] = True
+        state["timer"] = loop.call_later(self._timeout_ns / 1e9 + 0.001, on_timer)
+        try:
+            on_ready()  # dumps built inline by the submit are already in the CQ
+            await done
+        finally:
+            stop()
+            self._abort = None
+            if self._ring is ring and lib.xtcp_ring_pending(ring):
+                # Cancelled by the caller: nothing of this poll may stay in flight.
+                self._reset(ring)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _result(ring, ev, lenp) -> DumpResult:
+        buffers = []
+        if ev.bytes:
+            p = lib.xtcp_ring_job_take(ring, ev.job, lenp)
+            if p != ffi.NULL:
+                owner = ffi.gc(p, lib.xtcp_ring_buf_free, size=lenp[0])
+                buffers.append(memoryview(ffi.buffer(owner, lenp[0])))
+        error = None
+        if ev.error:
+            # OSError(errno, ...) picks the subclass: TimeoutError, ConnectionRefusedError…
+            error = OSError(ev.error, f"{os.strerror(ev.error)} (net_id {ev.net_id}, family {ev.family})")
+        return DumpResult(net_id=ev.net_id, family=ev.family, buffers=buffers, nbytes=ev.bytes,
+                          recvs=ev.recvs, elapsed_ns=ev.end_ns - ev.start_ns, error=error)
+
+    def counters(self) -> dict:
+        """Ring counters since creation: syscalls, completions, and what went wrong.
+
+        ``cqe_errors`` maps errno names to counts (ECANCELED includes our own cancels and the
+        RECV linked to a failed SEND); ``unknown_completions`` are CQEs naming no live job.
+        """
+        st = ffi.new("struct xtcp_ring_stats *")
+        if self._ring is not None:
+            lib.xtcp_ring_stats(self._ring, st)
+        out: dict = {name: getattr(st, name) + getattr(self._retired, name) for name in _COUNTERS}
+        out["cqe_errors"] = {
+            _errno.errorcode.get(i, str(i)): st.cqe_errors[i] + self._retired.cqe_errors[i]
+            for i in range(len(st.cqe_errors))
+            if st.cqe_errors[i] + self._retired.cqe_errors[i]
+        }
+        return out
+
+    def close(self) -> None:
+        """Cancel whatever is in flight, reap it, free the ring. Idempotent.
+
+        Results already returned stay valid: their buffers belong to them, not to the ring.
+        """
+        ring, self._ring = self._ring, None
+        if ring is None:
+            return
+        if self._abort is not None:
+            self._abort(XtcpError("UringBackend closed during dump_all"))
+        self._absorb_stats(ring)
+        lib.xtcp_ring_free(ring)
+
+    def __enter__(self) -> "UringBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_ring", None) is not None:
+            warnings.warn(f"Unclosed UringBackend {self.name}", ResourceWarning, stacklevel=2)
+            self.close()
