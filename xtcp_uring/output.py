@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from google.protobuf.json_format import MessageToDict
 
-from . import native, schema
+from . import clickhouse, native, schema
 from .records import Batch, Dump
 
 FORMATS = ("jsonl", "pb", "pblist")
@@ -64,13 +64,13 @@ def write_jsonl(batch: Batch, out: BinaryIO) -> int:
 
 
 def write(batch: Batch, out: BinaryIO, fmt: str) -> int:
-    """Write batch in fmt (jsonl | pb: length-delimited records | pblist: Envelope rows)."""
+    """Write batch in fmt (jsonl | pb: length-delimited records | pblist: one ProtobufList Envelope)."""
     if fmt == "jsonl":
         return write_jsonl(batch, out)
     if fmt == "pb":
         out.write(batch.encode(native.FRAME_DELIMITED))
-    elif fmt == "pblist":
-        out.write(batch.encode(native.FRAME_ENVELOPE_ROWS))
+    elif fmt == "pblist":  # what ClickHouse FORMAT ProtobufList reads: one length-prefixed Envelope
+        out.write(clickhouse.protobuf_list(batch.envelope()))
     else:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return len(batch)

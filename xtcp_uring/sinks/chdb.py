@@ -1,0 +1,57 @@
+"""Embedded ClickHouse sink (chDB): ``chdb:///path/to/dir[?ttl_days=N]``.
+
+Creates database ``xtcp`` and the table from the generated DDL on connect, then inserts each
+batch as one Arrow table built from numpy columns of the C records (``clickhouse.arrow_table``),
+in a thread: the insert is ClickHouse work that releases the GIL, and the loop keeps polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .. import clickhouse
+from ..errors import ConfigError
+from .base import Encoded, Payload, Sink, SinkConfig
+
+
+@dataclass(kw_only=True)
+class ChdbConfig(SinkConfig):
+    path: str
+    ttl_days: int | None = None
+    database: str = clickhouse.DATABASE
+
+    @classmethod
+    def from_url(cls, url: str, **opts) -> "ChdbConfig":
+        u = urlsplit(url)
+        path = u.netloc + u.path  # chdb:///abs/dir, or chdb://rel/dir relative to the cwd
+        if not path:
+            raise ConfigError(f"{url}: expected chdb:///path/to/dir")
+        return cls._build(url, u.query, opts, path=path)
+
+
+class ChdbSink(Sink):
+    scheme = "chdb"
+    Config = ChdbConfig
+    config: ChdbConfig
+
+    def __init__(self, config: ChdbConfig):
+        super().__init__(config)
+        self.store: clickhouse.Store | None = None
+
+    def prepare(self, encoded: Encoded) -> list[Payload]:
+        table = encoded.arrow()
+        return [Payload(table, table.nbytes, table.num_rows)]
+
+    async def _connect(self) -> None:
+        self.store = await asyncio.to_thread(clickhouse.open_store, self.config.path)
+        await asyncio.to_thread(self.store.ensure_table, self.config.database, self.config.ttl_days)
+
+    async def _write(self, table) -> None:
+        await asyncio.to_thread(self.store.insert_arrow, table, self.config.database)
+
+    async def _disconnect(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            store.release()

@@ -1,0 +1,132 @@
+"""ClickHouse server sink over HTTP: ``clickhouse+http://[user:password@]host:8123/db``.
+
+Each batch is one ``INSERT INTO db.xtcp_records`` request. ``format=arrow`` (default) sends an
+Arrow IPC stream of the same columns the chDB sink inserts, and needs nothing on the server
+but the table. ``format=protobuf_list`` sends our Envelope bytes (one ProtobufList message per
+request, as ClickHouse reads one per stream) and needs ``xtcp_flat_record.proto`` in the
+server's ``format_schema_path``. ``create_table=true`` runs the DDL first (single servers; on
+a cluster create the tables once by hand from ``examples/clickhouse``). Stdlib ``http.client``
+in a thread: one keep-alive connection per sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlencode, urlsplit
+
+from .. import clickhouse, schema
+from ..errors import ConfigError, SinkError
+from .base import Encoded, Payload, Sink, SinkConfig
+
+_FORMATS = ("arrow", "protobuf_list")
+
+
+@dataclass(kw_only=True)
+class ClickHouseHttpConfig(SinkConfig):
+    host: str
+    port: int = 8123
+    database: str = clickhouse.DATABASE
+    secure: bool = False
+    user: str = ""
+    password: str = field(default="", repr=False)
+    format: str = "arrow"
+    create_table: bool = False
+    ttl_days: int | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **opts) -> "ClickHouseHttpConfig":
+        u = urlsplit(url)
+        if not u.hostname:
+            raise ConfigError(f"{url}: expected clickhouse+http://[user:password@]host:8123/db")
+        fixed = dict(host=u.hostname, secure=u.scheme == "clickhouse+https")
+        try:
+            fixed["port"] = u.port or (8443 if fixed["secure"] else 8123)
+        except ValueError:
+            raise ConfigError(f"{url}: bad port") from None
+        if u.path.strip("/"):
+            fixed["database"] = u.path.strip("/")
+        if u.username:
+            fixed["user"] = unquote(u.username)
+            fixed["password"] = unquote(u.password or "")
+        return cls._build(url, u.query, opts, **fixed)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.format not in _FORMATS:
+            raise ConfigError(f"{self.url}: format must be one of {', '.join(_FORMATS)}")
+        if not self.database.isidentifier():
+            raise ConfigError(f"{self.url}: database {self.database!r} is not a plain identifier")
+
+
+class ClickHouseHttpSink(Sink):
+    scheme = "clickhouse+http"
+    Config = ClickHouseHttpConfig
+    config: ClickHouseHttpConfig
+
+    def __init__(self, config: ClickHouseHttpConfig):
+        super().__init__(config)
+        self._conn: http.client.HTTPConnection | None = None
+        self._headers = {"Content-Type": "application/octet-stream"}
+        if config.user:
+            token = base64.b64encode(f"{config.user}:{config.password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+
+    def prepare(self, encoded: Encoded) -> list[Payload]:
+        if self.config.format == "protobuf_list":
+            return [Payload(("ProtobufList", m), len(m), n) for m, n in encoded.protobuf_list()]
+        body = encoded.memo("arrow_ipc", lambda: _arrow_ipc(encoded.arrow()))
+        columns = encoded.memo("arrow_columns", lambda: tuple(encoded.arrow().column_names))
+        return [Payload(("ArrowStream", body, columns), len(body), len(encoded))]
+
+    def _insert_sql(self, fmt: str, columns=()) -> str:
+        table = f"{self.config.database}.{clickhouse.TABLE}"
+        cols = f" ({', '.join(f'`{c}`' for c in columns)})" if columns else ""
+        settings = ""
+        if fmt == "ProtobufList":
+            # Relative to the server's format_schema_path, where the .proto must be copied.
+            settings = f" SETTINGS format_schema = '{schema.PROTO_PATH.name}:{schema.RECORD_MESSAGE}'"
+        return f"INSERT INTO {table}{cols}{settings} FORMAT {fmt}"
+
+    async def _connect(self) -> None:
+        if self.config.create_table:
+            db = self.config.database
+            await asyncio.to_thread(self._post, f"CREATE DATABASE IF NOT EXISTS {db}", b"")
+            await asyncio.to_thread(self._post, clickhouse.table_ddl(db, self.config.ttl_days), b"")
+
+    async def _write(self, data) -> None:
+        fmt, body, *columns = data
+        await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
+
+    def _post(self, sql: str, body: bytes) -> None:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self.config.secure else http.client.HTTPConnection
+            self._conn = cls(self.config.host, self.config.port, timeout=self.config.write_timeout_s)
+        try:
+            self._conn.request("POST", "/?" + urlencode({"query": sql}), body=body, headers=self._headers)
+            resp = self._conn.getresponse()
+            text = resp.read()
+        except Exception:
+            self._conn.close()
+            self._conn = None
+            raise
+        if resp.status != 200:
+            err = SinkError(f"{self.config.url}: HTTP {resp.status}: {text[:500].decode(errors='replace').strip()}")
+            err.retriable = resp.status >= 500 or resp.status in (408, 429)
+            raise err
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _arrow_ipc(table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
