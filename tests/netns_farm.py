@@ -1,0 +1,269 @@
+"""Test helper: network namespaces holding known TCP sockets, always cleaned up.
+
+``NetnsFarm`` creates namespaces with ``ip netns add`` (names ``xtcptest-<pid>-<n>-<i>``) and
+one kind without a bind mount (``unshare --net sleep``, named ``pid:<pid>`` by the manager).
+One helper process holds every socket: for each namespace it enters it (setns), brings ``lo``
+up, opens a listener, a client and the accepted end for IPv4 and for IPv6, and comes back.
+A socket stays in the namespace it was opened in, so 200 namespaces cost 1,200 fds in that
+one process, far under the 20,000 limit, and no process per namespace.
+
+The helper answers one JSON line per command on stdin:
+``{"op": "open", "key": NAME, "path": NSFILE}`` → ``{"sockets": [{"family", "state", "inode",
+"sport", "dport"}, ...]}`` and ``{"op": "close", "key": NAME}``. EOF ends it (and closes all).
+
+Run as root (namespaces). ``close()`` (or the ``with`` block) deletes everything it made;
+``sweep_stale()`` removes namespaces left by test runs whose process died.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+PORT = 5555  # the same in every namespace: only the namespace tells the sockets apart
+TCP_ESTABLISHED, TCP_LISTEN = 1, 10
+_counter = itertools.count(1)
+_PREFIX_RE = re.compile(r"^xtcptest-(\d+)-")
+
+
+@dataclass
+class FarmNamespace:
+    name: str  # what the namespace manager calls it
+    path: str  # the namespace file
+    inode: int
+    sockets: list[dict] = field(default_factory=list)
+    holder: subprocess.Popen | None = None  # the unshare process, for namespaces without a mount
+
+    def inodes(self) -> set[int]:
+        return {s["inode"] for s in self.sockets}
+
+
+class NetnsFarm:
+    """Namespaces with known sockets. Use as a context manager; ``close()`` is idempotent."""
+
+    def __init__(self, prefix: str | None = None):
+        self.prefix = prefix or f"xtcptest-{os.getpid()}-{next(_counter)}-"
+        self.namespaces: dict[str, FarmNamespace] = {}
+        self._ip_names: set[str] = set()
+        self._next = 0
+        self._helper: subprocess.Popen | None = None
+
+    def __enter__(self) -> NetnsFarm:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def glob(self) -> str:
+        """A namespace selection pattern matching this farm's bind-mounted namespaces."""
+        return self.prefix + "*"
+
+    def selection(self) -> list[str]:
+        """Patterns matching every namespace of this farm (bind-mounted and unshared)."""
+        return [self.glob] + [n for n in self.namespaces if n.startswith("pid:")]
+
+    def add(self, n: int = 1, *, sockets: bool = True) -> list[str]:
+        """Create n namespaces with ``ip netns add`` (one ``ip -batch``), each with sockets."""
+        names = [f"{self.prefix}{self._next + i}" for i in range(n)]
+        self._next += n
+        self._ip_names.update(names)
+        _ip_batch([f"netns add {name}" for name in names])
+        for name in names:
+            path = f"/run/netns/{name}"
+            self.namespaces[name] = FarmNamespace(name, path, os.stat(path).st_ino)
+            if sockets:
+                self.namespaces[name].sockets = self._helper_call({"op": "open", "key": name, "path": path})["sockets"]
+        return names
+
+    def add_unshared(self, *, sockets: bool = True) -> str:
+        """A namespace held only by a sleeping ``unshare --net`` process (no bind mount)."""
+        own = os.readlink("/proc/self/ns/net")
+        holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
+        path = f"/proc/{holder.pid}/ns/net"
+        deadline = time.monotonic() + 10
+        while True:  # unshare() runs in the child before it execs sleep
+            try:
+                if os.readlink(path) != own:
+                    break
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > deadline or holder.poll() is not None:
+                holder.kill()
+                raise RuntimeError("unshare --net did not enter a new namespace")
+            time.sleep(0.005)
+        name = f"pid:{holder.pid}"
+        ns = FarmNamespace(name, path, os.stat(path).st_ino, holder=holder)
+        self.namespaces[name] = ns
+        if sockets:
+            ns.sockets = self._helper_call({"op": "open", "key": name, "path": path})["sockets"]
+        return name
+
+    def remove(self, name: str) -> None:
+        """Close the namespace's sockets and delete it (unmount, or end its holder)."""
+        ns = self.namespaces.pop(name)
+        if ns.sockets:
+            self._helper_call({"op": "close", "key": name})
+        if ns.holder is not None:
+            _end(ns.holder)
+        else:
+            self._ip_names.discard(name)
+            _ip_batch([f"netns del {name}"])
+
+    def expected(self) -> dict[str, set[int]]:
+        """Namespace name -> inodes of the sockets opened in it."""
+        return {name: ns.inodes() for name, ns in self.namespaces.items()}
+
+    def close(self) -> None:
+        if self._helper is not None:
+            self._helper.stdin.close()
+            try:
+                self._helper.wait(10)
+            except subprocess.TimeoutExpired:
+                self._helper.kill()
+                self._helper.wait()
+            self._helper.stdout.close()
+            self._helper = None
+        for ns in self.namespaces.values():
+            if ns.holder is not None:
+                _end(ns.holder)
+        if self._ip_names:
+            _ip_batch([f"netns del {n}" for n in sorted(self._ip_names)], check=False)
+            self._ip_names.clear()
+        self.namespaces.clear()
+
+    def _helper_call(self, cmd: dict) -> dict:
+        if self._helper is None:
+            self._helper = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--serve"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            )
+        self._helper.stdin.write(json.dumps(cmd) + "\n")
+        self._helper.stdin.flush()
+        line = self._helper.stdout.readline()
+        if not line:
+            raise RuntimeError(f"netns farm helper died (exit {self._helper.poll()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"netns farm helper: {reply['error']}")
+        return reply
+
+
+def open_fds() -> int:
+    """Number of fds this process has open (for leak checks)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def run_unprivileged(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -c script args`` as nobody (65534) with every capability dropped (needs root)."""
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+           "--bounding-set=-all", sys.executable, "-c", script, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/")
+
+
+def sweep_stale() -> list[str]:
+    """Delete ``xtcptest-<pid>-…`` namespaces whose creating test process is gone."""
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    stale = [n for n in names if (m := _PREFIX_RE.match(n)) and not os.path.exists(f"/proc/{m.group(1)}")]
+    if stale:
+        _ip_batch([f"netns del {n}" for n in stale], check=False)
+    return stale
+
+
+def _ip_batch(lines: list[str], check: bool = True) -> None:
+    args = ["ip", "-batch", "-"] if check else ["ip", "-force", "-batch", "-"]
+    proc = subprocess.run(args, input="\n".join(lines) + "\n", text=True, capture_output=True)
+    if check and proc.returncode:
+        raise RuntimeError(f"ip -batch failed: {proc.stderr.strip()}")
+
+
+def _end(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+# --- the helper process ----------------------------------------------------------------------
+
+def _serve() -> None:  # pragma: no cover - runs in the child
+    import fcntl
+    import socket
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newnet = 0x40000000
+    siocsifflags, iff_up = 0x8914, 0x1
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    held: dict[str, list[socket.socket]] = {}
+
+    def setns(fd: int) -> None:
+        if libc.setns(fd, clone_newnet) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+
+    def describe(s: socket.socket, state: int) -> dict:
+        sport = s.getsockname()[1]
+        dport = s.getpeername()[1] if state == TCP_ESTABLISHED else 0
+        return {"family": int(s.family), "state": state, "inode": os.fstat(s.fileno()).st_ino,
+                "sport": sport, "dport": dport}
+
+    def open_in(path: str) -> tuple[list[socket.socket], list[dict]]:
+        nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        socks: list[socket.socket] = []
+        info: list[dict] = []
+        try:
+            setns(nsfd)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+                fcntl.ioctl(ctl, siocsifflags, struct.pack("16sH14x", b"lo", iff_up))
+            for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                lst = socket.socket(family, socket.SOCK_STREAM)
+                lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                lst.bind((addr, PORT))
+                lst.listen(8)
+                cli = socket.create_connection((addr, PORT))
+                srv, _ = lst.accept()
+                socks += [lst, cli, srv]
+                info += [describe(lst, TCP_LISTEN), describe(cli, TCP_ESTABLISHED), describe(srv, TCP_ESTABLISHED)]
+        finally:
+            setns(home)  # if this fails the helper dies: never leave it in the wrong namespace
+            os.close(nsfd)
+        return socks, info
+
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        try:
+            if cmd["op"] == "open":
+                socks, info = open_in(cmd["path"])
+                held[cmd["key"]] = socks
+                reply = {"sockets": info}
+            elif cmd["op"] == "close":
+                for s in held.pop(cmd["key"], []):
+                    s.close()
+                reply = {}
+            else:
+                reply = {"error": f"unknown op {cmd['op']!r}"}
+        except OSError as exc:
+            reply = {"error": f"{cmd.get('op')} {cmd.get('key')}: {exc}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+    else:
+        with NetnsFarm() as farm:
+            farm.add(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+            farm.add_unshared()
+            print(json.dumps({n: sorted(ns.inodes()) for n, ns in farm.namespaces.items()}, indent=1))
