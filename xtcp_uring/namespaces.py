@@ -331,6 +331,10 @@ class NamespaceManager:
         self._host_key = (st.st_dev, st.st_ino)
         self._started = True
 
+    def rescan_all(self) -> None:
+        """Make the next reconcile scan every thread too (SIGHUP), not only every process."""
+        self._next_task_scan = 0.0
+
     def _host_candidate(self) -> _Candidate:
         return _Candidate(self._host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
 

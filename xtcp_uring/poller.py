@@ -247,6 +247,19 @@ class Poller:
         if self._changed is not None:
             self._changed.set()
 
+    async def stop(self) -> None:
+        """Stop ticking; the poll in flight still finishes and ``async for`` yields its batch,
+        then ends. What the daemon does on SIGTERM: nothing polled is lost."""
+        if self._ticker is not None and not self._ticker.done():
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        if self._poll_task is not None and not self._poll_task.done():
+            await asyncio.wait([self._poll_task])
+        self.max_polls = 0  # a later __anext__ must not start a new ticker
+        self._finished = True
+        if self._changed is not None:
+            self._changed.set()
+
     async def __aenter__(self) -> Poller:
         await self.start()
         return self
@@ -265,6 +278,11 @@ class Poller:
                         closer()
                     except Exception:  # noqa: BLE001 - best effort at interpreter teardown
                         pass
+
+    @property
+    def polling(self) -> bool:
+        """True while a poll is running (between namespace reconcile and its batch)."""
+        return self._poll_task is not None and not self._poll_task.done()
 
     @property
     def manager(self) -> NamespaceManager | None:

@@ -434,3 +434,19 @@ async def test_label_bytes_equal_one_encode_labels_call():
                     kernel_release=os.uname().release, netns="host", netns_inode=ns.inode,
                     netns_cookie=ns.cookie, netns_pid=ns.pid, dump_family=d.family,
                     schema_version=schema.SCHEMA_VERSION, daemon_version=__version__)
+
+
+@pytest.mark.root
+async def test_stop_during_a_poll_still_yields_that_batch(netns_farm):
+    """What SIGTERM relies on: the poll in flight is finished and handed over, not dropped."""
+    names = netns_farm.add(20)
+    async with Poller(interval=3600, namespaces=netns_farm.glob, use_uring=False) as poller:
+        it = poller.__aiter__()
+        first = asyncio.ensure_future(it.__anext__())
+        while not poller.polling:
+            await asyncio.sleep(0)
+        await poller.stop()
+        batch = await first
+        assert {d.netns for d in batch.dumps} == set(names)
+        with pytest.raises(StopAsyncIteration):
+            await it.__anext__()
