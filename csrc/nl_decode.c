@@ -407,7 +407,7 @@ size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len)
 }
 
 int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
-                    int tcp_info_layout, struct xtcp_decode_stats *st)
+                    int tcp_info_layout, int64_t seq, struct xtcp_decode_stats *st)
 {
     size_t off = 0;
     int64_t n = 0;
@@ -422,6 +422,12 @@ int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, siz
             st->malformed = 1;
             st->malformed_offset = (uint32_t)off;
             break;
+        }
+        if (seq >= 0 && ld32(h + 8) != (uint32_t)seq) {
+            st->stale_messages++;
+            st->messages++;
+            off += NLMSG_ALIGN4((size_t)mlen);
+            continue;
         }
         if (type == SOCK_DIAG_BY_FAMILY_T && !(flags & NLM_F_REQUEST_F)) {
             if (mlen - NLMSG_HDR_LEN < INET_DIAG_MSG_LEN) {

@@ -240,8 +240,13 @@ static void scan_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, siz
                 j->error = EBADMSG;
             return;
         }
-        if (ld32(h + 8) != j->seq)
+        if (ld32(h + 8) != j->seq) {
+            /* Left over from an abandoned dump on this socket: not ours, and its DONE must not
+             * end our job. The decoder skips such messages by seq too. */
             r->st.seq_mismatches++;
+            off += (mlen + 3u) & ~3u;
+            continue;
+        }
         if (type == NLMSG_DONE_T || type == NLMSG_ERROR_T) {
             /* DONE carries the dump's own status (netlink_dump_done), ERROR the request's. */
             int32_t status = mlen >= NLMSG_HDR_LEN + 4 ? (int32_t)ld32(h + NLMSG_HDR_LEN) : 0;

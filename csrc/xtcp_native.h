@@ -13,7 +13,7 @@
 #include "xtcp_record.h"
 
 /* Bumped whenever a declaration below changes; native.py refuses a stale build. */
-#define XTCP_NATIVE_ABI 1
+#define XTCP_NATIVE_ABI 2
 
 #define XTCP_TCP_INFO_MAX 280          /* sizeof(struct tcp_info) on 6.18 .. 7.0 */
 #define XTCP_TCP_INFO_LAYOUT_6_18 0    /* bytes 276..279: u16 accecn_fail_mode, u16 accecn_opt_seen */
@@ -36,6 +36,7 @@ struct xtcp_decode_stats {
     uint64_t short_attributes;    /* attribute smaller than its struct: ignored */
     uint64_t unknown_attributes;  /* attribute types this decoder does not know: counted */
     uint64_t tcp_info_longer;     /* INFO payloads beyond 280 B (a newer kernel): tail ignored */
+    uint64_t stale_messages;      /* nlmsg_seq of another request (an abandoned dump): skipped */
     uint64_t unknown_by_type[64]; /* per attribute type (type >= 63 counted at 63) */
     int32_t done;                 /* 1 once NLMSG_DONE was seen */
     int32_t error;                /* errno carried by NLMSG_ERROR (positive), 0 if none */
@@ -52,9 +53,10 @@ size_t xtcp_record_max_encoded(void);
 size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len);
 
 /* Decode netlink messages in buf[0..len) into out[0..cap). Returns records written (>= 0).
+ * Only messages with nlmsg_seq == seq count (seq < 0: any, e.g. for captures).
  * Stops at NLMSG_DONE, NLMSG_ERROR, a malformed header, or when out is full; stats say which. */
 int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
-                    int tcp_info_layout, struct xtcp_decode_stats *stats);
+                    int tcp_info_layout, int64_t seq, struct xtcp_decode_stats *stats);
 
 /* Encode recs[0..n) as protobuf, each message = label bytes + the record's fields.
  * Writes whole records only; *encoded says how many fit. Returns bytes written or -errno. */

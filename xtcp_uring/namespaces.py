@@ -120,6 +120,7 @@ class NamespaceStats:
     churn: int = 0  # FileNotFoundError/ESRCH mid-scan or mid-open: a process or mount went away
     proc_denied: int = 0  # /proc/<pid>/ns/net unreadable in the last scan (CAP_SYS_PTRACE)
     task_scans: int = 0
+    reopened: int = 0  # sockets closed after an abandoned dump, reopened by the next reconcile
     opener_restarts: int = 0  # opener threads retired after failing to return to their namespace
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
@@ -523,6 +524,17 @@ class NamespaceManager:
             if self.selection.matches(cand.name):
                 todo.append(cand)
         return report, todo
+
+    def reopen(self, net_id: int) -> None:
+        """Close a namespace's socket; the next reconcile opens a fresh one (with a new net_id).
+
+        For a socket whose dump was abandoned (timeout, cancel): the kernel keeps that dump
+        pending on it and answers every new request with EBUSY.
+        """
+        ns = self._by_id.get(net_id)
+        if ns is not None:
+            self._forget(ns)
+            self.stats.reopened += 1
 
     def _forget(self, ns: Namespace) -> None:
         del self._by_key[ns.key]

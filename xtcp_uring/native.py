@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 1
+EXPECTED_ABI = 2
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
@@ -44,6 +44,7 @@ _STAT_COUNTERS = (
     "short_attributes",
     "unknown_attributes",
     "tcp_info_longer",
+    "stale_messages",
 )
 
 
@@ -59,6 +60,7 @@ class DecodeStats:
     short_attributes: int = 0
     unknown_attributes: int = 0
     tcp_info_longer: int = 0
+    stale_messages: int = 0
     unknown_by_type: dict[int, int] = field(default_factory=dict)
     done: bool = False
     error: int = 0  # errno from NLMSG_ERROR
@@ -97,12 +99,14 @@ def count_socket_messages(buf) -> int:
     return lib.xtcp_count_socket_messages(src, len(src))
 
 
-def decode_into(buf, out, start: int, layout: int) -> tuple[int, DecodeStats]:
-    """Decode netlink bytes into ``out[start:]``. Returns (records written, stats)."""
+def decode_into(buf, out, start: int, layout: int, seq: int | None = None) -> tuple[int, DecodeStats]:
+    """Decode netlink bytes into ``out[start:]``; with ``seq``, only replies to that request.
+
+    Returns (records written, stats)."""
     src = ffi.from_buffer(buf)
     cstats = ffi.new("struct xtcp_decode_stats *")
     cap = len(out) - start
-    n = lib.xtcp_decode(src, len(src), out + start, cap, layout, cstats)
+    n = lib.xtcp_decode(src, len(src), out + start, cap, layout, -1 if seq is None else seq, cstats)
     stats = DecodeStats(**{name: getattr(cstats, name) for name in _STAT_COUNTERS})
     stats.unknown_by_type = {t: c for t, c in enumerate(cstats.unknown_by_type) if c}
     stats.done = bool(cstats.done)

@@ -60,6 +60,8 @@ _FAMILY_NAMES = {"inet": request.AF_INET, "inet4": request.AF_INET, "ipv4": requ
                  "inet6": request.AF_INET6, "ipv6": request.AF_INET6, "6": request.AF_INET6}
 _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential cookies
 _fallback_logged = False
+# A dump that ended this way may still be pending in the kernel on that socket: reopen it.
+_SOCKET_LEFT_BUSY = (errno.ETIMEDOUT, errno.EBUSY, errno.ECANCELED)
 
 
 @dataclass
@@ -391,8 +393,11 @@ class Poller:
             jobs = [DumpJob(net_id, ns.fd, requests) for net_id, ns in namespaces.items()]
             timestamp_ns = time.time_ns()
             results = await self._dump_all(jobs) if jobs else []
+            for r in results:
+                if isinstance(r.error, OSError) and r.error.errno in _SOCKET_LEFT_BUSY:
+                    self._manager.reopen(r.net_id)
             poll_labels = records.encode_labels(timestamp_ns=timestamp_ns, poll_id=poll_id)
-            dumps = [self._decode(r, namespaces[r.net_id], poll_labels) for r in results
+            dumps = [self._decode(r, namespaces[r.net_id], poll_labels, seq) for r in results
                      if r.net_id in namespaces]  # a backend answers only for the jobs it got
             for failure in self._manager.failures:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
@@ -436,9 +441,10 @@ class Poller:
             self._label_cache[key] = ns_part
         return self._version_labels + poll_labels + self._host_labels + ns_part
 
-    def _decode(self, r: DumpResult, ns, poll_labels: bytes) -> records.Dump:
+    def _decode(self, r: DumpResult, ns, poll_labels: bytes, seq: int) -> records.Dump:
         labels = self._labels(poll_labels, ns, r.family)
-        dump = records.decode_buffers(r.buffers, layout=self._layout, labels=labels, netns=ns.name, strict=False)
+        dump = records.decode_buffers(r.buffers, layout=self._layout, labels=labels, netns=ns.name, strict=False,
+                                      seq=seq)
         dump.family = r.family
         dump.dump_ns = r.elapsed_ns
         dump.bytes_received = r.nbytes or dump.bytes_received

@@ -84,6 +84,7 @@ def decode_buffers(
     labels: bytes = b"",
     netns: str = "",
     strict: bool = True,
+    seq: int | None = None,
 ) -> Dump:
     """Decode the netlink bytes of one dump (any number of recv buffers) into one Dump.
 
@@ -92,6 +93,8 @@ def decode_buffers(
         layout: tcp_info tail layout (``native.tcp_info_layout(release)``).
         labels: encoded [ns] fields (``encode_labels``) for every record of this dump.
         netns: name used in errors.
+        seq: the request's nlmsg_seq; replies to anything else (the rest of a dump abandoned
+            on the same socket) are skipped and counted in ``stats.stale_messages``.
         strict: raise on NLMSG_ERROR / malformed input; otherwise keep what decoded and
             report it in ``stats`` (the poller's choice: never lose the other sockets).
 
@@ -105,7 +108,7 @@ def decode_buffers(
     stats = native.DecodeStats()
     n = 0
     for buf in buffers:
-        got, s = native.decode_into(buf, records, n, layout)
+        got, s = native.decode_into(buf, records, n, layout, seq)
         n += got
         stats.add(s)
         if s.malformed_offset is not None and strict:

@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import random
+import sys
 import textwrap
 import threading
 import time
@@ -450,3 +451,48 @@ async def test_stop_during_a_poll_still_yields_that_batch(netns_farm):
         assert {d.netns for d in batch.dumps} == set(names)
         with pytest.raises(StopAsyncIteration):
             await it.__anext__()
+
+
+_MANY_SOCKETS = textwrap.dedent("""
+    import socket, sys, time
+    l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(128)
+    keep = []
+    for _ in range(60):
+        c = socket.create_connection(l.getsockname()); s, _ = l.accept(); keep += [c, s]
+    print("ready", flush=True)
+    sys.stdin.read()
+""")
+
+
+@pytest.mark.root
+async def test_a_socket_left_with_a_pending_dump_is_reopened(netns_farm):
+    """A real abandoned dump (first chunk read, rest never): the kernel answers the next request
+    on that socket with EBUSY until the socket is replaced. The poller replaces it."""
+    import socket as socketmod
+    import subprocess
+
+    [name] = netns_farm.add(1, sockets=False)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    holder = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", _MANY_SOCKETS],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        async with Poller(namespaces=name, use_uring=True) as poller:
+            first = await poller.poll()
+            assert sum(d.count for d in first.dumps) >= 121 and not any(d.error for d in first.dumps)
+            [ns] = poller.manager.namespaces
+            stuck = socketmod.socket(fileno=os.dup(ns.fd))
+            stuck.send(request.build_request(request.AF_INET, seq=7))
+            stuck.recv(65536)  # first chunk only: the dump stays pending in the kernel
+            stuck.detach()
+            second = await poller.poll()
+            assert any("busy" in (d.error or "") for d in second.dumps)
+            assert sum(d.count for d in second.dumps) == 0, "no record of the abandoned dump"
+            assert sum(d.stats.stale_messages for d in second.dumps) > 0
+            assert poller.stats.namespaces.reopened == 1
+            third = await poller.poll()
+            assert not any(d.error for d in third.dumps)
+            assert sum(d.count for d in third.dumps) == sum(d.count for d in first.dumps)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

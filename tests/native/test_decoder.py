@@ -235,3 +235,11 @@ def test_random_corruption_of_a_real_dump_never_crashes(data):
         buf[i] = data.draw(st.integers(0, 255))
     dump = records.decode_buffers([bytes(buf)], strict=False)
     assert dump.count <= native.count_socket_messages(bytes(buf))
+
+
+def test_replies_to_another_request_are_skipped_by_seq():
+    buf = _message(_header()) + _message(_header(sport=4001))  # _message writes nlmsg_seq 1
+    assert records.decode_buffers([buf], seq=1).count == 2
+    stale = records.decode_buffers([buf], seq=2)
+    assert stale.count == 0 and stale.stats.stale_messages == 2
+    assert records.decode_buffers([buf]).count == 2  # captures: any seq
