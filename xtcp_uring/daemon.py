@@ -16,6 +16,7 @@ import signal
 import time
 
 from . import sinks
+from .privileges import current as current_privileges
 from .errors import ConfigError
 
 log = logging.getLogger("xtcp_uring.daemon")
@@ -94,6 +95,10 @@ async def _serve(args) -> int:
         if not port.isdigit():
             raise ConfigError(f"--metrics-listen wants HOST:PORT, not {args.metrics_listen!r}")
         server = MetricsServer(metrics, host or "127.0.0.1", int(port), ready_after_s=3 * args.interval + 30)
+
+    privileges = current_privileges()
+    for line in privileges.report():
+        (log.info if ": yes" in line else log.warning)("%s", line)
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
