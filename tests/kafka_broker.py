@@ -90,3 +90,49 @@ def kafka_broker():
         yield broker
     finally:
         broker.stop()
+
+
+# Test helpers over aiokafka: read back what a sink produced.
+
+
+async def consume(bootstrap: str, topic: str, expect: int, timeout: float = 10.0) -> list:
+    import aiokafka
+
+    consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                         enable_auto_commit=False)
+    await consumer.start()
+    got = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < expect and time.monotonic() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=200)).values():
+                got.extend(msgs)
+        for msgs in (await consumer.getmany(timeout_ms=100)).values():  # nothing more than expected
+            got.extend(msgs)
+    finally:
+        await consumer.stop()
+    return sorted(got, key=lambda m: (m.partition, m.offset))
+
+
+def envelope_rows(value: bytes) -> list:
+    """The rows of one message: exactly one length-delimited Envelope (ClickHouse ProtobufList)."""
+    from google.protobuf.internal.decoder import _DecodeVarint32
+
+    from xtcp_uring import schema
+
+    length, pos = _DecodeVarint32(value, 0)
+    assert pos + length == len(value), "a message is exactly one length-delimited Envelope"
+    _, envelope_cls = schema.message_classes()
+    return list(envelope_cls.FromString(value[pos:]).row)
+
+
+async def recreate_topic(bootstrap: str, topic: str) -> None:
+    """tansu's memory storage forgets topics on restart (a real broker keeps them)."""
+    import aiokafka.admin
+
+    admin = aiokafka.admin.AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([aiokafka.admin.NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()

@@ -89,6 +89,7 @@ async def _serve(args) -> int:
     group = sinks.SinkGroup([sinks.open_sink(u, **({"format": args.format} if u == "-" else {}), **sink_opts)
                              for u in urls])
     metrics = Metrics(args.max_namespace_series)
+    metrics.refresh_on_scrape(lambda: metrics.observe_sinks(group.stats()))
     server = None
     if args.metrics_listen and args.metrics_listen != "off":
         host, _, port = args.metrics_listen.rpartition(":")

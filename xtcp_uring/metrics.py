@@ -63,6 +63,11 @@ class Metrics:
         self.last_poll_timestamp = Gauge("xtcp_last_poll_timestamp_seconds", "When the last poll finished",
                                          registry=r)
         self.started = time.time()
+        self._refreshers: list = []  # called at scrape time, for state that changes between polls
+
+    def refresh_on_scrape(self, fn) -> None:
+        """Call fn() before each render: sinks deliver between polls, a scrape must see it."""
+        self._refreshers.append(fn)
 
     def _netns_label(self, name: str) -> str:
         if name in self._series_names:
@@ -118,14 +123,15 @@ class Metrics:
         for name, st in sink_stats.items():
             d = self._delta("sink:" + name, {"sent": st.sent_records, "dropped": st.dropped_records,
                                               "rejected": st.rejected_records})
-            if d.get("sent"):
-                self.records_published.labels(name).inc(d["sent"])
-            for reason in ("dropped", "rejected"):
-                if d.get(reason):
-                    self.records_dropped.labels(name, "queue_full" if reason == "dropped" else "rejected").inc(d[reason])
+            # Series exist from the first scrape (at 0), so rate() and alerts see them.
+            self.records_published.labels(name).inc(d.get("sent", 0))
+            for reason, label in (("dropped", "queue_full"), ("rejected", "rejected")):
+                self.records_dropped.labels(name, label).inc(d.get(reason, 0))
             self.sink_queue_bytes.labels(name).set(st.queue_bytes)
 
     def render(self) -> bytes:
+        for fn in self._refreshers:
+            fn()
         return generate_latest(self.registry)
 
 

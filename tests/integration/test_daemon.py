@@ -94,7 +94,10 @@ def test_daemon_polls_namespaces_into_the_store_exports_metrics_and_stops_cleanl
             assert metric(body, "xtcp_namespace_dump_seconds", netns=ns) > 0
             assert metric(body, "xtcp_namespace_dump_bytes_total", netns=ns) > 0
             assert metric(body, "xtcp_namespace_dump_recvs_total", netns=ns) >= 2  # v4 and v6
-        assert metric(body, "xtcp_records_published_total") > 0
+        deadline = time.monotonic() + 60  # the first chDB insert of a fresh store takes a while
+        while metric(scrape(port, "/metrics")[1], "xtcp_records_published_total", sink=f"chdb://{data}") == 0:
+            assert time.monotonic() < deadline, "nothing published to the store"
+            time.sleep(0.2)
         assert metric(body, "xtcp_namespaces", state="open") == len(names)
         assert metric(body, "xtcp_namespace_events_total", event="opened") >= len(names)
         assert metric(body, "xtcp_backend_info", backend="io_uring", fallback="false") == 1

@@ -10,13 +10,11 @@ import time
 import pytest
 
 from golden import cases
-from kafka_broker import TansuBroker, kafka_broker, tansu_binary
+from kafka_broker import TansuBroker, consume, envelope_rows, kafka_broker, recreate_topic, tansu_binary
 from xtcp_uring import clickhouse, records, schema
 from xtcp_uring.pcap import response_payloads
 from xtcp_uring.sinks import envelope_messages, open_sink
 
-aiokafka = pytest.importorskip("aiokafka")
-import aiokafka.admin  # noqa: E402
 
 CAPTURE = cases.testdata_root() / "6_6_44" / "tcp_100_sockets_bbr.pcap"
 FAST = dict(request_timeout_ms=300, write_timeout_s=2, retry_initial_s=0.05, retry_max_s=0.2, close_timeout_s=5)
@@ -33,32 +31,6 @@ def make_batch(poll_id: int, copies: int = 1) -> records.Batch:
 def broker():
     with kafka_broker() as b:
         yield b
-
-
-async def consume(bootstrap: str, topic: str, expect: int, timeout: float = 10.0) -> list:
-    consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                         enable_auto_commit=False)
-    await consumer.start()
-    got = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(got) < expect and time.monotonic() < deadline:
-            for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                got.extend(msgs)
-        for msgs in (await consumer.getmany(timeout_ms=100)).values():  # nothing more than expected
-            got.extend(msgs)
-    finally:
-        await consumer.stop()
-    return sorted(got, key=lambda m: (m.partition, m.offset))
-
-
-def envelope_rows(value: bytes) -> list:
-    from google.protobuf.internal.decoder import _DecodeVarint32
-
-    length, pos = _DecodeVarint32(value, 0)
-    assert pos + length == len(value), "a message is exactly one length-delimited Envelope"
-    _, envelope_cls = schema.message_classes()
-    return list(envelope_cls.FromString(value[pos:]).row)
 
 
 def assert_rows_are_the_batch(rows, batch: records.Batch) -> None:
@@ -122,15 +94,6 @@ async def test_clickhouse_reads_the_messages(broker, tmp_path):
             f"{len(batch)},{int(batch.column('tcp_info_rtt').sum())},{int((batch.column('bbr_info_bw_lo') > 0).sum())}")
     finally:
         store.release()
-
-
-async def recreate_topic(bootstrap: str, topic: str) -> None:
-    admin = aiokafka.admin.AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([aiokafka.admin.NewTopic(topic, num_partitions=4, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def test_broker_outage(broker):
