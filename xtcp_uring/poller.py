@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import inspect
 import logging
 import os
 import random
@@ -499,11 +498,7 @@ class Poller:
 def _uring_backend(async_dumps: bool, timeout: float) -> DumpBackend:
     from .ring import UringBackend  # ImportError where the extension lacks the ring
 
-    params = inspect.signature(UringBackend).parameters
-    kwargs = {"async_dumps" if "async_dumps" in params else "async_": async_dumps}
-    if "timeout" in params:
-        kwargs["timeout"] = timeout
-    return UringBackend(**kwargs)
+    return UringBackend(async_dumps=async_dumps, timeout=timeout)
 
 
 _VERSION: str | None = None

@@ -120,7 +120,7 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{}, {"async_": True}, {"async_": True, "async_recv": False}],
+@pytest.fixture(params=[{}, {"async_dumps": True}, {"async_dumps": True, "async_recv": False}],
                 ids=["inline", "async", "async-send"])
 def backend(request):
     b = UringBackend(**request.param)
@@ -305,7 +305,7 @@ def test_close_idle_twice_and_context_manager():
     b = UringBackend()
     b.close()
     b.close()
-    with UringBackend(async_=True) as b2:
+    with UringBackend(async_dumps=True) as b2:
         assert b2.name == "io_uring+async"
     b2.close()
 
