@@ -53,11 +53,14 @@ static int xtcp_attr_meminfo(struct xtcp_record *r, const uint8_t *p, size_t n, 
  * length: a field beyond it was not reported and stays 0, tcp_info_len tells which. */
 static int xtcp_attr_info(struct xtcp_record *r, const uint8_t *p, size_t n, int layout)
 {
-    uint8_t t[XTCP_TCP_INFO_MAX];
-    size_t have = n < XTCP_TCP_INFO_MAX ? n : XTCP_TCP_INFO_MAX;
+    uint8_t padded[XTCP_TCP_INFO_MAX];
+    const uint8_t *t = p;
     if (n < 8) return -1;
-    memcpy(t, p, have);
-    memset(t + have, 0, XTCP_TCP_INFO_MAX - have);
+    if (n < XTCP_TCP_INFO_MAX) { /* an older kernel: absent fields read as 0 */
+        memcpy(padded, p, n);
+        memset(padded + n, 0, XTCP_TCP_INFO_MAX - n);
+        t = padded;
+    }
     r->tcp_info_len = (uint16_t)(n > 0xffff ? 0xffff : n);
     r->tcp_info_state = t[0];
     r->tcp_info_ca_state = t[1];
@@ -409,8 +412,12 @@ size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len)
 int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
                     int tcp_info_layout, int64_t seq, struct xtcp_decode_stats *st)
 {
+    /* Counters accumulate across calls (all buffers of one dump share st); the flags below are
+     * this buffer's, OR-ed in at the end. */
     size_t off = 0;
     int64_t n = 0;
+    int done = 0, full = 0, malformed = 0;
+    int32_t error = 0;
 
     while (len - off >= NLMSG_HDR_LEN) {
         const uint8_t *h = buf + off;
@@ -419,51 +426,47 @@ int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, siz
         uint16_t flags = ld16(h + 6);
 
         if (mlen < NLMSG_HDR_LEN || mlen > len - off) {
-            st->malformed = 1;
-            st->malformed_offset = (uint32_t)off;
+            malformed = 1;
             break;
         }
         if (seq >= 0 && ld32(h + 8) != (uint32_t)seq) {
             st->stale_messages++;
-            st->messages++;
-            off += NLMSG_ALIGN4((size_t)mlen);
-            continue;
-        }
-        if (type == SOCK_DIAG_BY_FAMILY_T && !(flags & NLM_F_REQUEST_F)) {
+        } else if (type == SOCK_DIAG_BY_FAMILY_T && !(flags & NLM_F_REQUEST_F)) {
             if (mlen - NLMSG_HDR_LEN < INET_DIAG_MSG_LEN) {
                 st->short_messages++;
             } else {
-                if ((size_t)n == cap)
-                    break; /* resume here with a bigger or fresh out */
+                if ((size_t)n == cap) {
+                    full = 1;
+                    break;
+                }
                 xtcp_decode_socket(h + NLMSG_HDR_LEN, mlen - NLMSG_HDR_LEN, &out[n], tcp_info_layout, st);
                 n++;
             }
         } else if (type == NLMSG_DONE_T) {
-            st->messages++;
-            off += NLMSG_ALIGN4((size_t)mlen);
-            st->done = 1;
-            break;
+            done = 1;
         } else if (type == NLMSG_ERROR_T) {
             int32_t err = mlen >= NLMSG_HDR_LEN + 4 ? (int32_t)ld32(h + NLMSG_HDR_LEN) : -EBADMSG;
-            st->messages++;
-            off += NLMSG_ALIGN4((size_t)mlen);
-            if (err != 0) { /* 0 is an ACK */
-                st->error = err < 0 ? -err : err;
-                break;
-            }
-            continue;
+            if (err != 0) /* 0 is an ACK */
+                error = err < 0 ? -err : err;
         } else {
             st->other_messages++;
         }
         st->messages++;
         off += NLMSG_ALIGN4((size_t)mlen);
         if (off > len) off = len;
+        if (done || error)
+            break;
     }
-    if (!st->done && !st->error && !st->malformed && off < len && len - off < NLMSG_HDR_LEN) {
-        st->malformed = 1; /* trailing bytes too short for a header: a cut buffer */
+    if (!done && !error && !full && off < len)
+        malformed = 1; /* a lying length, or trailing bytes too short for a header: a cut buffer */
+    if (malformed && !st->malformed) {
+        st->malformed = 1;
         st->malformed_offset = (uint32_t)off;
     }
+    st->done |= done;
+    if (error)
+        st->error = error;
     st->records += (uint64_t)n;
     st->consumed = off;
-    return n;
+    return full ? -ENOSPC : n;
 }

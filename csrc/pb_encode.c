@@ -19,8 +19,10 @@ static size_t varint_len(size_t v)
 int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *label,
                     size_t label_len, int framing, uint8_t *out, size_t cap, size_t *encoded)
 {
-    /* Room for a tag, a 3-byte length (messages < 2 MiB) and the largest possible record. */
-    const size_t need = 1 + 3 + label_len + XTCP_RECORD_MAX_ENCODED;
+    /* Room for a tag, the length and the largest possible record. The length's room is sized
+     * for that largest record, so the body moves back only when it came out shorter. */
+    const size_t gap = varint_len(label_len + XTCP_RECORD_MAX_ENCODED);
+    const size_t need = 1 + gap + label_len + XTCP_RECORD_MAX_ENCODED;
     uint8_t *p = out, *end = out + cap;
     size_t i;
 
@@ -41,14 +43,13 @@ int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *lab
         }
         if (framing == XTCP_FRAME_ENVELOPE_ROWS)
             *p++ = 0x0a; /* Envelope.row = 1, length-delimited */
-        /* Encode after a 3-byte gap, then close the gap to the real varint length. */
-        uint8_t *body = p + 3;
+        uint8_t *body = p + gap;
         memcpy(body, label, label_len);
         uint8_t *body_end = xtcp_record_encode_fields(&recs[i], body + label_len);
         size_t body_len = (size_t)(body_end - body);
         size_t vlen = varint_len(body_len);
         p = xtcp_pb_varint32(p, (uint32_t)body_len);
-        if (vlen < 3)
+        if (vlen < gap)
             memmove(p, body, body_len);
         p += body_len;
     }

@@ -52,9 +52,11 @@ size_t xtcp_record_max_encoded(void);
  * so callers allocate once instead of guessing (TIME_WAIT messages are 88 B, full ones ~520 B). */
 size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len);
 
-/* Decode netlink messages in buf[0..len) into out[0..cap). Returns records written (>= 0).
+/* Decode netlink messages in buf[0..len) into out[0..cap). Returns records written, or
+ * -ENOSPC if out filled up first (size it with xtcp_count_socket_messages).
  * Only messages with nlmsg_seq == seq count (seq < 0: any, e.g. for captures).
- * Stops at NLMSG_DONE, NLMSG_ERROR, a malformed header, or when out is full; stats say which. */
+ * Stops at NLMSG_DONE, NLMSG_ERROR or a malformed header. stats accumulates over calls, so
+ * the buffers of one dump share one struct; done/error/malformed say what any call met. */
 int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
                     int tcp_info_layout, int64_t seq, struct xtcp_decode_stats *stats);
 

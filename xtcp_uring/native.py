@@ -99,24 +99,30 @@ def count_socket_messages(buf) -> int:
     return lib.xtcp_count_socket_messages(src, len(src))
 
 
-def decode_into(buf, out, start: int, layout: int, seq: int | None = None) -> tuple[int, DecodeStats]:
+def new_decode_stats():
+    """A C stats struct, shared by every buffer of one dump (the C side accumulates)."""
+    return ffi.new("struct xtcp_decode_stats *")
+
+
+def decode_into(buf, out, start: int, layout: int, cstats, seq: int | None = None) -> int:
     """Decode netlink bytes into ``out[start:]``; with ``seq``, only replies to that request.
 
-    Returns (records written, stats)."""
+    Returns the records written; what else was seen accumulates in ``cstats``."""
     src = ffi.from_buffer(buf)
-    cstats = ffi.new("struct xtcp_decode_stats *")
-    cap = len(out) - start
-    n = lib.xtcp_decode(src, len(src), out + start, cap, layout, -1 if seq is None else seq, cstats)
+    n = lib.xtcp_decode(src, len(src), out + start, len(out) - start, layout, -1 if seq is None else seq, cstats)
+    if n < 0:  # only if `out` was sized without count_socket_messages: a bug, not bad input
+        raise XtcpError(f"record array too small: {len(out) - start} slots for more sockets")
+    return n
+
+
+def stats_from_c(cstats) -> DecodeStats:
     stats = DecodeStats(**{name: getattr(cstats, name) for name in _STAT_COUNTERS})
     stats.unknown_by_type = {t: c for t, c in enumerate(cstats.unknown_by_type) if c}
     stats.done = bool(cstats.done)
     stats.error = cstats.error
     if cstats.malformed:
         stats.malformed_offset = cstats.malformed_offset
-    if cstats.consumed < len(src) and not (cstats.done or cstats.error or cstats.malformed):
-        # Only possible when `out` was too small, which callers size with count_socket_messages.
-        raise XtcpError(f"record array too small: {cap} slots for more sockets")
-    return n, stats
+    return stats
 
 
 def encode(records, start: int, count: int, label: bytes, framing: int) -> bytes:

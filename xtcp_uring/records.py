@@ -7,6 +7,7 @@ caller iterates (``for msg in batch``), which parses protobuf messages on demand
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Iterator
@@ -105,18 +106,18 @@ def decode_buffers(
     buffers = [b for b in buffers if len(b)]
     total = sum(native.count_socket_messages(b) for b in buffers)
     records = native.new_records(total)
-    stats = native.DecodeStats()
+    cstats = native.new_decode_stats()
     n = 0
     for buf in buffers:
-        got, s = native.decode_into(buf, records, n, layout, seq)
-        n += got
-        stats.add(s)
-        if s.malformed_offset is not None and strict:
-            raise DecodeError("malformed netlink message: nlmsg_len out of bounds", offset=s.malformed_offset, netns=netns or None)
-        if s.error:
+        n += native.decode_into(buf, records, n, layout, cstats, seq)
+        if cstats.malformed and strict:
+            raise DecodeError("malformed netlink message: nlmsg_len out of bounds",
+                              offset=cstats.malformed_offset, netns=netns or None)
+        if cstats.error:
             if strict:
-                raise NetlinkError(s.error, f"kernel rejected the dump request: {__import__('os').strerror(s.error)}")
+                raise NetlinkError(cstats.error, f"kernel rejected the dump request: {os.strerror(cstats.error)}")
             break
+    stats = native.stats_from_c(cstats)
     return Dump(records=records, count=n, labels=labels, stats=stats, netns=netns,
                 bytes_received=sum(len(b) for b in buffers), recvs=len(buffers))
 
