@@ -48,7 +48,7 @@ int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *lab
         uint8_t *body_end = xtcp_record_encode_fields(&recs[i], body + label_len);
         size_t body_len = (size_t)(body_end - body);
         size_t vlen = varint_len(body_len);
-        p = xtcp_pb_varint32(p, (uint32_t)body_len);
+        p = xtcp_pb_varint(p, body_len);
         if (vlen < gap)
             memmove(p, body, body_len);
         p += body_len;

@@ -25,6 +25,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 
@@ -155,6 +156,23 @@ class NetnsFarm:
         if "error" in reply:
             raise RuntimeError(f"netns farm helper: {reply['error']}")
         return reply
+
+
+# A process one of whose threads sits in a new network namespace (no process, no bind mount:
+# only the task scan finds it). Prints "ready" once there.
+THREAD_IN_NEW_NETNS = textwrap.dedent("""
+    import ctypes, sys, threading, time
+    libc = ctypes.CDLL(None, use_errno=True)
+    ready = threading.Event()
+    def worker():
+        assert libc.unshare(0x40000000) == 0, ctypes.get_errno()  # CLONE_NEWNET, this thread only
+        ready.set()
+        time.sleep(3600)
+    threading.Thread(target=worker, daemon=True).start()
+    ready.wait()
+    print("ready", flush=True)
+    time.sleep(3600)
+""")
 
 
 def open_fds() -> int:

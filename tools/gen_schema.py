@@ -88,10 +88,10 @@ def render_header(schema) -> str:
         max_len += len(tag) + payload_max
         put_tag = " ".join(f"*p++ = 0x{b:02x};" for b in tag)
         if kind == "varint32":
-            enc.append(f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint32(p, r->{f.name}); }}")
+            enc.append(f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint(p, r->{f.name}); }}")
         elif kind == "varint64":
             enc.append(
-                f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint64(p, (uint64_t)r->{f.name}); }}"
+                f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint(p, (uint64_t)r->{f.name}); }}"
             )
         elif kind == "bytes":
             enc.append(
@@ -121,14 +121,7 @@ def render_header(schema) -> str:
         "};",
         "/* END CDEF */",
         "",
-        "static inline uint8_t *xtcp_pb_varint32(uint8_t *p, uint32_t v)",
-        "{",
-        "    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }",
-        "    *p++ = (uint8_t)v;",
-        "    return p;",
-        "}",
-        "",
-        "static inline uint8_t *xtcp_pb_varint64(uint8_t *p, uint64_t v)",
+        "static inline uint8_t *xtcp_pb_varint(uint8_t *p, uint64_t v)",
         "{",
         "    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }",
         "    *p++ = (uint8_t)v;",

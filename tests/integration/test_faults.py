@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kafka_broker import consume, envelope_rows, kafka_broker, recreate_topic
-from netns_farm import open_fds
+from netns_farm import THREAD_IN_NEW_NETNS, open_fds
 from test_daemon import Daemon, free_port, metric, scrape
 from xtcp_uring import native, records
 from xtcp_uring.poller import Poller
@@ -130,21 +130,6 @@ def test_fuzz_corpus_replays_without_a_crash():
     assert malformed > 10, "the corpus holds malformed input, not only clean dumps"
 
 
-_THREAD_IN_NEW_NETNS = textwrap.dedent("""
-    import ctypes, socket, threading, time
-    libc = ctypes.CDLL(None, use_errno=True)
-    ready = threading.Event()
-    def worker():
-        assert libc.unshare(0x40000000) == 0  # CLONE_NEWNET for this thread only
-        ready.set()
-        time.sleep(3600)
-    threading.Thread(target=worker, daemon=True).start()
-    ready.wait()
-    print("ready", flush=True)
-    time.sleep(3600)
-""")
-
-
 @pytest.mark.root
 def test_sighup_rescans_threads_for_namespaces():
     """A namespace only a thread sits in is found by the (slow-cadence) task scan; SIGHUP asks
@@ -154,7 +139,7 @@ def test_sighup_rescans_threads_for_namespaces():
     holder = None
     try:
         d.wait_for_polls(2)  # the first poll did the full task scan; the next one is 60 s away
-        holder = subprocess.Popen([sys.executable, "-c", _THREAD_IN_NEW_NETNS], stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen([sys.executable, "-c", THREAD_IN_NEW_NETNS], stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "ready"
         before = d.wait_for_polls(len(d.polls()) + 3)[-1][1]
         d.proc.send_signal(signal.SIGHUP)

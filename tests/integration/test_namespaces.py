@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from netns_farm import open_fds, run_unprivileged
+from netns_farm import THREAD_IN_NEW_NETNS, open_fds, run_unprivileged
 from xtcp_uring.errors import ConfigError
 from xtcp_uring.namespaces import HOST_NAME, NamespaceManager, Selection
 
@@ -157,24 +157,11 @@ def test_deleted_namespace_is_not_pinned(netns_farm):
             pass
 
 
-_THREAD_IN_OTHER_NS = textwrap.dedent("""
-    import ctypes, sys, threading, time
-    libc = ctypes.CDLL(None, use_errno=True)
-    ready = threading.Event()
-    def worker():
-        assert libc.unshare(0x40000000) == 0, ctypes.get_errno()  # CLONE_NEWNET, this thread only
-        ready.set()
-        time.sleep(3600)
-    threading.Thread(target=worker, daemon=True).start()
-    ready.wait()
-    print("ready", flush=True)
-    time.sleep(3600)
-""")
 
 
 @root
 def test_thread_in_another_namespace_is_found_by_task_scan():
-    proc = subprocess.Popen([sys.executable, "-c", _THREAD_IN_OTHER_NS], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", THREAD_IN_NEW_NETNS], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         name = f"pid:{proc.pid}"
