@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMPS := .make
 APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev
-EXTRAS := test,kafka,chdb,fast,metrics
+EXTRAS := test,kafka,chdb,fast,metrics,bench
 NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
 
 # Flags for the daemon; see `python -m xtcp_uring --help`.
@@ -24,7 +24,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks $(or $(BENCH_ARGS),--scenario big --rounds 10 --json)
 
 # The decoder under AddressSanitizer + UBSan, driven by atheris (FUZZ_RUNS inputs). The
 # sanitized extension is built beside the checkout (build/fuzz) so the normal one stays.
