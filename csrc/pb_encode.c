@@ -9,20 +9,26 @@
 
 #include "xtcp_native.h"
 
-static size_t varint_len(size_t v)
+int64_t xtcp_encoded_size(const struct xtcp_record *recs, size_t n, size_t label_len, int framing)
 {
-    size_t n = 1;
-    while (v >= 0x80) { v >>= 7; n++; }
-    return n;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t body = label_len + xtcp_record_encoded_size(&recs[i]);
+        if (framing == XTCP_FRAME_SINGLE)
+            total += body;
+        else
+            total += (framing == XTCP_FRAME_ENVELOPE_ROWS) + xtcp_pb_varint_len(body) + body;
+    }
+    return (int64_t)total;
 }
 
 int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *label,
                     size_t label_len, int framing, uint8_t *out, size_t cap, size_t *encoded)
 {
-    /* Room for a tag, the length and the largest possible record. The length's room is sized
-     * for that largest record, so the body moves back only when it came out shorter. */
-    const size_t gap = varint_len(label_len + XTCP_RECORD_MAX_ENCODED);
-    const size_t need = 1 + gap + label_len + XTCP_RECORD_MAX_ENCODED;
+    /* Each body is written once, behind a gap for its length sized for the largest possible
+     * record, and moved back only when its length came out shorter (a tiny record). */
+    const size_t gap = framing == XTCP_FRAME_SINGLE ? 0 : xtcp_pb_varint_len(label_len + XTCP_RECORD_MAX_ENCODED);
+    const size_t worst = (framing == XTCP_FRAME_ENVELOPE_ROWS) + gap + label_len + XTCP_RECORD_MAX_ENCODED;
     uint8_t *p = out, *end = out + cap;
     size_t i;
 
@@ -31,11 +37,24 @@ int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *lab
         return -EINVAL;
     if (framing == XTCP_FRAME_SINGLE && n > 1)
         return -EINVAL;
-    if (label_len + XTCP_RECORD_MAX_ENCODED >= (1u << 21))
-        return -EMSGSIZE;
     for (i = 0; i < n; i++) {
-        if ((size_t)(end - p) < need)
-            break;
+        if ((size_t)(end - p) < worst) {
+            /* Near the end of an exactly sized buffer: does this record really fit? */
+            size_t body = label_len + xtcp_record_encoded_size(&recs[i]);
+            size_t need = framing == XTCP_FRAME_SINGLE
+                              ? body
+                              : (framing == XTCP_FRAME_ENVELOPE_ROWS) + xtcp_pb_varint_len(body) + body;
+            if ((size_t)(end - p) < need)
+                break;
+            /* The size is known now: the length goes first, the body right behind it. */
+            if (framing == XTCP_FRAME_ENVELOPE_ROWS)
+                *p++ = 0x0a;
+            if (framing != XTCP_FRAME_SINGLE)
+                p = xtcp_pb_varint(p, body);
+            memcpy(p, label, label_len);
+            p = xtcp_record_encode_fields(&recs[i], p + label_len);
+            continue;
+        }
         if (framing == XTCP_FRAME_SINGLE) {
             memcpy(p, label, label_len);
             p = xtcp_record_encode_fields(&recs[i], p + label_len);
@@ -47,7 +66,7 @@ int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *lab
         memcpy(body, label, label_len);
         uint8_t *body_end = xtcp_record_encode_fields(&recs[i], body + label_len);
         size_t body_len = (size_t)(body_end - body);
-        size_t vlen = varint_len(body_len);
+        size_t vlen = xtcp_pb_varint_len(body_len);
         p = xtcp_pb_varint(p, body_len);
         if (vlen < gap)
             memmove(p, body, body_len);

@@ -13,7 +13,7 @@
 #include "xtcp_record.h"
 
 /* Bumped whenever a declaration below changes; native.py refuses a stale build. */
-#define XTCP_NATIVE_ABI 2
+#define XTCP_NATIVE_ABI 3
 
 #define XTCP_TCP_INFO_MAX 280          /* sizeof(struct tcp_info) on 6.18 .. 7.0 */
 #define XTCP_TCP_INFO_LAYOUT_6_18 0    /* bytes 276..279: u16 accecn_fail_mode, u16 accecn_opt_seen */
@@ -59,6 +59,9 @@ size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len);
  * the buffers of one dump share one struct; done/error/malformed say what any call met. */
 int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
                     int tcp_info_layout, int64_t seq, struct xtcp_decode_stats *stats);
+
+/* Exact bytes xtcp_encode writes for recs[0..n) with a label of label_len bytes. */
+int64_t xtcp_encoded_size(const struct xtcp_record *recs, size_t n, size_t label_len, int framing);
 
 /* Encode recs[0..n) as protobuf, each message = label bytes + the record's fields.
  * Writes whole records only; *encoded says how many fit. Returns bytes written or -errno. */

@@ -151,6 +151,147 @@ static inline uint8_t *xtcp_pb_varint(uint8_t *p, uint64_t v)
     return p;
 }
 
+static inline size_t xtcp_pb_varint_len(uint64_t v)
+{
+    /* 7 bits per byte: ceil(significant bits / 7), without a loop. */
+    return (size_t)((64 - __builtin_clzll(v | 1)) * 9 + 64) / 64;
+}
+
+/* Exactly the bytes xtcp_record_encode_fields writes for r. */
+static inline size_t xtcp_record_encoded_size(const struct xtcp_record *r)
+{
+    size_t n = 0;
+    if (r->inet_diag_msg_family) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_family);
+    if (r->inet_diag_msg_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_state);
+    if (r->inet_diag_msg_timer) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_timer);
+    if (r->inet_diag_msg_retrans) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_retrans);
+    if (r->inet_diag_msg_socket_source_port) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_socket_source_port);
+    if (r->inet_diag_msg_socket_destination_port) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_socket_destination_port);
+    if (r->inet_diag_msg_socket_source_len) n += 2 + 1 + r->inet_diag_msg_socket_source_len;
+    if (r->inet_diag_msg_socket_destination_len) n += 2 + 1 + r->inet_diag_msg_socket_destination_len;
+    if (r->inet_diag_msg_socket_interface) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_socket_interface);
+    if (r->inet_diag_msg_socket_cookie) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_socket_cookie);
+    if (r->inet_diag_msg_expires) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_expires);
+    if (r->inet_diag_msg_rqueue) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_rqueue);
+    if (r->inet_diag_msg_wqueue) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_wqueue);
+    if (r->inet_diag_msg_uid) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_uid);
+    if (r->inet_diag_msg_inode) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_inode);
+    if (r->mem_info_rmem) n += 2 + xtcp_pb_varint_len((uint64_t)r->mem_info_rmem);
+    if (r->mem_info_wmem) n += 2 + xtcp_pb_varint_len((uint64_t)r->mem_info_wmem);
+    if (r->mem_info_fmem) n += 2 + xtcp_pb_varint_len((uint64_t)r->mem_info_fmem);
+    if (r->mem_info_tmem) n += 2 + xtcp_pb_varint_len((uint64_t)r->mem_info_tmem);
+    if (r->tcp_info_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_state);
+    if (r->tcp_info_ca_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_ca_state);
+    if (r->tcp_info_retransmits) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_retransmits);
+    if (r->tcp_info_probes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_probes);
+    if (r->tcp_info_backoff) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_backoff);
+    if (r->tcp_info_options) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_options);
+    if (r->tcp_info_send_scale) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_send_scale);
+    if (r->tcp_info_rcv_scale) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_scale);
+    if (r->tcp_info_delivery_rate_app_limited) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivery_rate_app_limited);
+    if (r->tcp_info_fast_open_client_failed) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_fast_open_client_failed);
+    if (r->tcp_info_rto) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rto);
+    if (r->tcp_info_ato) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_ato);
+    if (r->tcp_info_snd_mss) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_snd_mss);
+    if (r->tcp_info_rcv_mss) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_mss);
+    if (r->tcp_info_unacked) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_unacked);
+    if (r->tcp_info_sacked) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_sacked);
+    if (r->tcp_info_lost) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_lost);
+    if (r->tcp_info_retrans) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_retrans);
+    if (r->tcp_info_fackets) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_fackets);
+    if (r->tcp_info_last_data_sent) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_last_data_sent);
+    if (r->tcp_info_last_ack_sent) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_last_ack_sent);
+    if (r->tcp_info_last_data_recv) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_last_data_recv);
+    if (r->tcp_info_last_ack_recv) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_last_ack_recv);
+    if (r->tcp_info_pmtu) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_pmtu);
+    if (r->tcp_info_rcv_ssthresh) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_ssthresh);
+    if (r->tcp_info_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rtt);
+    if (r->tcp_info_rtt_var) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rtt_var);
+    if (r->tcp_info_snd_ssthresh) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_snd_ssthresh);
+    if (r->tcp_info_snd_cwnd) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_snd_cwnd);
+    if (r->tcp_info_adv_mss) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_adv_mss);
+    if (r->tcp_info_reordering) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_reordering);
+    if (r->tcp_info_rcv_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_rtt);
+    if (r->tcp_info_rcv_space) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_space);
+    if (r->tcp_info_total_retrans) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_total_retrans);
+    if (r->tcp_info_pacing_rate) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_pacing_rate);
+    if (r->tcp_info_max_pacing_rate) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_max_pacing_rate);
+    if (r->tcp_info_bytes_acked) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_bytes_acked);
+    if (r->tcp_info_bytes_received) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_bytes_received);
+    if (r->tcp_info_segs_out) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_segs_out);
+    if (r->tcp_info_segs_in) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_segs_in);
+    if (r->tcp_info_not_sent_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_not_sent_bytes);
+    if (r->tcp_info_min_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_min_rtt);
+    if (r->tcp_info_data_segs_in) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_data_segs_in);
+    if (r->tcp_info_data_segs_out) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_data_segs_out);
+    if (r->tcp_info_delivery_rate) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivery_rate);
+    if (r->tcp_info_busy_time) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_busy_time);
+    if (r->tcp_info_rwnd_limited) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rwnd_limited);
+    if (r->tcp_info_sndbuf_limited) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_sndbuf_limited);
+    if (r->tcp_info_delivered) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivered);
+    if (r->tcp_info_delivered_ce) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivered_ce);
+    if (r->tcp_info_bytes_sent) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_bytes_sent);
+    if (r->tcp_info_bytes_retrans) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_bytes_retrans);
+    if (r->tcp_info_dsack_dups) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_dsack_dups);
+    if (r->tcp_info_reord_seen) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_reord_seen);
+    if (r->tcp_info_rcv_ooopack) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_ooopack);
+    if (r->tcp_info_snd_wnd) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_snd_wnd);
+    if (r->tcp_info_rcv_wnd) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rcv_wnd);
+    if (r->tcp_info_rehash) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_rehash);
+    if (r->tcp_info_total_rto) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_total_rto);
+    if (r->tcp_info_total_rto_recoveries) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_total_rto_recoveries);
+    if (r->tcp_info_total_rto_time) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_total_rto_time);
+    if (r->tcp_info_received_ce) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_received_ce);
+    if (r->tcp_info_delivered_e1_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivered_e1_bytes);
+    if (r->tcp_info_delivered_e0_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivered_e0_bytes);
+    if (r->tcp_info_delivered_ce_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_delivered_ce_bytes);
+    if (r->tcp_info_received_e1_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_received_e1_bytes);
+    if (r->tcp_info_received_e0_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_received_e0_bytes);
+    if (r->tcp_info_received_ce_bytes) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_received_ce_bytes);
+    if (r->tcp_info_accecn_fail_mode) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_accecn_fail_mode);
+    if (r->tcp_info_accecn_opt_seen) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_accecn_opt_seen);
+    if (r->tcp_info_ecn_mode) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_ecn_mode);
+    if (r->tcp_info_options2) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_options2);
+    if (r->tcp_info_len) n += 2 + xtcp_pb_varint_len((uint64_t)r->tcp_info_len);
+    { size_t k = strnlen(r->congestion_algorithm_string, 16); if (k) n += 2 + 1 + k; }
+    if (r->congestion_algorithm_enum) n += 2 + xtcp_pb_varint_len((uint64_t)r->congestion_algorithm_enum);
+    if (r->type_of_service) n += 2 + xtcp_pb_varint_len((uint64_t)r->type_of_service);
+    if (r->traffic_class) n += 2 + xtcp_pb_varint_len((uint64_t)r->traffic_class);
+    if (r->sk_mem_info_rmem_alloc) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_rmem_alloc);
+    if (r->sk_mem_info_rcv_buf) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_rcv_buf);
+    if (r->sk_mem_info_wmem_alloc) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_wmem_alloc);
+    if (r->sk_mem_info_snd_buf) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_snd_buf);
+    if (r->sk_mem_info_fwd_alloc) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_fwd_alloc);
+    if (r->sk_mem_info_wmem_queued) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_wmem_queued);
+    if (r->sk_mem_info_optmem) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_optmem);
+    if (r->sk_mem_info_backlog) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_backlog);
+    if (r->sk_mem_info_drops) n += 2 + xtcp_pb_varint_len((uint64_t)r->sk_mem_info_drops);
+    if (r->shutdown_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->shutdown_state);
+    if (r->vegas_info_enabled) n += 2 + xtcp_pb_varint_len((uint64_t)r->vegas_info_enabled);
+    if (r->vegas_info_rtt_cnt) n += 2 + xtcp_pb_varint_len((uint64_t)r->vegas_info_rtt_cnt);
+    if (r->vegas_info_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->vegas_info_rtt);
+    if (r->vegas_info_min_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->vegas_info_min_rtt);
+    if (r->dctcp_info_enabled) n += 2 + xtcp_pb_varint_len((uint64_t)r->dctcp_info_enabled);
+    if (r->dctcp_info_ce_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->dctcp_info_ce_state);
+    if (r->dctcp_info_alpha) n += 2 + xtcp_pb_varint_len((uint64_t)r->dctcp_info_alpha);
+    if (r->dctcp_info_ab_ecn) n += 2 + xtcp_pb_varint_len((uint64_t)r->dctcp_info_ab_ecn);
+    if (r->dctcp_info_ab_tot) n += 2 + xtcp_pb_varint_len((uint64_t)r->dctcp_info_ab_tot);
+    if (r->bbr_info_bw_lo) n += 2 + xtcp_pb_varint_len((uint64_t)r->bbr_info_bw_lo);
+    if (r->bbr_info_bw_hi) n += 2 + xtcp_pb_varint_len((uint64_t)r->bbr_info_bw_hi);
+    if (r->bbr_info_min_rtt) n += 2 + xtcp_pb_varint_len((uint64_t)r->bbr_info_min_rtt);
+    if (r->bbr_info_pacing_gain) n += 2 + xtcp_pb_varint_len((uint64_t)r->bbr_info_pacing_gain);
+    if (r->bbr_info_cwnd_gain) n += 2 + xtcp_pb_varint_len((uint64_t)r->bbr_info_cwnd_gain);
+    if (r->class_id) n += 2 + xtcp_pb_varint_len((uint64_t)r->class_id);
+    if (r->sock_opt) n += 2 + xtcp_pb_varint_len((uint64_t)r->sock_opt);
+    if (r->c_group) n += 3 + xtcp_pb_varint_len((uint64_t)r->c_group);
+    if (r->protocol) n += 3 + xtcp_pb_varint_len((uint64_t)r->protocol);
+    if (r->skv6only) n += 3 + xtcp_pb_varint_len((uint64_t)r->skv6only);
+    if (r->mark) n += 3 + xtcp_pb_varint_len((uint64_t)r->mark);
+    if (r->md5sig_keys) n += 3 + xtcp_pb_varint_len((uint64_t)r->md5sig_keys);
+    if (r->attributes_present) n += 3 + xtcp_pb_varint_len((uint64_t)r->attributes_present);
+    return n;
+}
+
 /* Append the non-zero per-socket fields of r (proto3: zero is not sent); return the end. */
 static inline uint8_t *xtcp_record_encode_fields(const struct xtcp_record *r, uint8_t *p)
 {

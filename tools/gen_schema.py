@@ -79,7 +79,7 @@ def render_header(schema) -> str:
     # Largest alignment first: no padding holes, so the record stays small in memory.
     members.sort(key=lambda m: -m[0])
 
-    enc, max_len = [], 0
+    enc, size, max_len = [], [], 0
     for f in fields:  # field-number order: the canonical protobuf order
         st = _storage(f, enum_names)
         _, _, payload_max, kind = _STORAGE[st]
@@ -87,6 +87,13 @@ def render_header(schema) -> str:
         tag = _tag_bytes(f.number, wire)
         max_len += len(tag) + payload_max
         put_tag = " ".join(f"*p++ = 0x{b:02x};" for b in tag)
+        t = len(tag)
+        if kind in ("varint32", "varint64"):
+            size.append(f"    if (r->{f.name}) n += {t} + xtcp_pb_varint_len((uint64_t)r->{f.name});")
+        elif kind == "bytes":
+            size.append(f"    if (r->{f.name}_len) n += {t} + 1 + r->{f.name}_len;")
+        else:
+            size.append(f"    {{ size_t k = strnlen(r->{f.name}, 16); if (k) n += {t} + 1 + k; }}")
         if kind == "varint32":
             enc.append(f"    if (r->{f.name}) {{ {put_tag} p = xtcp_pb_varint(p, r->{f.name}); }}")
         elif kind == "varint64":
@@ -126,6 +133,20 @@ def render_header(schema) -> str:
         "    while (v >= 0x80) { *p++ = (uint8_t)(v | 0x80); v >>= 7; }",
         "    *p++ = (uint8_t)v;",
         "    return p;",
+        "}",
+        "",
+        "static inline size_t xtcp_pb_varint_len(uint64_t v)",
+        "{",
+        "    /* 7 bits per byte: ceil(significant bits / 7), without a loop. */",
+        "    return (size_t)((64 - __builtin_clzll(v | 1)) * 9 + 64) / 64;",
+        "}",
+        "",
+        "/* Exactly the bytes xtcp_record_encode_fields writes for r. */",
+        "static inline size_t xtcp_record_encoded_size(const struct xtcp_record *r)",
+        "{",
+        "    size_t n = 0;",
+        *size,
+        "    return n;",
         "}",
         "",
         "/* Append the non-zero per-socket fields of r (proto3: zero is not sent); return the end. */",

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 2
+EXPECTED_ABI = 3
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
@@ -125,27 +125,32 @@ def stats_from_c(cstats) -> DecodeStats:
     return stats
 
 
-def encode(records, start: int, count: int, label: bytes, framing: int) -> bytes:
-    """Encode ``records[start:start+count]``, each prefixed with ``label`` bytes."""
-    if count == 0:
-        return b""
-    # ~250 B per socket is typical; the C side writes whole records and says how many fit.
-    cap = count * (280 + len(label)) + RECORD_MAX_ENCODED + len(label) + 4
-    out = bytearray(cap)
-    dst = ffi.from_buffer(out)
-    done = ffi.new("size_t *")
-    written = 0
-    while count:
-        n = lib.xtcp_encode(records + start, count, label, len(label), framing, dst + written, cap - written, done)
+def encode_parts(parts, framing: int) -> bytearray:
+    """Encode several record runs into one buffer: ``parts`` is (records, start, count, label)
+    per run (a dump). Sized exactly first, so the bytes are written once and never copied."""
+    sizes = []
+    for records, start, count, label in parts:
+        n = lib.xtcp_encoded_size(records + start, count, len(label), framing) if count else 0
         if n < 0:
             raise OSError(-n, os.strerror(-n))
-        written += n
-        start += done[0]
-        count -= done[0]
-        if count:
-            ffi.release(dst)  # a bytearray cannot grow while C holds a view of it
-            out.extend(bytes(max(cap, count * (300 + len(label)) + RECORD_MAX_ENCODED)))
-            cap = len(out)
-            dst = ffi.from_buffer(out)
+        sizes.append(n)
+    out = bytearray(sum(sizes))
+    dst = ffi.from_buffer(out)
+    done = ffi.new("size_t *")
+    offset = 0
+    for (records, start, count, label), size in zip(parts, sizes):
+        if not count:
+            continue
+        n = lib.xtcp_encode(records + start, count, label, len(label), framing, dst + offset, size, done)
+        if n < 0:
+            raise OSError(-n, os.strerror(-n))
+        if n != size or done[0] != count:  # the two C walks disagree: a bug, never input
+            raise XtcpError(f"encoder wrote {n} of {size} bytes ({done[0]} of {count} records)")
+        offset += size
     ffi.release(dst)
-    return bytes(memoryview(out)[:written])
+    return out
+
+
+def encode(records, start: int, count: int, label: bytes, framing: int) -> bytearray:
+    """Encode ``records[start:start+count]``, each prefixed with ``label`` bytes."""
+    return encode_parts([(records, start, count, label)], framing)

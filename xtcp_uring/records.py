@@ -74,7 +74,7 @@ class Dump:
         buf = native.ffi.buffer(self.records, self.count * native.RECORD_SIZE)
         return np.frombuffer(buf, dtype=record_dtype(), count=self.count)
 
-    def encode(self, framing: int) -> bytes:
+    def encode(self, framing: int) -> bytearray:
         return native.encode(self.records, 0, self.count, self.labels, framing)
 
 
@@ -142,9 +142,9 @@ class Batch:
             return np.empty(0, dtype=record_dtype()[name])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes:
+    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytearray:
         """All records as protobuf bytes; with the default framing, one Envelope message."""
-        return b"".join(d.encode(framing) for d in self.dumps if d.count)
+        return native.encode_parts([(d.records, 0, d.count, d.labels) for d in self.dumps if d.count], framing)
 
     def envelope(self) -> bytes:
         return self.encode(native.FRAME_ENVELOPE_ROWS)
