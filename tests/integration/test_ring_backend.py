@@ -120,8 +120,8 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{}, {"async_dumps": True}, {"async_dumps": True, "async_recv": False}],
-                ids=["inline", "async", "async-send"])
+@pytest.fixture(params=[{}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True}],
+                ids=["inline", "async", "async-recv"])
 def backend(request):
     b = UringBackend(**request.param)
     yield b
