@@ -24,6 +24,7 @@
 
 #include <liburing.h>
 
+#include "bufpool.h"
 #include "ring.h"
 
 #define NLMSG_HDR_LEN 16
@@ -132,11 +133,11 @@ static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
         size_t cap = j->cap * 2;
         if (cap < j->len + XTCP_RING_RECV_MIN)
             cap = j->len + XTCP_RING_RECV_MIN;
-        uint8_t *p = realloc(j->arena, cap);   /* safe: no RECV of this job is in flight */
+        uint8_t *p = xtcp_buf_grow(j->arena, cap);   /* safe: no RECV of this job is in flight */
         if (!p)
             return -ENOMEM;
         j->arena = p;
-        j->cap = cap;
+        j->cap = xtcp_buf_cap(p);
     }
     struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_RECV, idx, j->net_id);
     if (!sqe)
@@ -185,14 +186,6 @@ static void complete(struct xtcp_ring *r, uint32_t idx)
         struct job *j = &r->jobs[idx];
         j->state = JOB_DONE;
         j->end_ns = now_ns();
-        if (j->arena && j->cap > j->len + 4096) {
-            /* Give back the RECV headroom: results may be kept long after the poll. */
-            uint8_t *p = realloc(j->arena, j->len ? j->len : 1);
-            if (p) {
-                j->arena = p;
-                j->cap = j->len ? j->len : 1;
-            }
-        }
         r->done[r->done_tail++] = idx;
         r->st.jobs++;
         if (j->error)
@@ -563,7 +556,7 @@ uint8_t *xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, size_t *len)
     return p;
 }
 
-void xtcp_ring_buf_free(void *buf) { free(buf); }
+void xtcp_ring_buf_free(void *buf) { xtcp_buf_free(buf); }
 
 int xtcp_ring_reset(xtcp_ring_t *r)
 {
@@ -604,7 +597,7 @@ int xtcp_ring_reset(xtcp_ring_t *r)
             r->st.leaked_buffers++;    /* the kernel may still write here: never free it */
             rc = -ETIMEDOUT;
         } else {
-            free(j->arena);
+            xtcp_buf_free(j->arena);
             free(j->req);
         }
         if (j->fd >= 0 && (size_t)j->fd < r->fd_cap)

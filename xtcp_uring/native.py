@@ -90,8 +90,26 @@ HOST_TCP_INFO_LAYOUT = tcp_info_layout(os.uname().release)
 
 
 def new_records(count: int):
-    """A zeroed C array of ``count`` records (at least one, so empty dumps need no branch)."""
-    return ffi.new("struct xtcp_record[]", max(count, 1))
+    """A C array for ``count`` records (at least one, so empty dumps need no branch).
+
+    Returns (pointer, owner, capacity): the memory lives as long as ``owner`` does.
+
+    Not zeroed: the decoder writes every record it counts. Big arrays come from the buffer
+    pool and go back to it when the last view of them is dropped, so the next poll does not
+    fault fresh pages in (csrc/bufpool.h).
+    """
+    count = max(count, 1)
+    p = lib.xtcp_buf_alloc(count * RECORD_SIZE)
+    if p == ffi.NULL:
+        raise MemoryError(f"no memory for {count} records")
+    owner = ffi.gc(p, lib.xtcp_buf_free, size=count * RECORD_SIZE)
+    return ffi.cast("struct xtcp_record *", owner), owner, count
+
+
+def pool_stats() -> dict[str, int]:
+    s = ffi.new("struct xtcp_pool_stats *")
+    lib.xtcp_pool_stats(s)
+    return {"kept_blocks": s.kept_blocks, "kept_bytes": s.kept_bytes, "reused": s.reused, "allocated": s.allocated}
 
 
 def count_socket_messages(buf) -> int:
@@ -104,14 +122,14 @@ def new_decode_stats():
     return ffi.new("struct xtcp_decode_stats *")
 
 
-def decode_into(buf, out, start: int, layout: int, cstats, seq: int | None = None) -> int:
+def decode_into(buf, out, cap: int, start: int, layout: int, cstats, seq: int | None = None) -> int:
     """Decode netlink bytes into ``out[start:]``; with ``seq``, only replies to that request.
 
     Returns the records written; what else was seen accumulates in ``cstats``."""
     src = ffi.from_buffer(buf)
-    n = lib.xtcp_decode(src, len(src), out + start, len(out) - start, layout, -1 if seq is None else seq, cstats)
+    n = lib.xtcp_decode(src, len(src), out + start, cap - start, layout, -1 if seq is None else seq, cstats)
     if n < 0:  # only if `out` was sized without count_socket_messages: a bug, not bad input
-        raise XtcpError(f"record array too small: {len(out) - start} slots for more sockets")
+        raise XtcpError(f"record array too small: {cap - start} slots for more sockets")
     return n
 
 

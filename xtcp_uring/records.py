@@ -57,7 +57,7 @@ def encode_labels(**labels) -> bytes:
 class Dump:
     """The decoded sockets of one dump (one namespace, one address family)."""
 
-    records: object  # cdata struct xtcp_record[]
+    records: object  # cdata struct xtcp_record *
     count: int
     labels: bytes = b""
     stats: native.DecodeStats = field(default_factory=native.DecodeStats)
@@ -67,11 +67,13 @@ class Dump:
     bytes_received: int = 0
     recvs: int = 0
     error: str | None = None  # why this dump is missing or partial, for the batch report
+    owner: object = field(default=None, repr=False)  # keeps `records` memory alive (pooled)
 
     def array(self) -> np.ndarray:
         if self.count == 0:
             return np.empty(0, dtype=record_dtype())
-        buf = native.ffi.buffer(self.records, self.count * native.RECORD_SIZE)
+        # From the owner, so a numpy view alone keeps the memory alive.
+        buf = native.ffi.buffer(self.owner, self.count * native.RECORD_SIZE)
         return np.frombuffer(buf, dtype=record_dtype(), count=self.count)
 
     def encode(self, framing: int) -> bytearray:
@@ -105,11 +107,11 @@ def decode_buffers(
     """
     buffers = [b for b in buffers if len(b)]
     total = sum(native.count_socket_messages(b) for b in buffers)
-    records = native.new_records(total)
+    records, owner, cap = native.new_records(total)
     cstats = native.new_decode_stats()
     n = 0
     for buf in buffers:
-        n += native.decode_into(buf, records, n, layout, cstats, seq)
+        n += native.decode_into(buf, records, cap, n, layout, cstats, seq)
         if cstats.malformed and strict:
             raise DecodeError("malformed netlink message: nlmsg_len out of bounds",
                               offset=cstats.malformed_offset, netns=netns or None)
@@ -119,7 +121,7 @@ def decode_buffers(
             break
     stats = native.stats_from_c(cstats)
     return Dump(records=records, count=n, labels=labels, stats=stats, netns=netns,
-                bytes_received=sum(len(b) for b in buffers), recvs=len(buffers))
+                bytes_received=sum(len(b) for b in buffers), recvs=len(buffers), owner=owner)
 
 
 @dataclass
