@@ -20,6 +20,7 @@ from .records import Batch
 log = logging.getLogger("xtcp_uring.metrics")
 
 OTHER = "_other"
+DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages", "stale_messages", "malformed_message")
 _FAMILY = {2: "inet", 10: "inet6"}
 
 
@@ -45,6 +46,8 @@ class Metrics:
                                    ["netns"], registry=r)
         self.decode_errors = Counter("xtcp_decode_errors_total",
                                      "Malformed netlink seen by the decoder, by kind", ["kind"], registry=r)
+        for kind in DECODE_ERROR_KINDS:  # at 0 from the start, so alerts can rate() them
+            self.decode_errors.labels(kind)
         self.unknown_attributes = Counter("xtcp_unknown_attributes_total",
                                           "INET_DIAG attributes of types this decoder does not know",
                                           ["type"], registry=r)
@@ -99,7 +102,7 @@ class Metrics:
         for ns, n in sockets.items():
             self.sockets.labels(ns).set(n)
         s = batch.stats
-        for kind in ("bad_attributes", "short_attributes", "short_messages"):
+        for kind in DECODE_ERROR_KINDS[:4]:
             if getattr(s, kind):
                 self.decode_errors.labels(kind).inc(getattr(s, kind))
         if s.malformed_offset is not None:
