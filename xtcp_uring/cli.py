@@ -20,6 +20,8 @@ import os
 import sys
 
 from . import __version__, native, output, records
+from .clickhouse import DEFAULT_DATA_DIR
+from .daemon import add_daemon_options, env_default
 from .errors import ConfigError, XtcpError
 
 log = logging.getLogger("xtcp_uring")
@@ -27,28 +29,23 @@ log = logging.getLogger("xtcp_uring")
 SUBCOMMANDS = ("decode", "namespaces", "query")
 
 
-def _env(name: str, default):
-    value = os.environ.get("XTCP_" + name.upper().replace("-", "_"))
-    return default if value is None else value
-
-
 def _add_poll_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to poll")
-    g.add_argument("--namespaces", default=_env("namespaces", "all"),
+    g.add_argument("--namespaces", default=env_default("namespaces", "all"),
                    help="all | host | a name or glob of namespace names (default: all)")
-    g.add_argument("--families", default=_env("families", "inet,inet6"), help="inet,inet6 (default both)")
-    g.add_argument("--states", default=_env("states", None),
+    g.add_argument("--families", default=env_default("families", "inet,inet6"), help="inet,inet6 (default both)")
+    g.add_argument("--states", default=env_default("states", None),
                    help="TCP state bitmask, e.g. 0x1ffe (default: every state but bound-inactive)")
-    g.add_argument("--filter", default=_env("filter", None),
+    g.add_argument("--filter", default=env_default("filter", None),
                    help='kernel-side filter, e.g. "dport 443 and dst 10.0.0.0/8"')
-    g.add_argument("--groups", default=_env("groups", None),
+    g.add_argument("--groups", default=env_default("groups", None),
                    help="attribute groups: info,cong,cc_info,tos,tclass,skmeminfo,meminfo")
-    g.add_argument("--sample", type=int, default=int(_env("sample", 1)),
+    g.add_argument("--sample", type=int, default=int(env_default("sample", 1)),
                    help="keep every Nth socket, chosen by cookie (default 1: all)")
     g = p.add_argument_group("how to poll")
-    g.add_argument("--uring", choices=("auto", "on", "off"), default=_env("uring", "auto"),
+    g.add_argument("--uring", choices=("auto", "on", "off"), default=env_default("uring", "auto"),
                    help="io_uring, or plain netlink sockets (off); auto falls back when unavailable")
-    g.add_argument("--async-dumps", action="store_true", default=_env("async_dumps", "") in ("1", "true"),
+    g.add_argument("--async-dumps", action="store_true", default=env_default("async_dumps", "") in ("1", "true"),
                    help="IOSQE_ASYNC: dump namespaces in parallel on io-wq workers")
 
 
@@ -60,16 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n")[1],
     )
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("--log-level", default=_env("log_level", "info"), choices=("debug", "info", "warning", "error"))
-    p.add_argument("--log-format", default=_env("log_format", "text"), choices=("text", "json"))
+    p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default=env_default("log_format", "text"), choices=("text", "json"))
     g = p.add_argument_group("one-shot")
     g.add_argument("--once", action="store_true", help="poll once, write the records to stdout, exit")
-    g.add_argument("--format", default=_env("format", "jsonl"), choices=output.FORMATS,
+    g.add_argument("--format", default=env_default("format", "jsonl"), choices=output.FORMATS,
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
-    from .daemon import add_daemon_options  # the daemon's own flags live beside its loop
-
-    add_daemon_options(p)
+    add_daemon_options(p)  # the daemon's own flags live beside its loop
     return p
 
 
@@ -88,7 +83,7 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
     elif cmd == "query":
         p.description = "Run SQL against the embedded ClickHouse store (chDB)."
         p.add_argument("sql")
-        p.add_argument("--data-dir", default=_env("data_dir", "./xtcp-data"))
+        p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
     return p
 

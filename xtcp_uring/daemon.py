@@ -16,45 +16,46 @@ import signal
 import time
 
 from . import sinks
+from .clickhouse import DEFAULT_DATA_DIR
 from .privileges import current as current_privileges
 from .errors import ConfigError
 
 log = logging.getLogger("xtcp_uring.daemon")
 
-DEFAULT_DATA_DIR = "./xtcp-data"
 WARN_EVERY_S = 300.0  # the same warning (netns, error) at most once per 5 minutes
 
 
-def _env(name: str, default):
-    return os.environ.get("XTCP_" + name.upper(), default)
+def env_default(name: str, default):
+    """The XTCP_<NAME> environment variable, else default: every flag's fallback."""
+    return os.environ.get("XTCP_" + name.upper().replace("-", "_"), default)
 
 
 def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("daemon: when")
-    g.add_argument("--interval", type=float, default=float(_env("interval", 10.0)), help="seconds between polls")
-    g.add_argument("--jitter", type=float, default=float(_env("jitter", 0.1)),
+    g.add_argument("--interval", type=float, default=float(env_default("interval", 10.0)), help="seconds between polls")
+    g.add_argument("--jitter", type=float, default=float(env_default("jitter", 0.1)),
                    help="random delay per tick, as a fraction of the interval (default 0.1)")
-    g.add_argument("--max-polls", type=int, default=int(_env("max_polls", 0)) or None,
+    g.add_argument("--max-polls", type=int, default=int(env_default("max_polls", 0)) or None,
                    help="stop after this many polls (default: run until SIGTERM)")
     g = p.add_argument_group("daemon: where to")
     g.add_argument("--sink", action="append", default=None,
                    help="destination URL, repeatable: kafka://host:9092/topic, chdb:///dir, "
                         "clickhouse+http://host:8123/db, file:///x.pb, udp://host:port, - (stdout). "
                         "Default: chdb under --data-dir. XTCP_SINK takes a comma-separated list")
-    g.add_argument("--data-dir", default=_env("data_dir", DEFAULT_DATA_DIR),
+    g.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
                    help="embedded ClickHouse store for the default sink and `query` (default ./xtcp-data)")
-    g.add_argument("--queue-bytes", default=_env("queue_bytes", None),
+    g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
-    g.add_argument("--hostname", default=_env("hostname", None), help="hostname label (default: this host's)")
+    g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
     g = p.add_argument_group("daemon: operations")
-    g.add_argument("--metrics-listen", default=_env("metrics_listen", "127.0.0.1:9108"),
+    g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT for /metrics, /healthz, /readyz; 'off' to disable")
-    g.add_argument("--max-namespace-series", type=int, default=int(_env("max_namespace_series", 100)),
+    g.add_argument("--max-namespace-series", type=int, default=int(env_default("max_namespace_series", 100)),
                    help="per-namespace metric series before the rest are summed as _other")
 
 
 def sink_urls(args) -> list[str]:
-    urls = args.sink or [u for u in _env("sink", "").split(",") if u]
+    urls = args.sink or [u for u in env_default("sink", "").split(",") if u]
     return urls or [f"chdb://{os.path.abspath(args.data_dir)}"]
 
 
