@@ -6,7 +6,7 @@ namespaces and batches, never single sockets. Public API:
     async with xtcp_uring.Poller(interval=10.0, namespaces="all") as poller:
         async for batch in poller:
             rtt_us = batch.column("tcp_info_rtt")      # numpy, one value per socket
-            payload = batch.envelope()                  # protobuf Envelope (ClickHouse ProtobufList)
+            payload = batch.envelope()                  # one protobuf Envelope of every record
 
     batch = await xtcp_uring.poll_once(namespaces="host")
 
