@@ -28,7 +28,6 @@ __all__ = [
     "GoldenCase",
     "capture_files",
     "golden_cases",
-    "pytest_params",
     "ss_text_files",
     "testdata_root",
 ]
@@ -180,15 +179,3 @@ def capture_files(root: Path | None = None) -> list[tuple[str, Path, bool]]:
         for path in sorted(kdir.glob("*.pcap")):
             out.append((_file_id(kdir.name, path.stem), path, not _all_nul(path)))
     return out
-
-
-def pytest_params(cases: list[GoldenCase] | None = None, *, skip_problems: bool = True):
-    """``pytest.param`` per case with its id; cases with a ``problem`` are skipped."""
-    import pytest
-
-    cases = golden_cases() if cases is None else cases
-    params = []
-    for case in cases:
-        marks = [pytest.mark.skip(reason=case.problem)] if (case.problem and skip_problems) else []
-        params.append(pytest.param(case, id=case.id, marks=marks))
-    return params
