@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .harness import DEFAULT_OUT, main
+from .runner import XTCP_TOOLS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--active", type=float, default=0.02, help="share of connections with traffic (1 exchange/s)")
     p.add_argument("--duration", type=float, default=600.0, help="soak: seconds")
     p.add_argument("--interval", type=float, default=1.0, help="soak: seconds between polls")
-    p.add_argument("--soak-tool", default="xtcp-uring", choices=("xtcp-sockets", "xtcp-uring", "xtcp-uring-async"))
+    p.add_argument("--soak-tool", default="xtcp-uring", choices=tuple(XTCP_TOOLS))
     p.add_argument("--churn-period", type=float, default=0.1, help="churn: seconds between namespace adds")
     p.add_argument("--churn-live", type=int, default=20, help="churn: churning namespaces alive at once")
     p.add_argument("--churn-connections", type=int, default=10, help="churn: connections per churning namespace")

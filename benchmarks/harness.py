@@ -9,8 +9,10 @@ Tools (each dumps both families of every farm namespace, every attribute group):
   other, as an operator would run it; CPU and RSS from ``wait4`` of each child.
 * ``pyroute2``: ``DiagSocket.get_sock_stats`` per namespace and family (only <= 5k sockets
   unless forced: ~18 s per 100k sockets).
-* ``xtcp-sockets``, ``xtcp-uring``, ``xtcp-uring-async``: a ``Poller`` started once per tool;
-  a round is ``await poller.poll()`` + ``batch.envelope()`` (every record encoded).
+* ``xtcp-sockets``, ``xtcp-uring`` (SQPOLL, the default), ``xtcp-uring-async`` (SQPOLL +
+  IOSQE_ASYNC), ``xtcp-uring-inline`` (no SQPOLL): a ``Poller`` started once per tool; a round
+  is ``await poller.poll()`` + ``batch.envelope()`` (every record encoded; the io_uring pollers
+  encode each chunk as it arrives, and that time counts as encode time).
 
 In-process tools run in ``runner.py`` processes of their own. Each round runs every tool once,
 in an order rotated by one each round, so drift in machine load spreads over all tools.
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .farm import SocketFarm
+from .runner import XTCP_TOOLS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -411,7 +414,7 @@ def make_tools(args, farm: SocketFarm, names: list[str] | None = None) -> list[T
     sockets = 2 * farm.connections  # established sockets asked for (listeners not counted)
     if args.pyroute2 == "on" or (args.pyroute2 == "auto" and sockets <= PYROUTE2_MAX_SOCKETS):
         tools.append(RunnerTool("pyroute2", cfg, timeout=600))
-    for name in ("xtcp-sockets", "xtcp-uring", "xtcp-uring-async"):
+    for name in XTCP_TOOLS:
         tools.append(RunnerTool(name, cfg))
     if wanted:
         tools = [t for t in tools if t.name in wanted or t.name == "raw"]
@@ -426,7 +429,7 @@ def budget_rows(scenario: str, rows: list[dict]) -> list[dict]:
         out.append({"kind": "budget", "scenario": scenario, "line": text, "value": value, "limit": limit,
                     "ok": bool(ok) and not math.isnan(value)})
 
-    for tool in ("xtcp-sockets", "xtcp-uring", "xtcp-uring-async"):
+    for tool in XTCP_TOOLS:
         r = by.get(tool)
         if r is None:
             continue
@@ -442,7 +445,7 @@ def budget_rows(scenario: str, rows: list[dict]) -> list[dict]:
             line(f"{tool}: encode µs/record", v, f"≤ {BUDGET_ENCODE_US}", v <= BUDGET_ENCODE_US)
     if scenario == "many" and "xtcp-uring-async" in by:
         a = by["xtcp-uring-async"]["wall_ms_median"]
-        for seq in ("xtcp-uring", "xtcp-sockets"):
+        for seq in ("xtcp-uring", "xtcp-uring-inline", "xtcp-sockets"):
             if seq in by:
                 v = a / by[seq]["wall_ms_median"]
                 line(f"io_uring+async ÷ {seq}", v, f"≤ {BUDGET_ASYNC_VS_SEQ}", v <= BUDGET_ASYNC_VS_SEQ)
@@ -515,7 +518,7 @@ def run_churn(args) -> list[dict]:
     with farm_for(args, sockets // 2, namespaces, _private(args, False)) as farm:
         base_names = list(farm.names)
         cfg = {"namespaces": [farm.glob], "dump_timeout": 10.0}
-        tools = [RunnerTool(n, cfg) for n in ("xtcp-sockets", "xtcp-uring", "xtcp-uring-async")]
+        tools = [RunnerTool(n, cfg) for n in XTCP_TOOLS]
         if args.tools:
             tools = [t for t in tools if t.name in args.tools.split(",")]
         tools, startups = start_tools(tools)

@@ -4,19 +4,24 @@
  * Theory of operation. A job is one dump: (net id, fd, family, request). Its life:
  *
  *   QUEUED  -- another job of the same fd is running; starts when that one finishes
- *   RUNNING -- SEND(request) linked to RECV(arena); each RECV with data is scanned and, unless
- *              it ended the dump, followed by the next RECV right after it in the arena
+ *   RUNNING -- SEND(request) linked to RECV(buf[0]); each RECV with data is scanned and, unless
+ *              it ended the dump, followed at once by the next RECV into the other buffer; then
+ *              the chunk is decoded into the job's records (and encoded, if asked), while the
+ *              kernel (inline in the next submit, or the SQPOLL thread on the other core)
+ *              builds the next chunk
  *   DONE    -- NLMSG_DONE / NLMSG_ERROR seen, or an error, or cancelled, AND no SQE of the job
- *              is in flight any more; only then is it reported, and only then may its arena be
- *              read, moved or freed (a buffer named by an in-flight SQE lives until its CQE).
+ *              is in flight any more; only then is it reported, and only then may its buffers
+ *              be moved or freed (a buffer named by an in-flight SQE lives until its CQE).
  *
  * Rules: (1) one dump per fd at a time (the kernel answers EBUSY otherwise), so jobs on one fd
- * are chained in the order added; (2) at most one RECV per job in flight, which is what makes
- * growing the arena with realloc safe; (3) every SQE has exactly one CQE (no multishot, no
- * SEND_ZC), so `inflight` counts are exact and teardown knows when it may free memory.
+ * are chained in the order added; (2) at most one RECV per job in flight, so two receive
+ * buffers per job are enough and the records and encoded bytes, which no SQE names, may grow
+ * with realloc; (3) every SQE has exactly one CQE (no multishot, no SEND_ZC), so `inflight`
+ * counts are exact and teardown knows when it may free memory.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -45,7 +50,7 @@ struct job {
     uint8_t family;
     uint8_t state;
     uint8_t finished;      /* the dump ended (or failed): no further RECV */
-    uint8_t taken;         /* the arena now belongs to the caller */
+    uint8_t taken;         /* records and encoded bytes now belong to the caller */
     int32_t error;         /* first error, positive errno */
     int32_t cancel_errno;  /* set by expire/teardown: finish with this instead of re-arming */
     uint32_t seq;          /* nlmsg_seq of the request, checked on every reply message */
@@ -54,9 +59,18 @@ struct job {
     int64_t next;          /* job queued behind this one on the same fd, or -1 */
     uint8_t *req;
     size_t req_len;
-    uint8_t *arena;
-    size_t len, cap;
+    uint8_t *label;        /* protobuf bytes put in front of each encoded record */
+    size_t label_len;
+    uint8_t *buf[2];       /* receive buffers, XTCP_RING_RECV_MIN each; the RECV fills buf[cur] */
+    uint32_t cur;
+    uint64_t bytes;
+    struct xtcp_record *recs;
+    size_t nrecs, recs_cap;
+    uint8_t *out;          /* encoded records */
+    size_t out_len, out_cap;
+    uint64_t decode_ns, encode_ns;
     uint64_t start_ns, end_ns;
+    struct xtcp_decode_stats dstats;
 };
 
 struct xtcp_ring {
@@ -64,6 +78,10 @@ struct xtcp_ring {
     int efd;
     int flags;
     int poisoned;          /* teardown could not reap everything: refuse new jobs */
+    int layout;            /* tcp_info tail layout given to the decoder */
+    int framing;           /* XTCP_FRAME_* of the encoded output, or XTCP_RING_NO_ENCODE */
+    uint8_t *spare[XTCP_RING_SPARE_BUFFERS];   /* receive buffers of finished jobs, for reuse */
+    size_t nspare;
     int draining;          /* inside reset: never re-arm or start anything */
     uint64_t inflight;     /* SQEs queued or submitted without a CQE yet, ring-wide */
     struct job *jobs;
@@ -96,7 +114,8 @@ static int flush(struct xtcp_ring *r)
     if (!io_uring_sq_ready(&r->uring))
         return 0;
     r->st.submits++;
-    r->st.enters++;
+    if (!(r->flags & XTCP_RING_SQPOLL) || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_NEED_WAKEUP))
+        r->st.enters++;
     int n = io_uring_submit(&r->uring);
     if (n < 0)
         r->st.submit_errors++;
@@ -111,6 +130,13 @@ static int reserve(struct xtcp_ring *r, unsigned n)
     int rc = flush(r);
     if (rc < 0)
         return rc;
+    /* With SQPOLL, submitting only hands the entries to the SQ thread: wait until it took them. */
+    while ((r->flags & XTCP_RING_SQPOLL) && io_uring_sq_space_left(&r->uring) < n) {
+        r->st.enters++;
+        rc = io_uring_sqring_wait(&r->uring);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
     return io_uring_sq_space_left(&r->uring) >= n ? 0 : -EBUSY;
 }
 
@@ -125,26 +151,82 @@ static struct io_uring_sqe *sqe_for(struct xtcp_ring *r, uint32_t op, uint32_t j
     return sqe;
 }
 
-/* Queue the next RECV into the arena, growing it first so XTCP_RING_RECV_MIN bytes are free. */
+static void give_back_buffers(struct xtcp_ring *r, struct job *j)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!j->buf[i])
+            continue;
+        if (r->nspare < XTCP_RING_SPARE_BUFFERS)
+            r->spare[r->nspare++] = j->buf[i];
+        else
+            free(j->buf[i]);
+        j->buf[i] = NULL;
+    }
+}
+
+/* Queue the next RECV into buf[cur] (taken from the spare list, or allocated, when missing). */
 static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
 {
     struct job *j = &r->jobs[idx];
-    if (j->cap - j->len < XTCP_RING_RECV_MIN) {
-        size_t cap = j->cap * 2;
-        if (cap < j->len + XTCP_RING_RECV_MIN)
-            cap = j->len + XTCP_RING_RECV_MIN;
-        uint8_t *p = xtcp_buf_grow(j->arena, cap);   /* safe: no RECV of this job is in flight */
-        if (!p)
+    if (!j->buf[j->cur]) {
+        j->buf[j->cur] = r->nspare ? r->spare[--r->nspare] : malloc(XTCP_RING_RECV_MIN);
+        if (!j->buf[j->cur])
             return -ENOMEM;
-        j->arena = p;
-        j->cap = xtcp_buf_cap(p);
     }
     struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_RECV, idx, j->net_id);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_recv(sqe, j->fd, j->arena + j->len, j->cap - j->len, 0);
+    io_uring_prep_recv(sqe, j->fd, j->buf[j->cur], XTCP_RING_RECV_MIN, 0);
     io_uring_sqe_set_flags(sqe, sqe_flags);
     j->inflight++;
+    return 0;
+}
+
+/* Make room for `need` more elements of `size` bytes in a pooled buffer that keeps growing. */
+static int reserve_buf(void **p, size_t *cap, size_t used, size_t need, size_t size)
+{
+    if (*cap - used >= need)
+        return 0;
+    size_t want = *cap * 2;
+    if (want < used + need)
+        want = used + need;
+    void *q = xtcp_buf_grow(*p, want * size);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = xtcp_buf_cap(q) / size;
+    return 0;
+}
+
+/* Decode one received chunk into the job's records and, if asked, encode those records. */
+static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, size_t len)
+{
+    uint64_t t0 = now_ns();
+    size_t n = xtcp_count_socket_messages(p, len);
+    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, n ? n : 1, sizeof *j->recs) < 0)
+        return -ENOMEM;
+    int64_t k = xtcp_decode(p, len, j->recs + j->nrecs, j->recs_cap - j->nrecs, r->layout, j->seq,
+                            &j->dstats);
+    if (k < 0)
+        return (int)k;   /* -ENOSPC: count_socket_messages undercounted; never expected */
+    uint64_t t1 = now_ns();
+    j->decode_ns += t1 - t0;
+    if (r->framing != XTCP_RING_NO_ENCODE && k > 0) {
+        /* Room for the largest possible encoding of each, so one pass writes them all. */
+        size_t worst = (size_t)k * (2 + 2 + j->label_len + XTCP_RECORD_MAX_ENCODED);
+        if (reserve_buf((void **)&j->out, &j->out_cap, j->out_len, worst, 1) < 0)
+            return -ENOMEM;
+        size_t done = 0;
+        int64_t w = xtcp_encode(j->recs + j->nrecs, (size_t)k, j->label, j->label_len, r->framing,
+                                j->out + j->out_len, j->out_cap - j->out_len, &done);
+        if (w < 0)
+            return (int)w;
+        if (done != (size_t)k)
+            return -ENOSPC;
+        j->out_len += (size_t)w;
+        j->encode_ns += now_ns() - t1;
+    }
+    j->nrecs += (size_t)k;
     return 0;
 }
 
@@ -186,6 +268,7 @@ static void complete(struct xtcp_ring *r, uint32_t idx)
         struct job *j = &r->jobs[idx];
         j->state = JOB_DONE;
         j->end_ns = now_ns();
+        give_back_buffers(r, j);   /* no SQE of this job is in flight any more */
         r->done[r->done_tail++] = idx;
         r->st.jobs++;
         if (j->error)
@@ -286,9 +369,11 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
             complete(r, idx);
         return;
     }
+    const uint8_t *chunk = NULL;
     if (res > 0) {
-        scan_chunk(r, j, j->arena + j->len, (size_t)res);
-        j->len += (size_t)res;
+        chunk = j->buf[j->cur];
+        scan_chunk(r, j, chunk, (size_t)res);
+        j->bytes += (uint64_t)res;
         j->recvs++;
         r->st.recvs++;
         r->st.bytes += (uint64_t)res;
@@ -307,16 +392,54 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
         j->error = j->cancel_errno ? j->cancel_errno : ECANCELED;
     }
     if (!j->finished) {
+        /* The next chunk first: the kernel builds it while this one is decoded below. */
+        j->cur ^= 1;
         int rc = reserve(r, 1);
         if (rc == 0)
             rc = arm_recv(r, idx, (r->flags & XTCP_RING_ASYNC_RECV) ? IOSQE_ASYNC : 0);
+        if (rc == 0 && (r->flags & XTCP_RING_SQPOLL))
+            flush(r);   /* no syscall: the SQ thread sees the tail move */
         if (rc < 0) {
             j->finished = 1;
             j->error = -rc;
         }
     }
+    if (chunk) {
+        int rc = consume_chunk(r, j, chunk, (size_t)res);
+        if (rc < 0 && !j->error) {
+            j->finished = 1;   /* the RECV armed above still completes; nothing follows it */
+            j->error = -rc;
+        }
+    }
     if (j->finished && j->inflight == 0 && j->state != JOB_DONE)
         complete(r, idx);
+}
+
+/* A RECV of a running, uncancelled dump is in flight: its completion is due shortly. */
+static bool running_recvs(const struct xtcp_ring *r)
+{
+    for (size_t i = 0; i < r->njobs; i++) {
+        const struct job *j = &r->jobs[i];
+        if (j->state == JOB_RUNNING && j->inflight && !j->finished && !j->cancel_errno && j->recvs)
+            return true;
+    }
+    return false;
+}
+
+/* Busy-wait up to XTCP_RING_SPIN_NS for a CQE. */
+static bool spin_for_cqe(struct xtcp_ring *r)
+{
+    r->st.spins++;
+    uint64_t deadline = now_ns() + XTCP_RING_SPIN_NS;
+    for (unsigned i = 0;; i++) {
+        if (io_uring_cq_ready(&r->uring))
+            return true;
+        if ((i & 63) == 63 && now_ns() >= deadline)
+            return false;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 /* Process every CQE that is ready now. Returns how many. */
@@ -378,16 +501,31 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
         entries = 256;
     /* The CQ holds up to two completions per running job; size it for ~thousands of
      * namespaces so the kernel's overflow list (NODROP) stays a rare path. */
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
-    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
-    if (rc == -EINVAL) {   /* SUBMIT_ALL is 5.18+ */
+    r->layout = XTCP_TCP_INFO_LAYOUT_6_18;
+    r->framing = XTCP_RING_NO_ENCODE;
+    /* Fall back one feature at a time: SQPOLL (refused by some sandboxes, and before 5.11
+     * without CAP_SYS_ADMIN), then SUBMIT_ALL (5.18+). */
+    static const unsigned extra[][2] = {
+        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SQPOLL, XTCP_RING_SQPOLL},
+        {IORING_SETUP_SUBMIT_ALL, 0},
+        {0, 0},
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        if ((extra[i][0] & IORING_SETUP_SQPOLL) && !(flags & XTCP_RING_SQPOLL))
+            continue;
+        struct io_uring_params p;
         memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | extra[i][0];
         p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
+        p.sq_thread_idle = XTCP_RING_SQPOLL_IDLE_MS;
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
+        if (rc == 0) {
+            r->flags = (flags & ~XTCP_RING_SQPOLL) | (int)extra[i][1];
+            break;
+        }
+        if (rc == -ENOMEM)
+            break;
     }
     if (rc < 0) {
         free(r);
@@ -415,8 +553,22 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
 
 int xtcp_ring_eventfd(const xtcp_ring_t *ring) { return ring->efd; }
 
+int xtcp_ring_flags(const xtcp_ring_t *ring) { return ring->flags; }
+
+int xtcp_ring_set_output(xtcp_ring_t *r, int tcp_info_layout, int framing)
+{
+    if (framing != XTCP_RING_NO_ENCODE && framing != XTCP_FRAME_DELIMITED &&
+        framing != XTCP_FRAME_ENVELOPE_ROWS)
+        return -EINVAL;   /* FRAME_SINGLE holds one record: no framing for a whole dump */
+    if (tcp_info_layout != XTCP_TCP_INFO_LAYOUT_6_18 && tcp_info_layout != XTCP_TCP_INFO_LAYOUT_7_0)
+        return -EINVAL;
+    r->layout = tcp_info_layout;
+    r->framing = framing;
+    return 0;
+}
+
 int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t *req,
-                          size_t req_len, uint8_t family)
+                          size_t req_len, uint8_t family, const uint8_t *label, size_t label_len)
 {
     if (r->poisoned)
         return -EBUSY;
@@ -428,10 +580,12 @@ int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t
         return -ENOMEM;
     if (fd >= 0 && fd_slot(r, fd) < 0)
         return -ENOMEM;
-    uint8_t *copy = malloc(req_len);   /* lives until the SEND's CQE, past the caller's bytes */
+    uint8_t *copy = malloc(req_len + label_len);   /* lives until the SEND's CQE and the encode */
     if (!copy)
         return -ENOMEM;
     memcpy(copy, req, req_len);
+    if (label_len)
+        memcpy(copy + req_len, label, label_len);
 
     uint32_t idx = (uint32_t)r->njobs++;
     struct job *j = &r->jobs[idx];
@@ -443,6 +597,8 @@ int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t
     j->next = -1;
     j->req = copy;
     j->req_len = req_len;
+    j->label = copy + req_len;
+    j->label_len = label_len;
     j->seq = ld32(copy + 8);
 
     /* A bad fd gets no chaining: its SEND fails on its own with EBADF. */
@@ -468,15 +624,19 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
     /* First the eventfd, then the CQ: a CQE posted after this read signals it again. */
     if (read(r->efd, &drained, sizeof drained) < 0 && errno != EAGAIN)
         return -errno;
-    uint64_t t0 = budget_ns ? now_ns() : 0;
+    uint64_t t0 = now_ns();
     for (;;) {
         unsigned n = process_ready(r);
         /* Re-armed RECVs usually complete inside this submit (the next skb is built while
          * the previous one is read), so keep going: a whole dump often ends in one call. */
         if (flush(r) < 0 && n == 0)
             break;
-        if (n == 0 && io_uring_cq_ready(&r->uring) == 0)
-            break;
+        if (n == 0 && io_uring_cq_ready(&r->uring) == 0) {
+            /* With SQPOLL the next chunk is being built on the other core right now: wait for
+             * it here (microseconds) rather than through the event loop (a wake-up each). */
+            if (!(r->flags & XTCP_RING_SQPOLL) || !running_recvs(r) || !spin_for_cqe(r))
+                break;
+        }
         if (budget_ns && now_ns() - t0 >= budget_ns)
             break;
     }
@@ -489,7 +649,7 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
         e->net_id = j->net_id;
         e->error = j->error;
         e->recvs = j->recvs;
-        e->bytes = j->len;
+        e->bytes = j->bytes;
         e->start_ns = j->start_ns;
         e->end_ns = j->end_ns;
         e->family = j->family;
@@ -536,27 +696,29 @@ size_t xtcp_ring_pending(const xtcp_ring_t *r)
     return r->njobs - reported;
 }
 
-const uint8_t *xtcp_ring_job_data(const xtcp_ring_t *r, uint32_t job, size_t *len)
+int xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, struct xtcp_ring_output *out)
 {
-    *len = 0;
+    memset(out, 0, sizeof *out);
     if (job >= r->njobs || r->jobs[job].state != JOB_DONE || r->jobs[job].taken)
-        return NULL;
-    *len = r->jobs[job].len;
-    return r->jobs[job].len ? r->jobs[job].arena : NULL;
+        return -ENOENT;
+    struct job *j = &r->jobs[job];
+    j->taken = 1;
+    out->records = j->nrecs ? j->recs : NULL;
+    out->count = j->nrecs;
+    out->encoded = j->out_len ? j->out : NULL;
+    out->encoded_len = j->out_len;
+    out->decode_ns = j->decode_ns;
+    out->encode_ns = j->encode_ns;
+    out->stats = j->dstats;
+    if (!j->nrecs)
+        xtcp_buf_free(j->recs);
+    if (!j->out_len)
+        xtcp_buf_free(j->out);
+    j->recs = NULL;
+    j->out = NULL;
+    j->nrecs = j->recs_cap = j->out_len = j->out_cap = 0;
+    return 0;
 }
-
-uint8_t *xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, size_t *len)
-{
-    uint8_t *p = (uint8_t *)xtcp_ring_job_data(r, job, len);
-    if (p) {
-        r->jobs[job].taken = 1;
-        r->jobs[job].arena = NULL;
-        r->jobs[job].cap = 0;
-    }
-    return p;
-}
-
-void xtcp_ring_buf_free(void *buf) { xtcp_buf_free(buf); }
 
 int xtcp_ring_reset(xtcp_ring_t *r)
 {
@@ -593,11 +755,13 @@ int xtcp_ring_reset(xtcp_ring_t *r)
     }
     for (size_t i = 0; i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
+        xtcp_buf_free(j->recs);    /* never named by an SQE */
+        xtcp_buf_free(j->out);
         if (j->inflight) {
             r->st.leaked_buffers++;    /* the kernel may still write here: never free it */
             rc = -ETIMEDOUT;
         } else {
-            xtcp_buf_free(j->arena);
+            give_back_buffers(r, j);
             free(j->req);
         }
         if (j->fd >= 0 && (size_t)j->fd < r->fd_cap)
@@ -631,6 +795,8 @@ void xtcp_ring_free(xtcp_ring_t *r)
     xtcp_ring_reset(r);
     io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
     close(r->efd);
+    while (r->nspare)
+        free(r->spare[--r->nspare]);
     free(r->jobs);
     free(r->done);
     free(r->fd_last);

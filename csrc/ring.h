@@ -2,10 +2,11 @@
  * io_uring dump driver: one ring runs SOCK_DIAG dumps of many namespaces at once.
  *
  * Python adds one job per (namespace fd, address family), submits once, then calls
- * xtcp_ring_reap() each time the ring's eventfd is readable. C does the per-recv work: it scans
- * each received chunk for NLMSG_DONE / NLMSG_ERROR and re-arms the next RECV into the job's
- * arena, so Python crosses cffi per namespace, never per recv. This file knows fds, buffers and
- * nlmsghdr framing; decoding sockets is nl_decode.c's job.
+ * xtcp_ring_reap() each time the ring's eventfd is readable. C does the per-recv work: it re-arms
+ * the next RECV into the job's other receive buffer, then decodes the chunk just received into
+ * the job's record array (nl_decode.c) and, if asked, encodes those records (pb_encode.c), so
+ * each chunk is turned into records while the kernel builds the next one. Python crosses cffi
+ * per namespace, never per recv, and a dump's raw bytes are never kept whole.
  *
  * user_data of every SQE = op (bits 56..63) | request id = job index (32..55) | net id (0..31).
  */
@@ -14,6 +15,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "xtcp_native.h"
 
 #define XTCP_RING_OP_NONE 0            /* never issued: a zeroed user_data is always unknown */
 #define XTCP_RING_OP_SEND 1            /* the dump request */
@@ -33,11 +36,20 @@
 #define XTCP_RING_ASYNC 1                  /* IOSQE_ASYNC on the SEND: namespaces in parallel */
 #define XTCP_RING_ASYNC_RECV 2             /* IOSQE_ASYNC on every RECV too: one big namespace's
                                               chunks in a worker (~30% slower alone, faster mixed) */
+#define XTCP_RING_SQPOLL 4                 /* a kernel thread (IORING_SETUP_SQPOLL) issues the SQEs:
+                                              it builds chunk n+1 on the other core while we decode
+                                              chunk n, and reap spins for completions meanwhile */
+#define XTCP_RING_SQPOLL_IDLE_MS 2         /* the SQ thread sleeps after this long without work */
+#define XTCP_RING_SPIN_NS 1000000ull       /* reap waits this long for the next chunk of a running
+                                              dump before it returns to the event loop */
+#define XTCP_RING_NO_ENCODE (-1)           /* framing of xtcp_ring_set_output: decode only */
 
-/* Free space guaranteed before each RECV. One recv returns one skb of at most
- * SKB_WITH_OVERHEAD(32768) (netlink_recvmsg caps max_recvmsg_len there); less space than the
- * skb silently truncates it (MSG_TRUNC), so twice that leaves margin. */
+/* Size of each receive buffer. One recv returns one skb of at most SKB_WITH_OVERHEAD(32768)
+ * (netlink_recvmsg caps max_recvmsg_len there); less space than the skb silently truncates it
+ * (MSG_TRUNC), so twice that leaves margin. A running job holds two (one being filled by the
+ * kernel, one being decoded); finished jobs give them back to a small per-ring free list. */
 #define XTCP_RING_RECV_MIN 65536
+#define XTCP_RING_SPARE_BUFFERS 64
 #define XTCP_RING_ERRNO_SLOTS 256          /* cqe_errors[] per errno; larger ones at 255 */
 
 static inline uint64_t xtcp_ring_pack(uint32_t op, uint32_t request_id, uint32_t net_id)
@@ -57,7 +69,7 @@ struct xtcp_ring_event {
     uint32_t net_id;
     int32_t error;            /* 0, or a positive errno: SEND/RECV failure, NLMSG_ERROR, ETIMEDOUT */
     uint32_t recvs;           /* RECV completions that carried data */
-    uint64_t bytes;           /* bytes in the job's arena (whole netlink messages) */
+    uint64_t bytes;           /* netlink bytes received (decoded chunk by chunk, not kept) */
     uint64_t start_ns;        /* CLOCK_MONOTONIC: SEND queued */
     uint64_t end_ns;          /* CLOCK_MONOTONIC: last completion of the job reaped */
     uint8_t family;
@@ -77,7 +89,8 @@ struct xtcp_ring_stats {
     uint64_t unknown_completions;  /* CQEs naming no live job: counted, never fatal */
     uint64_t seq_mismatches;       /* messages whose nlmsg_seq is not the job's request seq */
     uint64_t submit_errors;        /* io_uring_submit returning -errno (retried later) */
-    uint64_t leaked_buffers;       /* arenas never freed: a CQE for them never came (teardown) */
+    uint64_t leaked_buffers;       /* receive buffers never freed: their CQE never came (teardown) */
+    uint64_t spins;                /* reap waits for a running dump's next chunk (SQPOLL) */
     uint64_t cqe_errors[256];      /* CQEs with res < 0, by errno (ECANCELED counts cancels) */
 };
 
@@ -86,18 +99,38 @@ uint32_t xtcp_ring_unpack_op(uint64_t u);
 uint32_t xtcp_ring_unpack_request(uint64_t u);
 uint32_t xtcp_ring_unpack_net(uint64_t u);
 
+/* What a finished job hands over (xtcp_ring_job_take). The caller owns `records` and `encoded`
+ * and frees each with xtcp_buf_free (both may be NULL when empty). */
+struct xtcp_ring_output {
+    struct xtcp_record *records;
+    uint64_t count;
+    uint8_t *encoded;             /* count records in the framing of xtcp_ring_set_output */
+    uint64_t encoded_len;
+    uint64_t decode_ns;           /* CLOCK_MONOTONIC spent in xtcp_decode for this job */
+    uint64_t encode_ns;           /* and in xtcp_encode */
+    struct xtcp_decode_stats stats;
+};
+
 /* A ring of `entries` SQEs (CQ sized for many jobs in flight) with a registered non-blocking
- * eventfd. flags: XTCP_RING_ASYNC[_RECV]. NULL with *err = errno (EPERM/ENOSYS: io_uring disabled). */
+ * eventfd. flags: XTCP_RING_ASYNC[_RECV], XTCP_RING_SQPOLL. NULL with *err = errno
+ * (EPERM/ENOSYS: io_uring disabled). xtcp_ring_flags() says which flags the ring really has:
+ * a kernel that refuses SQPOLL gets a ring without it. */
 xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err);
+int xtcp_ring_flags(const xtcp_ring_t *ring);
+/* How jobs added from now on are decoded: tcp_info layout (XTCP_TCP_INFO_LAYOUT_*) and the
+ * framing their records are encoded in as they arrive (XTCP_FRAME_*, or XTCP_RING_NO_ENCODE,
+ * the default). Returns 0 or -EINVAL. */
+int xtcp_ring_set_output(xtcp_ring_t *ring, int tcp_info_layout, int framing);
 /* Cancel and reap everything in flight, free every buffer the ring still owns, close. Once. */
 void xtcp_ring_free(xtcp_ring_t *ring);
 int xtcp_ring_eventfd(const xtcp_ring_t *ring);
 
-/* Queue the dump `req` on `fd`; the request bytes are copied. Jobs on one fd run in the order
- * added (one dump per fd at a time, EBUSY otherwise); jobs on different fds run in parallel.
- * Returns the job index (>= 0) or -errno (-EBUSY: a failed teardown poisoned the ring). */
+/* Queue the dump `req` on `fd`; the request bytes and the label (protobuf bytes put in front of
+ * each encoded record) are copied. Jobs on one fd run in the order added (one dump per fd at a
+ * time, EBUSY otherwise); jobs on different fds run in parallel. Returns the job index (>= 0)
+ * or -errno (-EBUSY: a failed teardown poisoned the ring). */
 int64_t xtcp_ring_add_job(xtcp_ring_t *ring, uint32_t net_id, int fd, const uint8_t *req,
-                          size_t req_len, uint8_t family);
+                          size_t req_len, uint8_t family, const uint8_t *label, size_t label_len);
 /* One io_uring_enter for everything queued. Returns SQEs submitted or -errno. */
 int xtcp_ring_submit(xtcp_ring_t *ring);
 /* Drain the eventfd, then process CQEs and re-submit follow-up RECVs/SENDs, round after round
@@ -112,13 +145,10 @@ int64_t xtcp_ring_reap(xtcp_ring_t *ring, struct xtcp_ring_event *events, size_t
 int64_t xtcp_ring_expire(xtcp_ring_t *ring, uint64_t timeout_ns, uint64_t *next_ns);
 /* Jobs added since the last reset that have not been reported yet. */
 size_t xtcp_ring_pending(const xtcp_ring_t *ring);
-/* A finished job's bytes, still owned by the ring (valid until xtcp_ring_reset). NULL if the job
- * is unknown, unfinished, taken or empty. */
-const uint8_t *xtcp_ring_job_data(const xtcp_ring_t *ring, uint32_t job, size_t *len);
-/* Same, but ownership moves to the caller, who frees it with xtcp_ring_buf_free. */
-uint8_t *xtcp_ring_job_take(xtcp_ring_t *ring, uint32_t job, size_t *len);
-void xtcp_ring_buf_free(void *buf);
-/* Cancel and reap whatever is in flight, free all arenas not taken, forget every job. Returns
+/* Move a finished job's records, encoded bytes and decode stats to `out`. Returns 0, or -ENOENT
+ * if the job is unknown, unfinished or already taken. */
+int xtcp_ring_job_take(xtcp_ring_t *ring, uint32_t job, struct xtcp_ring_output *out);
+/* Cancel and reap whatever is in flight, free all output not taken, forget every job. Returns
  * 0, or -ETIMEDOUT if completions never came: buffers were leaked and the ring refuses jobs. */
 int xtcp_ring_reset(xtcp_ring_t *ring);
 void xtcp_ring_stats(const xtcp_ring_t *ring, struct xtcp_ring_stats *out);

@@ -71,10 +71,10 @@ def test_pack_rejects_non_int(args):
         pack_user_data(*args)
 
 
-@pytest.fixture
-def raw_ring():
+@pytest.fixture(params=[0, lib.XTCP_RING_SQPOLL], ids=["inline", "sqpoll"])
+def raw_ring(request):
     err = ffi.new("int *")
-    r = lib.xtcp_ring_new(8, 0, err)
+    r = lib.xtcp_ring_new(8, request.param, err)
     if r == ffi.NULL:
         pytest.skip(f"io_uring unavailable: errno {err[0]}")
     yield r
@@ -110,10 +110,11 @@ def test_unknown_completions_are_counted_not_fatal(raw_ring):
 
 
 def test_more_jobs_than_sq_entries_are_queued_in_order(raw_ring):
-    """The SQ holds 8 entries; 20 jobs on bad fds still all complete, each with EBADF."""
+    """The SQ holds 8 entries; 20 jobs on bad fds still all complete, each with EBADF (with
+    SQPOLL too, where a full SQ frees up only once the SQ thread has taken the entries)."""
     req = bytes(72)
     for i in range(20):
-        assert lib.xtcp_ring_add_job(raw_ring, i, -1, req, len(req), 2) == i
+        assert lib.xtcp_ring_add_job(raw_ring, i, -1, req, len(req), 2, b"", 0) == i
     lib.xtcp_ring_submit(raw_ring)
     events = ffi.new("struct xtcp_ring_event[]", 20)
     seen = {}
@@ -124,5 +125,17 @@ def test_more_jobs_than_sq_entries_are_queued_in_order(raw_ring):
         if len(seen) == 20:
             break
     assert seen == {i: (i, errno.EBADF) for i in range(20)}
-    assert lib.xtcp_ring_job_data(raw_ring, 0, ffi.new("size_t *")) == ffi.NULL
+    out = ffi.new("struct xtcp_ring_output *")
+    assert lib.xtcp_ring_job_take(raw_ring, 0, out) == 0
+    assert (out.count, out.records, out.encoded_len, out.encoded) == (0, ffi.NULL, 0, ffi.NULL)
+    assert lib.xtcp_ring_job_take(raw_ring, 0, out) == -errno.ENOENT  # handed over once only
+    assert lib.xtcp_ring_job_take(raw_ring, 20, out) == -errno.ENOENT
     assert lib.xtcp_ring_reset(raw_ring) == 0
+
+
+def test_set_output_accepts_only_whole_dump_framings_and_known_layouts(raw_ring):
+    for framing in (lib.XTCP_RING_NO_ENCODE, lib.XTCP_FRAME_DELIMITED, lib.XTCP_FRAME_ENVELOPE_ROWS):
+        assert lib.xtcp_ring_set_output(raw_ring, lib.XTCP_TCP_INFO_LAYOUT_7_0, framing) == 0
+    assert lib.xtcp_ring_set_output(raw_ring, 0, lib.XTCP_FRAME_SINGLE) == -errno.EINVAL
+    assert lib.xtcp_ring_set_output(raw_ring, 0, 7) == -errno.EINVAL
+    assert lib.xtcp_ring_set_output(raw_ring, 9, lib.XTCP_FRAME_DELIMITED) == -errno.EINVAL

@@ -1,15 +1,19 @@
 """The contract between the poller and the two ways of running dumps (io_uring, plain sockets).
 
 A backend takes one DumpJob per namespace (its SOCK_DIAG fd and one request per address
-family) and returns one DumpResult per (namespace, family) with the raw netlink bytes. It
-never decodes: decoding is ``records.decode_buffers``, the same for both backends, so the two
-return the same records for the same sockets.
+family) and returns one DumpResult per (namespace, family): either the raw netlink bytes
+(``buffers``, decoded by ``records.decode_buffers``) or, from a backend that decodes each chunk
+as it arrives (io_uring), the ``records.Dump`` itself. Both go through the same C decoder, so
+the two backends return the same records for the same sockets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from .records import Dump
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class DumpJob:
     net_id: int  # the namespace manager's id (32 bits in io_uring user_data)
     fd: int  # NETLINK_SOCK_DIAG socket opened inside that namespace
     requests: tuple[tuple[int, bytes], ...]  # (family, request bytes), dumped in this order
+    labels: tuple[bytes, ...] = ()  # per request: encoded [ns] fields (records.encode_labels)
 
 
 @dataclass
@@ -24,6 +29,7 @@ class DumpResult:
     net_id: int
     family: int
     buffers: list = field(default_factory=list)  # bytes-like, each whole netlink messages
+    dump: Dump | None = None  # set instead of buffers by a backend that decodes as it receives
     nbytes: int = 0
     recvs: int = 0
     elapsed_ns: int = 0

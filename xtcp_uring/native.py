@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 3
+EXPECTED_ABI = 4
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
@@ -104,6 +104,16 @@ def new_records(count: int):
         raise MemoryError(f"no memory for {count} records")
     owner = ffi.gc(p, lib.xtcp_buf_free, size=count * RECORD_SIZE)
     return ffi.cast("struct xtcp_record *", owner), owner, count
+
+
+def own(p, size: int):
+    """Take ownership of a pooled C buffer: it goes back to the pool when the result is dropped."""
+    return ffi.gc(p, lib.xtcp_buf_free, size=size)
+
+
+def owned_view(p, size: int) -> memoryview:
+    """A memoryview of a pooled C buffer that keeps the buffer alive as long as it lives."""
+    return memoryview(ffi.buffer(own(p, size), size))
 
 
 def pool_stats() -> dict[str, int]:

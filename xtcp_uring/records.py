@@ -1,8 +1,9 @@
 """Batches of decoded sockets: a C record array per dump, seen from Python as columns.
 
 Python touches a batch, never a socket on the hot path: ``column()`` is a numpy view over the
-C array, ``encode()`` is one C call per dump. Per-socket Python objects are made only when a
-caller iterates (``for msg in batch``), which parses protobuf messages on demand.
+C array, ``encode()`` is one C call per dump, or no call at all when the io_uring backend
+already encoded each chunk as it arrived (``Dump.encoded``). Per-socket Python objects are made
+only when a caller iterates (``for msg in batch``), which parses protobuf messages on demand.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class Dump:
     recvs: int = 0
     error: str | None = None  # why this dump is missing or partial, for the batch report
     owner: object = field(default=None, repr=False)  # keeps `records` memory alive (pooled)
+    encoded: memoryview | None = field(default=None, repr=False)  # the records, already encoded
+    framing: int | None = None  # native.FRAME_* of `encoded`
+    decode_ns: int = 0  # time in the C decoder (measured by the ring)
+    encode_ns: int = 0  # time in the C encoder for `encoded`
+
+    def encoded_as(self, framing: int) -> memoryview | None:
+        """The records in this framing if they were encoded as they arrived, else None."""
+        return self.encoded if self.framing == framing and self.encoded is not None else None
 
     def array(self) -> np.ndarray:
         if self.count == 0:
@@ -124,6 +133,21 @@ def decode_buffers(
                 bytes_received=sum(len(b) for b in buffers), recvs=len(buffers), owner=owner)
 
 
+def dump_from_ring(out, *, labels: bytes, framing: int | None) -> Dump:
+    """A Dump over what a finished io_uring job hands over (``struct xtcp_ring_output``)."""
+    count = out.count
+    if count:
+        owner = native.own(out.records, count * native.RECORD_SIZE)
+        recs = native.ffi.cast("struct xtcp_record *", owner)
+    else:
+        recs, owner, _ = native.new_records(0)
+    encoded = None
+    if framing is not None:
+        encoded = native.owned_view(out.encoded, out.encoded_len) if out.encoded_len else memoryview(b"")
+    return Dump(records=recs, count=count, labels=labels, stats=native.stats_from_c(out.stats), owner=owner,
+                encoded=encoded, framing=framing, decode_ns=out.decode_ns, encode_ns=out.encode_ns)
+
+
 @dataclass
 class Batch:
     """One poll: the dumps of every namespace and family, plus what went wrong where."""
@@ -144,9 +168,17 @@ class Batch:
             return np.empty(0, dtype=record_dtype()[name])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytearray:
-        """All records as protobuf bytes; with the default framing, one Envelope message."""
-        return native.encode_parts([(d.records, 0, d.count, d.labels) for d in self.dumps if d.count], framing)
+    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes | bytearray | memoryview:
+        """All records as protobuf bytes; with the default framing, one Envelope message.
+
+        Dumps the ring already encoded in this framing are reused as they are (no copy when
+        there is one such dump, as for one big namespace); the others are encoded now."""
+        dumps = [d for d in self.dumps if d.count]
+        if dumps and all(d.encoded_as(framing) is not None for d in dumps):
+            if len(dumps) == 1:
+                return dumps[0].encoded
+            return b"".join(d.encoded for d in dumps)
+        return native.encode_parts([(d.records, 0, d.count, d.labels) for d in dumps], framing)
 
     def envelope(self) -> bytes:
         return self.encode(native.FRAME_ENVELOPE_ROWS)

@@ -359,7 +359,7 @@ async def test_auto_falls_back_when_the_ring_fails_at_first_use(monkeypatch):
         async def dump_all(self, jobs):
             raise RingUnavailableError("seccomp refused io_uring_enter")
 
-    monkeypatch.setattr(poller_mod, "_uring_backend", lambda *a: RefusingRing())
+    monkeypatch.setattr(poller_mod, "_uring_backend", lambda **options: RefusingRing())
     async with Poller(namespaces="host", use_uring="auto") as p:
         batch = await p.poll()
     assert batch.backend == "sockets" and p.stats.fallback

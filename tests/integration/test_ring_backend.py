@@ -1,8 +1,8 @@
 """UringBackend against the real kernel, in the test's own network namespace (no root needed).
 
 Known sockets (listeners and connected pairs on 127.0.0.1 and ::1, some with unread data) must
-come back exactly once, the same as a plain blocking netlink dump sees them, with both the
-inline and the IOSQE_ASYNC (io-wq) modes. Other processes share this namespace, so sockets are
+come back exactly once, the same as a plain blocking netlink dump sees them, in every mode:
+inline, SQPOLL (the default) and IOSQE_ASYNC (io-wq). Other processes share this namespace, so sockets are
 compared on the ports the test owns, never on the whole dump.
 """
 
@@ -22,7 +22,7 @@ import textwrap
 
 import pytest
 
-from xtcp_uring import records
+from xtcp_uring import native, records
 from xtcp_uring.backend import DumpJob
 from xtcp_uring.errors import XtcpError
 from xtcp_uring.ring import UringBackend
@@ -120,17 +120,21 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True}],
-                ids=["inline", "async", "async-recv"])
+@pytest.fixture(params=[{"sqpoll": False}, {}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
+                        {"sqpoll": False, "async_dumps": True}],
+                ids=["inline", "sqpoll", "sqpoll-async", "sqpoll-async-recv", "async"])
 def backend(request):
     b = UringBackend(**request.param)
+    assert b.sqpoll == request.param.get("sqpoll", True)  # this kernel grants SQPOLL to root
     yield b
     assert b.counters()["leaked_buffers"] == 0
     b.close()
 
 
 def _decode(results):
-    return [records.decode_buffers(r.buffers) for r in results]
+    """The ring decodes as it receives: each result carries its Dump, never raw bytes."""
+    assert all(r.buffers == [] and r.dump is not None for r in results)
+    return [r.dump for r in results]
 
 
 def blocking_dump(req: bytes) -> list[bytes]:
@@ -153,7 +157,8 @@ async def test_every_known_socket_once(backend, farm, diag):
     results = await backend.dump_all([DumpJob(net_id=42, fd=diag.fileno(), requests=_requests(100))])
     assert [(r.net_id, r.family, r.error) for r in results] == [(42, AF_INET, None), (42, AF_INET6, None)]
     for r in results:
-        assert r.nbytes == sum(len(b) for b in r.buffers) and r.recvs >= 1 and r.elapsed_ns > 0
+        assert r.nbytes == r.dump.bytes_received > 0 and r.recvs >= 1 and r.elapsed_ns > 0
+        assert r.dump.decode_ns > 0 and r.dump.encoded is None  # not asked to encode
     dumps = _decode(results)
     assert all(d.stats.done for d in dumps)
     seen = farm.ours(dumps)
@@ -199,6 +204,34 @@ async def test_many_sockets_take_several_recvs(backend, diag):
         f.close()
 
 
+@pytest.mark.parametrize("framing", [native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED], ids=["envelope", "delimited"])
+@pytest.mark.parametrize("sqpoll", [True, False], ids=["sqpoll", "inline"])
+async def test_encoded_as_received_equals_encoding_the_records(framing, sqpoll, diag):
+    """Chunk by chunk encoding (with each dump's own label) gives the bytes that encoding the
+    whole dump's records at once gives, so Batch.envelope() may hand them out as they are."""
+    f = Farm()
+    try:
+        lst = f.listener("127.0.0.1", backlog=1024)
+        for _ in range(600):
+            f.pair(lst, unread=7)
+        labels = (records.encode_labels(netns="a", dump_family=AF_INET), records.encode_labels(netns="b"))
+        with UringBackend(sqpoll=sqpoll, encode=framing) as b:
+            results = await b.dump_all([DumpJob(net_id=5, fd=diag.fileno(), requests=_requests(11), labels=labels)])
+        v4 = results[0]
+        assert v4.error is None and v4.recvs > 1 and v4.dump.count > 1200
+        for r, label in zip(results, labels):
+            d = r.dump
+            assert d.framing == framing and d.labels == label
+            assert bytes(d.encoded) == bytes(native.encode(d.records, 0, d.count, label, framing))
+        batch = records.Batch([r.dump for r in results])
+        assert bytes(batch.encode(framing)) == bytes(native.encode_parts(
+            [(r.dump.records, 0, r.dump.count, r.dump.labels) for r in results if r.dump.count], framing))
+        other = native.FRAME_DELIMITED if framing == native.FRAME_ENVELOPE_ROWS else native.FRAME_ENVELOPE_ROWS
+        assert v4.dump.encoded_as(other) is None  # another framing is encoded on demand
+    finally:
+        f.close()
+
+
 async def test_bad_fds_fail_alone(backend, farm, diag):
     r_pipe, w_pipe = os.pipe()
     closed = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
@@ -224,7 +257,7 @@ async def test_bad_fds_fail_alone(backend, farm, diag):
     }
     good = _decode([r for r in results if r.net_id == 2])
     assert set(farm.ours(good)) == farm.expected
-    assert all(r.buffers == [] for r in results if r.error)
+    assert all(r.dump.count == 0 for r in results if r.error)
 
 
 async def test_stuck_dump_times_out_and_ring_stays_usable(farm, diag):
@@ -292,7 +325,7 @@ async def test_close_during_dump_and_results_outlive_the_ring(farm, diag):
         with pytest.raises(XtcpError, match="closed"):
             await b.dump_all([])
         gc.collect()
-        # The arenas moved to the results: still readable after the next dump_all and close.
+        # The records moved to the results: still readable after the next dump_all and close.
         assert set(farm.ours(_decode(earlier))) == farm.expected
         assert b.counters()["leaked_buffers"] == 0
     finally:
