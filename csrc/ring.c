@@ -183,14 +183,14 @@ static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
 }
 
 /* Make room for `need` more elements of `size` bytes in a pooled buffer that keeps growing. */
-static int reserve_buf(void **p, size_t *cap, size_t used, size_t need, size_t size)
+static int reserve_buf(void **p, size_t *cap, size_t used, size_t need, size_t size, int kind)
 {
     if (*cap - used >= need)
         return 0;
     size_t want = *cap * 2;
     if (want < used + need)
         want = used + need;
-    void *q = xtcp_buf_grow(*p, want * size);
+    void *q = xtcp_buf_grow(*p, want * size, kind);
     if (!q)
         return -ENOMEM;
     *p = q;
@@ -203,7 +203,7 @@ static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, s
 {
     uint64_t t0 = now_ns();
     size_t n = xtcp_count_socket_messages(p, len);
-    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, n ? n : 1, sizeof *j->recs) < 0)
+    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, n ? n : 1, sizeof *j->recs, XTCP_BUF_RECORDS) < 0)
         return -ENOMEM;
     int64_t k = xtcp_decode(p, len, j->recs + j->nrecs, j->recs_cap - j->nrecs, r->layout, j->seq,
                             &j->dstats);
@@ -214,7 +214,7 @@ static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, s
     if (r->framing != XTCP_RING_NO_ENCODE && k > 0) {
         /* Room for the largest possible encoding of each, so one pass writes them all. */
         size_t worst = (size_t)k * (2 + 2 + j->label_len + XTCP_RECORD_MAX_ENCODED);
-        if (reserve_buf((void **)&j->out, &j->out_cap, j->out_len, worst, 1) < 0)
+        if (reserve_buf((void **)&j->out, &j->out_cap, j->out_len, worst, 1, XTCP_BUF_ENCODED) < 0)
             return -ENOMEM;
         size_t done = 0;
         int64_t w = xtcp_encode(j->recs + j->nrecs, (size_t)k, j->label, j->label_len, r->framing,

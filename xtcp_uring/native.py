@@ -99,7 +99,7 @@ def new_records(count: int):
     fault fresh pages in (csrc/bufpool.h).
     """
     count = max(count, 1)
-    p = lib.xtcp_buf_alloc(count * RECORD_SIZE)
+    p = lib.xtcp_buf_alloc(count * RECORD_SIZE, lib.XTCP_BUF_RECORDS)
     if p == ffi.NULL:
         raise MemoryError(f"no memory for {count} records")
     owner = ffi.gc(p, lib.xtcp_buf_free, size=count * RECORD_SIZE)
@@ -153,17 +153,23 @@ def stats_from_c(cstats) -> DecodeStats:
     return stats
 
 
-def encode_parts(parts, framing: int) -> bytearray:
+def encode_parts(parts, framing: int) -> memoryview:
     """Encode several record runs into one buffer: ``parts`` is (records, start, count, label)
-    per run (a dump). Sized exactly first, so the bytes are written once and never copied."""
+    per run (a dump). Sized exactly first, so the bytes are written once and never copied.
+    The memoryview keeps its (pooled) buffer alive."""
     sizes = []
     for records, start, count, label in parts:
         n = lib.xtcp_encoded_size(records + start, count, len(label), framing) if count else 0
         if n < 0:
             raise OSError(-n, os.strerror(-n))
         sizes.append(n)
-    out = bytearray(sum(sizes))
-    dst = ffi.from_buffer(out)
+    total = sum(sizes)
+    # Pooled like the record arrays: a fresh 28 MB bytearray per poll costs its page faults.
+    p = lib.xtcp_buf_alloc(total, lib.XTCP_BUF_ENCODED)
+    if p == ffi.NULL:
+        raise MemoryError(f"no memory for {total} encoded bytes")
+    out = owned_view(p, total)
+    dst = ffi.cast("uint8_t *", p)
     done = ffi.new("size_t *")
     offset = 0
     for (records, start, count, label), size in zip(parts, sizes):
@@ -175,10 +181,9 @@ def encode_parts(parts, framing: int) -> bytearray:
         if n != size or done[0] != count:  # the two C walks disagree: a bug, never input
             raise XtcpError(f"encoder wrote {n} of {size} bytes ({done[0]} of {count} records)")
         offset += size
-    ffi.release(dst)
     return out
 
 
-def encode(records, start: int, count: int, label: bytes, framing: int) -> bytearray:
+def encode(records, start: int, count: int, label: bytes, framing: int) -> memoryview:
     """Encode ``records[start:start+count]``, each prefixed with ``label`` bytes."""
     return encode_parts([(records, start, count, label)], framing)

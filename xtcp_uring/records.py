@@ -85,7 +85,7 @@ class Dump:
         buf = native.ffi.buffer(self.owner, self.count * native.RECORD_SIZE)
         return np.frombuffer(buf, dtype=record_dtype(), count=self.count)
 
-    def encode(self, framing: int) -> bytearray:
+    def encode(self, framing: int) -> memoryview:
         return native.encode(self.records, 0, self.count, self.labels, framing)
 
 
@@ -168,7 +168,7 @@ class Batch:
             return np.empty(0, dtype=record_dtype()[name])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes | bytearray | memoryview:
+    def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes | memoryview:
         """All records as protobuf bytes; with the default framing, one Envelope message.
 
         Dumps the ring already encoded in this framing are reused as they are (no copy when
