@@ -9,8 +9,8 @@ Tools (each dumps both families of every farm namespace, every attribute group):
   other, as an operator would run it; CPU and RSS from ``wait4`` of each child.
 * ``pyroute2``: ``DiagSocket.get_sock_stats`` per namespace and family (only <= 5k sockets
   unless forced: ~18 s per 100k sockets).
-* ``xtcp-sockets``, ``xtcp-uring`` (SQPOLL, the default), ``xtcp-uring-async`` (SQPOLL +
-  IOSQE_ASYNC), ``xtcp-uring-inline`` (no SQPOLL): a ``Poller`` started once per tool; a round
+* ``xtcp-sockets``, ``xtcp-uring`` (inline, the default), ``xtcp-uring-sqpoll``,
+  ``xtcp-uring-async`` (IOSQE_ASYNC): a ``Poller`` started once per tool; a round
   is ``await poller.poll()`` + ``batch.envelope()`` (every record encoded; the io_uring pollers
   encode each chunk as it arrives, and that time counts as encode time).
 
@@ -440,12 +440,14 @@ def budget_rows(scenario: str, rows: list[dict]) -> list[dict]:
             if "ss" in by:
                 speedup = by["ss"]["wall_ms_median"] / r["wall_ms_median"]
                 line(f"{tool}: ss -tin ÷ poll+encode", speedup, f"≥ {BUDGET_VS_SS}", speedup >= BUDGET_VS_SS)
-        if scenario in ("big", "many") and r.get("encode_us_per_record") is not None:
+        # Issue 5 sets this line for big: with 200 dumps of ~25 sockets each, fixed costs per
+        # dump (allocation, cold memory) dominate, so many's figure is reported, not budgeted.
+        if scenario == "big" and r.get("encode_us_per_record") is not None:
             v = r["encode_us_per_record"]
             line(f"{tool}: encode µs/record", v, f"≤ {BUDGET_ENCODE_US}", v <= BUDGET_ENCODE_US)
     if scenario == "many" and "xtcp-uring-async" in by:
         a = by["xtcp-uring-async"]["wall_ms_median"]
-        for seq in ("xtcp-uring", "xtcp-uring-inline", "xtcp-sockets"):
+        for seq in ("xtcp-uring", "xtcp-uring-sqpoll", "xtcp-sockets"):
             if seq in by:
                 v = a / by[seq]["wall_ms_median"]
                 line(f"io_uring+async ÷ {seq}", v, f"≤ {BUDGET_ASYNC_VS_SEQ}", v <= BUDGET_ASYNC_VS_SEQ)

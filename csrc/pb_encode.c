@@ -75,3 +75,35 @@ int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *lab
     *encoded = i;
     return (int64_t)(p - out);
 }
+
+int64_t xtcp_frames_prefix(const uint8_t *buf, size_t len, int framing, size_t max_records,
+                           size_t max_bytes, size_t *records)
+{
+    size_t off = 0, n = 0;
+    *records = 0;
+    if (framing != XTCP_FRAME_DELIMITED && framing != XTCP_FRAME_ENVELOPE_ROWS)
+        return -EINVAL;
+    while (off < len && (!max_records || n < max_records)) {
+        size_t p = off + (framing == XTCP_FRAME_ENVELOPE_ROWS);
+        if (framing == XTCP_FRAME_ENVELOPE_ROWS && buf[off] != 0x0a)
+            return -EBADMSG;
+        uint64_t body = 0;
+        for (unsigned shift = 0;; shift += 7) {
+            if (p >= len || shift > 35)
+                return -EBADMSG;
+            uint8_t b = buf[p++];
+            body |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+        }
+        if (body > len - p)
+            return -EBADMSG;
+        size_t end = p + (size_t)body;
+        if (max_bytes && end > max_bytes && n > 0)
+            break;   /* the first frame always goes, even when it alone is too big */
+        off = end;
+        n++;
+    }
+    *records = n;
+    return (int64_t)off;
+}

@@ -67,6 +67,14 @@ int64_t xtcp_encoded_size(const struct xtcp_record *recs, size_t n, size_t label
  * Writes whole records only; *encoded says how many fit. Returns bytes written or -errno. */
 int64_t xtcp_encode(const struct xtcp_record *recs, size_t n, const uint8_t *label,
                     size_t label_len, int framing, uint8_t *out, size_t cap, size_t *encoded);
+/* The longest run of whole frames at the start of buf (XTCP_FRAME_DELIMITED or
+ * XTCP_FRAME_ENVELOPE_ROWS bytes, as xtcp_encode writes them) holding at most max_records
+ * frames and max_bytes bytes (0: no limit), but at least one frame. Returns its length in
+ * bytes and sets *records; 0 for an empty buf; -EBADMSG if a frame runs past the end or its
+ * varint is malformed, -EINVAL for another framing. Splits encoded bytes into messages
+ * without encoding them again. */
+int64_t xtcp_frames_prefix(const uint8_t *buf, size_t len, int framing, size_t max_records,
+                           size_t max_bytes, size_t *records);
 /* END CDEF */
 
 #endif

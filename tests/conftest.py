@@ -62,6 +62,7 @@ BACKENDS = {
     "sockets": {"use_uring": False},
     "io_uring": {"use_uring": True, "async_dumps": False},
     "io_uring+async": {"use_uring": True, "async_dumps": True},
+    "io_uring+sqpoll": {"use_uring": True, "sqpoll": True},
 }
 
 

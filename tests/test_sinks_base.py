@@ -4,6 +4,7 @@ worker, close, encoding once per batch, URL parsing, and the file, stdout and UD
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from dataclasses import dataclass
 
@@ -12,8 +13,8 @@ import pytest
 from google.protobuf.internal.decoder import _DecodeVarint32
 
 from golden import cases
-from xtcp_uring import records, schema
-from xtcp_uring.errors import ConfigError, SinkError
+from xtcp_uring import clickhouse, native, records, schema
+from xtcp_uring.errors import ConfigError, SinkError, XtcpError
 from xtcp_uring.pcap import response_payloads
 from xtcp_uring.sinks import Encoded, Payload, Sink, SinkConfig, SinkGroup, envelope_messages, open_sink
 
@@ -290,6 +291,43 @@ def test_envelope_messages_split_at_record_boundaries():
     # Messages are filled: only the last one of a byte-limited split is much below the limit.
     sizes = [len(m) for m, _ in envelope_messages(batch, 0, 20_000)]
     assert min(sizes[:-1]) > 20_000 - 600  # a record is ~250 B
+
+
+@pytest.mark.parametrize("limits", [(0, 0), (100, 0), (0, 20_000), (50, 9_000), (1, 0), (0, 300), (7, 0)])
+def test_rows_encoded_by_the_ring_split_like_rows_encoded_on_demand(limits):
+    """A batch whose dumps carry their Envelope rows already (as Poller(encode="envelope")
+    leaves them) is cut between rows by C: the same rows in the same order as re-encoding
+    gives, each message within the limits and full (the next row would not have fitted)."""
+    max_records, max_bytes = limits
+    plain = make_batch(copies=3)
+    ready = make_batch(copies=3)
+    for d in ready.dumps:
+        d.encoded = native.encode(d.records, 0, d.count, d.labels, native.FRAME_ENVELOPE_ROWS)
+        d.framing = native.FRAME_ENVELOPE_ROWS
+    messages = envelope_messages(ready, max_records, max_bytes)
+    rows = [parse_protobuf_list(m) for m, _ in messages]
+    assert [len(r) for r in rows] == [n for _, n in messages]
+    want = [r for m, _ in envelope_messages(plain, max_records, max_bytes) for r in parse_protobuf_list(m)]
+    assert [r for rs in rows for r in rs] == want
+    frame = [1 + len(clickhouse.varint(k)) + k for k in (r.ByteSize() for r in want)]  # tag, length, row
+    first = 0
+    for (m, n), end in zip(messages, itertools.accumulate(len(r) for r in rows)):
+        assert not max_records or n <= max_records
+        assert not max_bytes or len(m) <= max_bytes or n == 1  # one row too big goes alone
+        if end < len(want) and max_bytes and (not max_records or n < max_records):
+            # Full: the next row would have pushed it past the limit (5: room for the length).
+            assert sum(frame[first:end + 1]) > max_bytes - 5
+        first = end
+
+
+def test_frames_prefix_refuses_bytes_that_are_not_whole_frames():
+    rows = bytes(native.encode(make_batch().dumps[0].records, 0, 3, b"", native.FRAME_ENVELOPE_ROWS))
+    whole, n = native.frames_prefix(rows, native.FRAME_ENVELOPE_ROWS)
+    assert (whole, n) == (len(rows), 3)
+    assert native.frames_prefix(b"", native.FRAME_ENVELOPE_ROWS) == (0, 0)
+    for bad in (rows[:-1], b"\x12" + rows[1:], b"\x0a\xff\xff\xff\xff\xff\xff"):
+        with pytest.raises(XtcpError, match="do not split into frames"):
+            native.frames_prefix(bad, native.FRAME_ENVELOPE_ROWS)
 
 
 def test_encoded_memoises(batch):

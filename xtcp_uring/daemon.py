@@ -83,12 +83,13 @@ async def _serve(args) -> int:
     from .poller import Poller, poller_options_from_args
 
     options = poller_options_from_args(args)
-    poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
-                    hostname=args.hostname, **options)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
     group = sinks.SinkGroup([sinks.open_sink(u, **({"format": args.format} if u == "-" else {}), **sink_opts)
                              for u in urls])
+    # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
+    poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
+                    hostname=args.hostname, encode=group.encoding, **options)
     metrics = Metrics(args.max_namespace_series)
     metrics.refresh_on_scrape(lambda: metrics.observe_sinks(group.stats()))
     server = None

@@ -184,6 +184,17 @@ def encode_parts(parts, framing: int) -> memoryview:
     return out
 
 
+def frames_prefix(buf, framing: int, max_records: int = 0, max_bytes: int = 0) -> tuple[int, int]:
+    """(bytes, frames) of the longest run of whole frames at the start of ``buf`` within the
+    limits (0: none), at least one frame: for splitting encoded bytes into messages."""
+    src = ffi.from_buffer(buf)
+    frames = ffi.new("size_t *")
+    n = lib.xtcp_frames_prefix(src, len(src), framing, max_records, max_bytes, frames)
+    if n < 0:  # our own encoder wrote these bytes: a bug, never input
+        raise XtcpError(f"encoded bytes do not split into frames: {os.strerror(-n)}")
+    return n, frames[0]
+
+
 def encode(records, start: int, count: int, label: bytes, framing: int) -> memoryview:
     """Encode ``records[start:start+count]``, each prefixed with ``label`` bytes."""
     return encode_parts([(records, start, count, label)], framing)

@@ -5,11 +5,14 @@ each chunk as it arrives, spots NLMSG_DONE and chains a namespace's families on 
 adds jobs, submits once, and then wakes only when the ring's eventfd is readable, so a poll
 crosses cffi O(namespaces) times, not O(recvs).
 
-With ``sqpoll`` (the default) a kernel thread of the ring (IORING_SETUP_SQPOLL) issues the
-SQEs: while C decodes chunk n on our core, that thread copies chunk n+1 out and builds n+2 on
-the other, and C busy-waits (at most ~1 ms at a time) for the chunk rather than going back
-through the event loop for each of the ~1,600 chunks of a 100k-socket dump. That is what keeps
-a poll, decode and encode included, close to the bare kernel dump's time.
+By default the kernel builds each chunk inline in our io_uring_enter, and C decodes it right
+after: one core, the least CPU. With ``sqpoll`` a kernel thread of the ring
+(IORING_SETUP_SQPOLL) issues the SQEs: while C decodes chunk n on our core, that thread copies
+chunk n+1 out and builds n+2 on another, and C waits for the chunk yielding the CPU (at most
+~1 ms at a time) rather than going back through the event loop for each of the ~1,600 chunks
+of a 100k-socket dump. With a core to spare that brings a poll, decode and encode included,
+close to the bare kernel dump's time, for ~80% more CPU; with every core busy it is slower
+than inline (measured: benchmarks/README.md).
 
 ``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
 net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
@@ -108,9 +111,9 @@ class UringBackend:
 
     Args:
         sqpoll: let a kernel thread issue the SQEs and build each next chunk on another core
-            while this one decodes (module doc). On by default; a kernel that refuses it gets a
-            ring without it (``self.sqpoll`` says which). Costs that thread's CPU while a dump
-            runs, plus up to 2 ms of its spinning after the last one.
+            while this one decodes (module doc): shorter polls on a host with a core to spare,
+            for that thread's CPU (plus up to 2 ms of its spinning after the last dump). A
+            kernel that refuses it gets a ring without it (``self.sqpoll`` says which).
         tcp_info_layout: ``native.tcp_info_layout(release)`` of the kernel being dumped.
         encode: also encode each chunk's records as they arrive, in this framing
             (``native.FRAME_ENVELOPE_ROWS`` or ``FRAME_DELIMITED``); ``Batch.encode`` in that
@@ -132,7 +135,7 @@ class UringBackend:
         RingUnavailableError: io_uring is disabled (sysctl) or blocked (seccomp).
     """
 
-    def __init__(self, *, sqpoll: bool = True, tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
+    def __init__(self, *, sqpoll: bool = False, tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
                  encode: int | None = None, async_dumps: bool = False, async_recv: bool = False,
                  entries: int = 256, timeout: float = 5.0, reap_budget: float = 0.01):
         if timeout <= 0:
@@ -154,7 +157,7 @@ class UringBackend:
         self._ring = self._new_ring()
         self.sqpoll = bool(lib.xtcp_ring_flags(self._ring) & lib.XTCP_RING_SQPOLL)
         mode = ("+async-recv" if async_recv else "+async") if async_dumps else ""
-        self.name = "io_uring" + mode + ("" if self.sqpoll else "+inline")
+        self.name = "io_uring" + ("+sqpoll" if self.sqpoll else "") + mode
 
     def _new_ring(self):
         err = ffi.new("int *")

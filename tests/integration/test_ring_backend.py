@@ -120,12 +120,12 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{"sqpoll": False}, {}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
-                        {"sqpoll": False, "async_dumps": True}],
-                ids=["inline", "sqpoll", "sqpoll-async", "sqpoll-async-recv", "async"])
+@pytest.fixture(params=[{}, {"sqpoll": True}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
+                        {"sqpoll": True, "async_dumps": True}],
+                ids=["inline", "sqpoll", "async", "async-recv", "sqpoll-async"])
 def backend(request):
     b = UringBackend(**request.param)
-    assert b.sqpoll == request.param.get("sqpoll", True)  # this kernel grants SQPOLL to root
+    assert b.sqpoll == request.param.get("sqpoll", False)  # this kernel grants SQPOLL to root
     yield b
     assert b.counters()["leaked_buffers"] == 0
     b.close()
@@ -340,6 +340,8 @@ def test_close_idle_twice_and_context_manager():
     b.close()
     with UringBackend(async_dumps=True) as b2:
         assert b2.name == "io_uring+async"
+    with UringBackend(sqpoll=True, async_dumps=True) as b3:
+        assert b3.name == "io_uring+sqpoll+async"
     b2.close()
 
 

@@ -177,14 +177,19 @@ class Encoded:
 def envelope_messages(batch: Batch, max_records: int = 0, max_bytes: int = 0) -> list[tuple[bytes, int]]:
     """Split a batch into ProtobufList messages at record boundaries.
 
-    Rows of different dumps share a message (each row carries its own labels). The C encoder
-    writes whole records; sizes are found by encoding a range and shrinking it by its measured
-    mean when it does not fit, so Python work is per message, not per record.
+    Rows of different dumps share a message (each row carries its own labels). When the ring
+    already encoded every dump (``Poller(encode="envelope")``), those bytes are cut at row
+    boundaries by C. Otherwise the C encoder writes whole records; sizes are found by encoding
+    a range and shrinking it by its measured mean when it does not fit. Either way Python works
+    per message, not per record.
     """
     if not max_records and not max_bytes:
         rows = batch.envelope()
         return [(clickhouse.protobuf_list(rows), len(batch))] if rows else []
     limit = max_bytes - 5 if max_bytes else 1 << 62  # 5: the varint of a length < 4 GiB
+    dumps = [d for d in batch.dumps if d.count]
+    if dumps and all(d.encoded_as(native.FRAME_ENVELOPE_ROWS) is not None for d in dumps):
+        return _split_encoded([d.encoded for d in dumps], max_records, limit if max_bytes else 0)
     messages: list[tuple[bytes, int]] = []
     parts: list[bytes] = []
     count = size = 0
@@ -219,6 +224,39 @@ def envelope_messages(batch: Batch, max_records: int = 0, max_bytes: int = 0) ->
             size += len(piece)
             start += n
             if (max_records and count >= max_records) or (max_bytes and limit - size < mean):
+                emit()
+    emit()
+    return messages
+
+
+def _split_encoded(views, max_records: int, max_bytes: int) -> list[tuple[bytes, int]]:
+    """ProtobufList messages from Envelope rows already encoded, cut between rows."""
+    messages: list[tuple[bytes, int]] = []
+    parts: list = []
+    count = size = 0
+
+    def emit():
+        nonlocal parts, count, size
+        if count:
+            messages.append((clickhouse.protobuf_list(b"".join(parts)), count))
+        parts, count, size = [], 0, 0
+
+    for view in views:
+        start = 0
+        while start < len(view):
+            if (max_records and count >= max_records) or (max_bytes and size >= max_bytes):
+                emit()  # full (0 room would mean "no limit" to C)
+            room_records = max_records - count if max_records else 0
+            room_bytes = max_bytes - size if max_bytes else 0
+            nbytes, n = native.frames_prefix(view[start:], native.FRAME_ENVELOPE_ROWS, room_records, room_bytes)
+            if max_bytes and nbytes > room_bytes and count:
+                emit()  # not even one more row fits: it starts the next message
+                continue
+            parts.append(view[start:start + nbytes])
+            count += n
+            size += nbytes
+            start += nbytes
+            if start < len(view):  # the limits stopped the run: this message is full
                 emit()
     emit()
     return messages
@@ -287,6 +325,12 @@ class Sink:
     @property
     def name(self) -> str:
         return self.config.url or self.scheme
+
+    @property
+    def encoding(self) -> str | None:
+        """The framing of the records this sink sends ("envelope", "delimited"), or None: the
+        daemon asks the poller to encode that framing as the dumps arrive."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -570,6 +614,12 @@ class SinkGroup:
 
     def __init__(self, sinks: list[Sink]):
         self.sinks = list(sinks)
+
+    @property
+    def encoding(self) -> str | None:
+        """The framing most of the sinks send (encoded once, shared through ``Encoded``)."""
+        wanted = [s.encoding for s in self.sinks if s.encoding]
+        return max(set(wanted), key=wanted.count) if wanted else None
 
     async def start(self) -> None:
         started = []

@@ -74,6 +74,10 @@ class ClickHouseHttpSink(Sink):
             token = base64.b64encode(f"{config.user}:{config.password}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
 
+    @property
+    def encoding(self) -> str | None:
+        return "envelope" if self.config.format == "protobuf_list" else None
+
     def prepare(self, encoded: Encoded) -> list[Payload]:
         if self.config.format == "protobuf_list":
             return [Payload(("ProtobufList", m), len(m), n) for m, n in encoded.protobuf_list()]

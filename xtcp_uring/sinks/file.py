@@ -76,6 +76,10 @@ class FileSink(Sink):
         self._format = getattr(config, "format", "pb")
         self._fsync = getattr(config, "fsync", False)
 
+    @property
+    def encoding(self) -> str | None:
+        return {"pb": "delimited", "pblist": "envelope"}.get(self._format)
+
     def prepare(self, encoded: Encoded) -> list[Payload]:
         data = _encode(encoded, self._format)
         return [Payload(data, len(data), len(encoded))]

@@ -80,6 +80,10 @@ class KafkaSink(Sink):
         self._key = (config.key or socket.gethostname()).encode()
         self._headers = [("schema_version", str(schema.SCHEMA_VERSION).encode())]
 
+    @property
+    def encoding(self) -> str | None:
+        return "envelope"
+
     def prepare(self, encoded: Encoded) -> list[Payload]:
         c = self.config
         messages = encoded.protobuf_list(c.records_per_message, c.max_request_size - _REQUEST_OVERHEAD)

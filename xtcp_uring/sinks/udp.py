@@ -46,6 +46,10 @@ class UdpSink(Sink):
         super().__init__(config)
         self._transport = None
 
+    @property
+    def encoding(self) -> str | None:
+        return "envelope"
+
     def prepare(self, encoded: Encoded) -> list[Payload]:
         return [Payload(m, len(m), n) for m, n in encoded.protobuf_list(0, self.config.max_datagram)]
 
