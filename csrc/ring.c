@@ -20,8 +20,11 @@
  * counts are exact and teardown knows when it may free memory.
  */
 #include <errno.h>
-#include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -72,6 +75,37 @@ struct job {
     uint64_t decode_ns, encode_ns;
     uint64_t start_ns, end_ns;
     struct xtcp_decode_stats dstats;
+    /* With a decode thread: chunks handed to it, and decoded by it. The job is reported once
+     * both are equal; until then it is `deferred`. Records, encoded bytes, stats and
+     * decode_error belong to the decode thread until then. */
+    uint32_t pushed;
+    _Atomic uint32_t consumed;
+    int32_t decode_error;
+    uint8_t deferred;
+    uint8_t reported;
+};
+
+#define WORK_SLOTS 64   /* chunks queued for the decode thread before the ring waits for it */
+
+struct work {
+    uint32_t job;
+    uint32_t len;
+    uint8_t *buf;
+};
+
+/* The decode thread (XTCP_RING_DECODE_THREAD): the ring's reap hands it each received chunk and
+ * goes straight back to the kernel for the next one, so the kernel builds chunk n+1 inline
+ * while this thread decodes chunk n on another core. It sleeps when it has nothing to do. */
+struct decoder {
+    pthread_t thread;
+    pthread_mutex_t lock;          /* guards everything below and the ring's spare buffers */
+    pthread_cond_t work_ready;
+    pthread_cond_t space;          /* an item finished: room in q, or the queue ran dry */
+    struct work q[WORK_SLOTS];
+    size_t head, count;
+    int busy;                      /* an item is being decoded */
+    int sleeping;
+    int stop;
 };
 
 struct xtcp_ring {
@@ -83,6 +117,8 @@ struct xtcp_ring {
     int framing;           /* XTCP_FRAME_* of the encoded output, or XTCP_RING_NO_ENCODE */
     uint8_t *spare[XTCP_RING_SPARE_BUFFERS];   /* receive buffers of finished jobs, for reuse */
     size_t nspare;
+    struct decoder *dec;   /* NULL: chunks are decoded inline, in reap */
+    _Atomic uint32_t awaiting;   /* jobs done with the kernel, waiting for their last decode */
     int draining;          /* inside reset: never re-arm or start anything */
     uint64_t inflight;     /* SQEs queued or submitted without a CQE yet, ring-wide */
     struct job *jobs;
@@ -152,17 +188,43 @@ static struct io_uring_sqe *sqe_for(struct xtcp_ring *r, uint32_t op, uint32_t j
     return sqe;
 }
 
+static void put_buffer_locked(struct xtcp_ring *r, uint8_t *buf)
+{
+    if (r->nspare < XTCP_RING_SPARE_BUFFERS)
+        r->spare[r->nspare++] = buf;
+    else
+        free(buf);
+}
+
+static void lock_spares(struct xtcp_ring *r)
+{
+    if (r->dec)
+        pthread_mutex_lock(&r->dec->lock);
+}
+
+static void unlock_spares(struct xtcp_ring *r)
+{
+    if (r->dec)
+        pthread_mutex_unlock(&r->dec->lock);
+}
+
+static uint8_t *take_buffer(struct xtcp_ring *r)
+{
+    lock_spares(r);
+    uint8_t *buf = r->nspare ? r->spare[--r->nspare] : NULL;
+    unlock_spares(r);
+    return buf ? buf : malloc(XTCP_RING_RECV_MIN);
+}
+
 static void give_back_buffers(struct xtcp_ring *r, struct job *j)
 {
+    lock_spares(r);
     for (int i = 0; i < 2; i++) {
-        if (!j->buf[i])
-            continue;
-        if (r->nspare < XTCP_RING_SPARE_BUFFERS)
-            r->spare[r->nspare++] = j->buf[i];
-        else
-            free(j->buf[i]);
+        if (j->buf[i])
+            put_buffer_locked(r, j->buf[i]);
         j->buf[i] = NULL;
     }
+    unlock_spares(r);
 }
 
 /* Queue the next RECV into buf[cur] (taken from the spare list, or allocated, when missing). */
@@ -170,7 +232,7 @@ static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
 {
     struct job *j = &r->jobs[idx];
     if (!j->buf[j->cur]) {
-        j->buf[j->cur] = r->nspare ? r->spare[--r->nspare] : malloc(XTCP_RING_RECV_MIN);
+        j->buf[j->cur] = take_buffer(r);
         if (!j->buf[j->cur])
             return -ENOMEM;
     }
@@ -231,6 +293,164 @@ static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, s
     return 0;
 }
 
+static bool drained(struct job *j)
+{
+    return atomic_load(&j->consumed) == j->pushed;
+}
+
+static void *decoder_main(void *arg)
+{
+    struct xtcp_ring *r = arg;
+    struct decoder *d = r->dec;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->count && !d->stop) {
+            d->sleeping = 1;
+            pthread_cond_wait(&d->work_ready, &d->lock);
+            d->sleeping = 0;
+        }
+        if (!d->count)
+            break;   /* stop, and nothing left */
+        struct work w = d->q[d->head];
+        d->head = (d->head + 1) % WORK_SLOTS;
+        d->count--;
+        d->busy = 1;
+        struct job *j = &r->jobs[w.job];   /* jobs is never reallocated while work is queued */
+        pthread_mutex_unlock(&d->lock);
+
+        int rc = consume_chunk(r, j, w.buf, w.len);
+        if (rc < 0 && !j->decode_error)
+            j->decode_error = -rc;
+
+        pthread_mutex_lock(&d->lock);
+        put_buffer_locked(r, w.buf);
+        d->busy = 0;
+        pthread_cond_broadcast(&d->space);
+        atomic_fetch_add(&j->consumed, 1);   /* publishes the records written above */
+        /* A job the ring is waiting for may just have drained: wake its event loop. Paired
+         * with report_or_defer (both sides update, then read the other's counter). */
+        if (!d->count && atomic_load(&r->awaiting)) {
+            uint64_t one = 1;
+            ssize_t n = write(r->efd, &one, sizeof one);
+            (void)n;   /* EAGAIN: the counter is already nonzero, the loop will wake */
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* Hand a received chunk to the decode thread (waits while WORK_SLOTS chunks are queued). */
+static void push_chunk(struct xtcp_ring *r, uint32_t idx, uint8_t *buf, size_t len)
+{
+    struct decoder *d = r->dec;
+    pthread_mutex_lock(&d->lock);
+    while (d->count == WORK_SLOTS)
+        pthread_cond_wait(&d->space, &d->lock);
+    d->q[(d->head + d->count) % WORK_SLOTS] = (struct work){idx, (uint32_t)len, buf};
+    d->count++;
+    r->jobs[idx].pushed++;
+    if (d->sleeping)
+        pthread_cond_signal(&d->work_ready);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Wait until the decode thread has decoded everything handed to it. */
+static void decoder_drain(struct xtcp_ring *r)
+{
+    struct decoder *d = r->dec;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    while (d->count || d->busy)
+        pthread_cond_wait(&d->space, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int decoder_start(struct xtcp_ring *r)
+{
+    struct decoder *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->work_ready, NULL);
+    pthread_cond_init(&d->space, NULL);
+    r->dec = d;
+    /* Signals stay with the threads that handle them (Python's main thread). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&d->thread, NULL, decoder_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        r->dec = NULL;
+        free(d);
+        return -rc;
+    }
+    return 0;
+}
+
+static void decoder_stop(struct xtcp_ring *r)
+{
+    struct decoder *d = r->dec;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = 1;
+    pthread_cond_signal(&d->work_ready);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->work_ready);
+    pthread_cond_destroy(&d->space);
+    r->dec = NULL;
+    free(d);
+}
+
+/* Put a job on the done FIFO: reap hands it to Python next. */
+static void report(struct xtcp_ring *r, uint32_t idx)
+{
+    struct job *j = &r->jobs[idx];
+    if (j->decode_error && !j->error)
+        j->error = j->decode_error;
+    j->reported = 1;
+    j->end_ns = now_ns();
+    r->done[r->done_tail++] = idx;
+    r->st.jobs++;
+    if (j->error)
+        r->st.jobs_failed++;
+}
+
+static void report_or_defer(struct xtcp_ring *r, uint32_t idx)
+{
+    struct job *j = &r->jobs[idx];
+    if (!r->dec || drained(j)) {
+        report(r, idx);
+        return;
+    }
+    atomic_fetch_add(&r->awaiting, 1);
+    if (drained(j)) {   /* the decode thread finished in between: it may not have seen us */
+        atomic_fetch_sub(&r->awaiting, 1);
+        report(r, idx);
+        return;
+    }
+    j->deferred = 1;
+}
+
+/* Report the deferred jobs the decode thread has finished with. */
+static void report_drained(struct xtcp_ring *r)
+{
+    if (!r->dec || !atomic_load(&r->awaiting))
+        return;
+    for (size_t i = 0; i < r->njobs; i++) {
+        struct job *j = &r->jobs[i];
+        if (j->deferred && drained(j)) {
+            j->deferred = 0;
+            atomic_fetch_sub(&r->awaiting, 1);
+            report(r, (uint32_t)i);
+        }
+    }
+}
+
 static void finish(struct xtcp_ring *r, uint32_t idx, int err);
 
 /* SEND linked to the first RECV: one submit starts the dump and its first read. The SEND
@@ -262,18 +482,15 @@ static void start_job(struct xtcp_ring *r, uint32_t idx)
     }
 }
 
-/* Report a job once nothing of it is in flight; then start (or fail) the job queued behind it. */
+/* Once nothing of a job is in flight: report it (when its chunks are decoded), then start (or
+ * fail) the job queued behind it on the same fd. */
 static void complete(struct xtcp_ring *r, uint32_t idx)
 {
     for (;;) {
         struct job *j = &r->jobs[idx];
         j->state = JOB_DONE;
-        j->end_ns = now_ns();
         give_back_buffers(r, j);   /* no SQE of this job is in flight any more */
-        r->done[r->done_tail++] = idx;
-        r->st.jobs++;
-        if (j->error)
-            r->st.jobs_failed++;
+        report_or_defer(r, idx);
         if (j->next < 0)
             return;
         uint32_t nxt = (uint32_t)j->next;
@@ -370,7 +587,7 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
             complete(r, idx);
         return;
     }
-    const uint8_t *chunk = NULL;
+    uint8_t *chunk = NULL;
     if (res > 0) {
         chunk = j->buf[j->cur];
         scan_chunk(r, j, chunk, (size_t)res);
@@ -392,9 +609,15 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
         j->finished = 1;
         j->error = j->cancel_errno ? j->cancel_errno : ECANCELED;
     }
+    if (chunk && r->dec) {
+        j->buf[j->cur] = NULL;   /* the decode thread's now; the next RECV takes a fresh one */
+        push_chunk(r, idx, chunk, (size_t)res);
+        chunk = NULL;
+    }
     if (!j->finished) {
         /* The next chunk first: the kernel builds it while this one is decoded below. */
-        j->cur ^= 1;
+        if (!r->dec)
+            j->cur ^= 1;
         int rc = reserve(r, 1);
         if (rc == 0)
             rc = arm_recv(r, idx, (r->flags & XTCP_RING_ASYNC_RECV) ? IOSQE_ASYNC : 0);
@@ -542,6 +765,8 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
         return NULL;
     }
     rc = io_uring_register_eventfd(&r->uring, r->efd);
+    if (rc == 0 && (flags & XTCP_RING_DECODE_THREAD))
+        rc = decoder_start(r);
     if (rc < 0) {
         *err = -rc;
         close(r->efd);
@@ -642,6 +867,7 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
         if (budget_ns && now_ns() - t0 >= budget_ns)
             break;
     }
+    report_drained(r);
     size_t k = 0;
     while (k < max && r->done_head < r->done_tail) {
         struct job *j = &r->jobs[r->done[r->done_head++]];
@@ -701,7 +927,7 @@ size_t xtcp_ring_pending(const xtcp_ring_t *r)
 int xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, struct xtcp_ring_output *out)
 {
     memset(out, 0, sizeof *out);
-    if (job >= r->njobs || r->jobs[job].state != JOB_DONE || r->jobs[job].taken)
+    if (job >= r->njobs || !r->jobs[job].reported || r->jobs[job].taken)
         return -ENOENT;
     struct job *j = &r->jobs[job];
     j->taken = 1;
@@ -755,6 +981,8 @@ int xtcp_ring_reset(xtcp_ring_t *r)
         }
         process_ready(r);
     }
+    decoder_drain(r);   /* it may still write records of these jobs */
+    atomic_store(&r->awaiting, 0);
     for (size_t i = 0; i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
         xtcp_buf_free(j->recs);    /* never named by an SQE */
@@ -795,6 +1023,7 @@ void xtcp_ring_free(xtcp_ring_t *r)
     if (!r)
         return;
     xtcp_ring_reset(r);
+    decoder_stop(r);
     io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
     close(r->efd);
     while (r->nspare)

@@ -39,6 +39,8 @@
 #define XTCP_RING_SQPOLL 4                 /* a kernel thread (IORING_SETUP_SQPOLL) issues the SQEs:
                                               it builds chunk n+1 on the other core while we decode
                                               chunk n, and reap spins for completions meanwhile */
+#define XTCP_RING_DECODE_THREAD 8          /* a thread of ours decodes (and encodes) each chunk
+                                              while the kernel builds the next one inline */
 #define XTCP_RING_SQPOLL_IDLE_MS 2         /* the SQ thread sleeps after this long without work */
 #define XTCP_RING_SPIN_NS 1000000ull       /* reap waits this long for the next chunk of a running
                                               dump before it returns to the event loop */

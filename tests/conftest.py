@@ -63,6 +63,7 @@ BACKENDS = {
     "io_uring": {"use_uring": True, "async_dumps": False},
     "io_uring+async": {"use_uring": True, "async_dumps": True},
     "io_uring+sqpoll": {"use_uring": True, "sqpoll": True},
+    "io_uring+inline-decode": {"use_uring": True, "decode_thread": False},
 }
 
 

@@ -107,6 +107,8 @@ class Poller:
         sqpoll: io_uring's kernel submission thread builds each next chunk of a dump on another
             core while this one decodes the last (``ring`` module doc): ~25% shorter polls of a
             big namespace when a core is free, for ~80% more CPU; slower when none is.
+        decode_thread: the io_uring path decodes each chunk in a C thread while the kernel
+            builds the next one (default); False: between the kernel's chunks, on one core.
         encode: ``"envelope"`` or ``"delimited"``: the io_uring path also encodes each chunk's
             records as they arrive, so ``batch.envelope()`` / ``batch.delimited()`` are ready
             when the poll ends (at ~0.2 µs per socket of CPU, spent while the kernel dumps).
@@ -138,6 +140,7 @@ class Poller:
         use_uring: bool | str = "auto",
         async_dumps: bool = False,
         sqpoll: bool = False,
+        decode_thread: bool = True,
         encode: str | None = None,
         dump_timeout: float = 10.0,
         queue_size: int = 2,
@@ -187,6 +190,7 @@ class Poller:
         self.use_uring = use_uring
         self.async_dumps = bool(async_dumps)
         self.sqpoll = bool(sqpoll)
+        self.decode_thread = bool(decode_thread)
         # Sampling compacts the records after the dump, which would leave the encoding stale.
         self.encode = encode if self.sample == 1 else None
         self.dump_timeout = float(dump_timeout)
@@ -497,7 +501,8 @@ class Poller:
         if self.use_uring is False:
             return SocketBackend(timeout=self.dump_timeout)
         try:
-            return _uring_backend(async_dumps=self.async_dumps, sqpoll=self.sqpoll, timeout=self.dump_timeout,
+            return _uring_backend(async_dumps=self.async_dumps, sqpoll=self.sqpoll, decode_thread=self.decode_thread,
+                                  timeout=self.dump_timeout,
                                   tcp_info_layout=self._layout, encode=_ENCODINGS[self.encode])
         except (RingUnavailableError, ImportError) as exc:
             if self.use_uring is True:

@@ -5,14 +5,14 @@ each chunk as it arrives, spots NLMSG_DONE and chains a namespace's families on 
 adds jobs, submits once, and then wakes only when the ring's eventfd is readable, so a poll
 crosses cffi O(namespaces) times, not O(recvs).
 
-By default the kernel builds each chunk inline in our io_uring_enter, and C decodes it right
-after: one core, the least CPU. With ``sqpoll`` a kernel thread of the ring
-(IORING_SETUP_SQPOLL) issues the SQEs: while C decodes chunk n on our core, that thread copies
-chunk n+1 out and builds n+2 on another, and C waits for the chunk yielding the CPU (at most
-~1 ms at a time) rather than going back through the event loop for each of the ~1,600 chunks
-of a 100k-socket dump. With a core to spare that brings a poll, decode and encode included,
-close to the bare kernel dump's time, for ~80% more CPU; with every core busy it is slower
-than inline (measured: benchmarks/README.md).
+The kernel builds each chunk inline in our io_uring_enter. By default a C thread of the ring
+decodes the chunk just received while the kernel builds the next one, so a 100k-socket poll,
+decode and encode included, takes little more than the bare kernel dump, for a few percent
+more CPU (a wake-up per chunk); with ``decode_thread=False`` C decodes between the kernel's
+chunks, on one core. ``sqpoll`` (IORING_SETUP_SQPOLL) is the other way to use a second core:
+the kernel's SQ thread builds chunks while C decodes and waits for the next chunk yielding the
+CPU; as fast with a core to spare, but ~80% more CPU and slower than inline when every core is
+busy (measured: benchmarks/README.md), so it is opt-in.
 
 ``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
 net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
@@ -110,6 +110,9 @@ class UringBackend:
     known at once. One ``dump_all`` at a time.
 
     Args:
+        decode_thread: decode (and encode) each chunk in a thread of the ring's own while the
+            kernel builds the next chunk inline in our io_uring_enter (module doc). On by
+            default; False decodes inline, between the kernel's chunks, on one core.
         sqpoll: let a kernel thread issue the SQEs and build each next chunk on another core
             while this one decodes (module doc): shorter polls on a host with a core to spare,
             for that thread's CPU (plus up to 2 ms of its spinning after the last dump). A
@@ -135,14 +138,15 @@ class UringBackend:
         RingUnavailableError: io_uring is disabled (sysctl) or blocked (seccomp).
     """
 
-    def __init__(self, *, sqpoll: bool = False, tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
+    def __init__(self, *, decode_thread: bool = True, sqpoll: bool = False,
+                 tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
                  encode: int | None = None, async_dumps: bool = False, async_recv: bool = False,
                  entries: int = 256, timeout: float = 5.0, reap_budget: float = 0.01):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, not {timeout}")
         if encode not in (None, native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED):
             raise ValueError(f"encode is None, FRAME_ENVELOPE_ROWS or FRAME_DELIMITED, not {encode!r}")
-        self._flags = lib.XTCP_RING_SQPOLL if sqpoll else 0
+        self._flags = (lib.XTCP_RING_SQPOLL if sqpoll else 0) | (lib.XTCP_RING_DECODE_THREAD if decode_thread else 0)
         if async_dumps:
             self._flags |= lib.XTCP_RING_ASYNC | (lib.XTCP_RING_ASYNC_RECV if async_recv else 0)
         self._layout = tcp_info_layout
@@ -157,7 +161,9 @@ class UringBackend:
         self._ring = self._new_ring()
         self.sqpoll = bool(lib.xtcp_ring_flags(self._ring) & lib.XTCP_RING_SQPOLL)
         mode = ("+async-recv" if async_recv else "+async") if async_dumps else ""
-        self.name = "io_uring" + ("+sqpoll" if self.sqpoll else "") + mode
+        self.decode_thread = decode_thread
+        self.name = ("io_uring" + ("+sqpoll" if self.sqpoll else "") + mode
+                     + ("" if decode_thread else "+inline-decode"))
 
     def _new_ring(self):
         err = ffi.new("int *")

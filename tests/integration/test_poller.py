@@ -62,7 +62,9 @@ def farm(request):
 async def test_every_socket_exactly_once_in_its_namespace(farm, backend_options):
     batch = await poll_once(namespaces=farm.selection(), **backend_options)
     assert batch.backend == ("io_uring" + ("+sqpoll" if backend_options.get("sqpoll") else "") + (
-        "+async" if backend_options.get("async_dumps") else "") if backend_options["use_uring"] else "sockets")
+        "+async" if backend_options.get("async_dumps") else "") + (
+        "" if backend_options.get("decode_thread", True) else "+inline-decode")
+        if backend_options["use_uring"] else "sockets")
     assert {d.netns for d in batch.dumps} == set(farm.namespaces)
     assert len(batch.dumps) == 2 * len(farm.namespaces)  # one per family
     assert_every_socket_once(batch, farm)

@@ -120,9 +120,10 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{}, {"sqpoll": True}, {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
+@pytest.fixture(params=[{}, {"decode_thread": False}, {"sqpoll": True, "decode_thread": False},
+                        {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
                         {"sqpoll": True, "async_dumps": True}],
-                ids=["inline", "sqpoll", "async", "async-recv", "sqpoll-async"])
+                ids=["decode-thread", "inline-decode", "sqpoll", "async", "async-recv", "sqpoll-async"])
 def backend(request):
     b = UringBackend(**request.param)
     assert b.sqpoll == request.param.get("sqpoll", False)  # this kernel grants SQPOLL to root
@@ -205,8 +206,8 @@ async def test_many_sockets_take_several_recvs(backend, diag):
 
 
 @pytest.mark.parametrize("framing", [native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED], ids=["envelope", "delimited"])
-@pytest.mark.parametrize("sqpoll", [True, False], ids=["sqpoll", "inline"])
-async def test_encoded_as_received_equals_encoding_the_records(framing, sqpoll, diag):
+@pytest.mark.parametrize("mode", [{}, {"decode_thread": False}, {"sqpoll": True}], ids=["decode-thread", "inline", "sqpoll"])
+async def test_encoded_as_received_equals_encoding_the_records(framing, mode, diag):
     """Chunk by chunk encoding (with each dump's own label) gives the bytes that encoding the
     whole dump's records at once gives, so Batch.envelope() may hand them out as they are."""
     f = Farm()
@@ -215,7 +216,7 @@ async def test_encoded_as_received_equals_encoding_the_records(framing, sqpoll, 
         for _ in range(600):
             f.pair(lst, unread=7)
         labels = (records.encode_labels(netns="a", dump_family=AF_INET), records.encode_labels(netns="b"))
-        with UringBackend(sqpoll=sqpoll, encode=framing) as b:
+        with UringBackend(encode=framing, **mode) as b:
             results = await b.dump_all([DumpJob(net_id=5, fd=diag.fileno(), requests=_requests(11), labels=labels)])
         v4 = results[0]
         assert v4.error is None and v4.recvs > 1 and v4.dump.count > 1200
