@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 _COLORS = {"raw": "#555555", "ss": "#d95f02", "pyroute2": "#7570b3", "xtcp-sockets": "#66a61e",
-           "xtcp-uring": "#1b9e77", "xtcp-uring-async": "#0b5d8f", "xtcp-uring-sqpoll": "#e6ab02", "xtcp-uring-inline": "#a6761d"}
+           "xtcp-uring": "#1b9e77", "xtcp-uring-async": "#0b5d8f", "xtcp-uring-inline": "#e6ab02"}
 
 
 def _load(path: Path) -> list[dict]:

@@ -10,8 +10,7 @@ Tools (each dumps both families of every farm namespace, every attribute group):
 * ``pyroute2``: ``DiagSocket.get_sock_stats`` per namespace and family (only <= 5k sockets
   unless forced: ~18 s per 100k sockets).
 * ``xtcp-sockets``, ``xtcp-uring`` (the default: a C decode thread), ``xtcp-uring-inline``
-  (decoded between the kernel's chunks), ``xtcp-uring-sqpoll`` (SQPOLL, inline decode),
-  ``xtcp-uring-async`` (IOSQE_ASYNC): a ``Poller`` started once per tool; a round
+  (decoded between the kernel's chunks), ``xtcp-uring-async`` (IOSQE_ASYNC): a ``Poller`` started once per tool; a round
   is ``await poller.poll()`` + ``batch.envelope()`` (every record encoded; the io_uring pollers
   encode each chunk as it arrives, and that time counts as encode time).
 

@@ -6,8 +6,7 @@ Each tool gets a process of its own so that its RSS and CPU time are its own, an
 sets up once (a ``Poller`` opens its namespace fds on the first poll) and is then timed round
 after round while the harness alternates tools. Start-up is reported apart.
 
-Tools: ``xtcp-sockets``, ``xtcp-uring``, ``xtcp-uring-inline``, ``xtcp-uring-sqpoll``,
-``xtcp-uring-async`` (one
+Tools: ``xtcp-sockets``, ``xtcp-uring``, ``xtcp-uring-inline``, ``xtcp-uring-async`` (one
 ``await poller.poll()`` plus ``batch.envelope()``: every record encoded as ProtobufList bytes;
 the io_uring ones are asked to encode as they receive, ``encode="envelope"``), ``pyroute2``
 (``DiagSocket.get_sock_stats`` per namespace and family, ext 0xff), and ``soak`` (a ``Poller``
@@ -40,7 +39,6 @@ XTCP_TOOLS = {
     "xtcp-sockets": {"use_uring": False},
     "xtcp-uring": {"use_uring": True, "encode": "envelope"},  # the default: a decode thread
     "xtcp-uring-inline": {"use_uring": True, "decode_thread": False, "encode": "envelope"},
-    "xtcp-uring-sqpoll": {"use_uring": True, "sqpoll": True, "decode_thread": False, "encode": "envelope"},
     "xtcp-uring-async": {"use_uring": True, "async_dumps": True, "encode": "envelope"},
 }
 

@@ -7,8 +7,8 @@
  *   RUNNING -- SEND(request) linked to RECV(buf[0]); each RECV with data is scanned and, unless
  *              it ended the dump, followed at once by the next RECV into the other buffer; then
  *              the chunk is decoded into the job's records (and encoded, if asked), while the
- *              kernel (inline in the next submit, or the SQPOLL thread on the other core)
- *              builds the next chunk
+ *              kernel builds the next chunk inline in the next submit (decoded by the
+ *              decode thread, if any, while it does)
  *   DONE    -- NLMSG_DONE / NLMSG_ERROR seen, or an error, or cancelled, AND no SQE of the job
  *              is in flight any more; only then is it reported, and only then may its buffers
  *              be moved or freed (a buffer named by an in-flight SQE lives until its CQE).
@@ -29,7 +29,6 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#include <sched.h>
 
 #include <liburing.h>
 
@@ -151,8 +150,7 @@ static int flush(struct xtcp_ring *r)
     if (!io_uring_sq_ready(&r->uring))
         return 0;
     r->st.submits++;
-    if (!(r->flags & XTCP_RING_SQPOLL) || (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_NEED_WAKEUP))
-        r->st.enters++;
+    r->st.enters++;
     int n = io_uring_submit(&r->uring);
     if (n < 0)
         r->st.submit_errors++;
@@ -167,13 +165,6 @@ static int reserve(struct xtcp_ring *r, unsigned n)
     int rc = flush(r);
     if (rc < 0)
         return rc;
-    /* With SQPOLL, submitting only hands the entries to the SQ thread: wait until it took them. */
-    while ((r->flags & XTCP_RING_SQPOLL) && io_uring_sq_space_left(&r->uring) < n) {
-        r->st.enters++;
-        rc = io_uring_sqring_wait(&r->uring);
-        if (rc < 0 && rc != -EINTR)
-            return rc;
-    }
     return io_uring_sq_space_left(&r->uring) >= n ? 0 : -EBUSY;
 }
 
@@ -621,8 +612,6 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
         int rc = reserve(r, 1);
         if (rc == 0)
             rc = arm_recv(r, idx, (r->flags & XTCP_RING_ASYNC_RECV) ? IOSQE_ASYNC : 0);
-        if (rc == 0 && (r->flags & XTCP_RING_SQPOLL))
-            flush(r);   /* no syscall: the SQ thread sees the tail move */
         if (rc < 0) {
             j->finished = 1;
             j->error = -rc;
@@ -637,34 +626,6 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
     }
     if (j->finished && j->inflight == 0 && j->state != JOB_DONE)
         complete(r, idx);
-}
-
-/* A RECV of a running, uncancelled dump is in flight: its completion is due shortly. */
-static bool running_recvs(const struct xtcp_ring *r)
-{
-    for (size_t i = 0; i < r->njobs; i++) {
-        const struct job *j = &r->jobs[i];
-        if (j->state == JOB_RUNNING && j->inflight && !j->finished && !j->cancel_errno && j->recvs)
-            return true;
-    }
-    return false;
-}
-
-/* Wait up to XTCP_RING_SPIN_NS for a CQE without sleeping, yielding the CPU meanwhile. A
- * blocking wait costs a wake-up per chunk (measured 1.7-3x slower with another busy process on
- * this 2-core machine), and a pure pause-spin can starve the SQ thread when the scheduler puts
- * it on our CPU (5-8x slower in that case); sched_yield lets it run and was the steadiest. */
-static bool spin_for_cqe(struct xtcp_ring *r)
-{
-    r->st.spins++;
-    uint64_t deadline = now_ns() + XTCP_RING_SPIN_NS;
-    for (unsigned i = 0;; i++) {
-        if (io_uring_cq_ready(&r->uring))
-            return true;
-        if ((i & 15) == 15 && now_ns() >= deadline)
-            return false;
-        sched_yield();
-    }
 }
 
 /* Process every CQE that is ready now. Returns how many. */
@@ -728,29 +689,16 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
      * namespaces so the kernel's overflow list (NODROP) stays a rare path. */
     r->layout = XTCP_TCP_INFO_LAYOUT_6_18;
     r->framing = XTCP_RING_NO_ENCODE;
-    /* Fall back one feature at a time: SQPOLL (refused by some sandboxes, and before 5.11
-     * without CAP_SYS_ADMIN), then SUBMIT_ALL (5.18+). */
-    static const unsigned extra[][2] = {
-        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SQPOLL, XTCP_RING_SQPOLL},
-        {IORING_SETUP_SUBMIT_ALL, 0},
-        {0, 0},
-    };
-    int rc = -EINVAL;
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
-        if ((extra[i][0] & IORING_SETUP_SQPOLL) && !(flags & XTCP_RING_SQPOLL))
-            continue;
-        struct io_uring_params p;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+    p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
+    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    if (rc == -EINVAL) {   /* SUBMIT_ALL is 5.18+ */
         memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | extra[i][0];
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
-        p.sq_thread_idle = XTCP_RING_SQPOLL_IDLE_MS;
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
-        if (rc == 0) {
-            r->flags = (flags & ~XTCP_RING_SQPOLL) | (int)extra[i][1];
-            break;
-        }
-        if (rc == -ENOMEM)
-            break;
     }
     if (rc < 0) {
         free(r);
@@ -779,8 +727,6 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
 }
 
 int xtcp_ring_eventfd(const xtcp_ring_t *ring) { return ring->efd; }
-
-int xtcp_ring_flags(const xtcp_ring_t *ring) { return ring->flags; }
 
 int xtcp_ring_set_output(xtcp_ring_t *r, int tcp_info_layout, int framing)
 {
@@ -851,19 +797,15 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
     /* First the eventfd, then the CQ: a CQE posted after this read signals it again. */
     if (read(r->efd, &drained, sizeof drained) < 0 && errno != EAGAIN)
         return -errno;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = budget_ns ? now_ns() : 0;
     for (;;) {
         unsigned n = process_ready(r);
         /* Re-armed RECVs usually complete inside this submit (the next skb is built while
          * the previous one is read), so keep going: a whole dump often ends in one call. */
         if (flush(r) < 0 && n == 0)
             break;
-        if (n == 0 && io_uring_cq_ready(&r->uring) == 0) {
-            /* With SQPOLL the next chunk is being built on the other core right now: wait for
-             * it here (microseconds) rather than through the event loop (a wake-up each). */
-            if (!(r->flags & XTCP_RING_SQPOLL) || !running_recvs(r) || !spin_for_cqe(r))
-                break;
-        }
+        if (n == 0 && io_uring_cq_ready(&r->uring) == 0)
+            break;
         if (budget_ns && now_ns() - t0 >= budget_ns)
             break;
     }

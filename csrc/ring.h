@@ -36,20 +36,15 @@
 #define XTCP_RING_ASYNC 1                  /* IOSQE_ASYNC on the SEND: namespaces in parallel */
 #define XTCP_RING_ASYNC_RECV 2             /* IOSQE_ASYNC on every RECV too: one big namespace's
                                               chunks in a worker (~30% slower alone, faster mixed) */
-#define XTCP_RING_SQPOLL 4                 /* a kernel thread (IORING_SETUP_SQPOLL) issues the SQEs:
-                                              it builds chunk n+1 on the other core while we decode
-                                              chunk n, and reap spins for completions meanwhile */
 #define XTCP_RING_DECODE_THREAD 8          /* a thread of ours decodes (and encodes) each chunk
                                               while the kernel builds the next one inline */
-#define XTCP_RING_SQPOLL_IDLE_MS 2         /* the SQ thread sleeps after this long without work */
-#define XTCP_RING_SPIN_NS 1000000ull       /* reap waits this long for the next chunk of a running
-                                              dump before it returns to the event loop */
 #define XTCP_RING_NO_ENCODE (-1)           /* framing of xtcp_ring_set_output: decode only */
 
 /* Size of each receive buffer. One recv returns one skb of at most SKB_WITH_OVERHEAD(32768)
  * (netlink_recvmsg caps max_recvmsg_len there); less space than the skb silently truncates it
  * (MSG_TRUNC), so twice that leaves margin. A running job holds two (one being filled by the
- * kernel, one being decoded); finished jobs give them back to a small per-ring free list. */
+ * kernel, one being decoded) and, with a decode thread, hands each filled one over to it;
+ * buffers go back to a small per-ring free list. */
 #define XTCP_RING_RECV_MIN 65536
 #define XTCP_RING_SPARE_BUFFERS 64
 #define XTCP_RING_ERRNO_SLOTS 256          /* cqe_errors[] per errno; larger ones at 255 */
@@ -92,7 +87,6 @@ struct xtcp_ring_stats {
     uint64_t seq_mismatches;       /* messages whose nlmsg_seq is not the job's request seq */
     uint64_t submit_errors;        /* io_uring_submit returning -errno (retried later) */
     uint64_t leaked_buffers;       /* receive buffers never freed: their CQE never came (teardown) */
-    uint64_t spins;                /* reap waits for a running dump's next chunk (SQPOLL) */
     uint64_t cqe_errors[256];      /* CQEs with res < 0, by errno (ECANCELED counts cancels) */
 };
 
@@ -114,11 +108,9 @@ struct xtcp_ring_output {
 };
 
 /* A ring of `entries` SQEs (CQ sized for many jobs in flight) with a registered non-blocking
- * eventfd. flags: XTCP_RING_ASYNC[_RECV], XTCP_RING_SQPOLL. NULL with *err = errno
- * (EPERM/ENOSYS: io_uring disabled). xtcp_ring_flags() says which flags the ring really has:
- * a kernel that refuses SQPOLL gets a ring without it. */
+ * eventfd. flags: XTCP_RING_ASYNC[_RECV], XTCP_RING_DECODE_THREAD. NULL with *err = errno
+ * (EPERM/ENOSYS: io_uring disabled). */
 xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err);
-int xtcp_ring_flags(const xtcp_ring_t *ring);
 /* How jobs added from now on are decoded: tcp_info layout (XTCP_TCP_INFO_LAYOUT_*) and the
  * framing their records are encoded in as they arrive (XTCP_FRAME_*, or XTCP_RING_NO_ENCODE,
  * the default). Returns 0 or -EINVAL. */

@@ -62,7 +62,6 @@ BACKENDS = {
     "sockets": {"use_uring": False},
     "io_uring": {"use_uring": True, "async_dumps": False},
     "io_uring+async": {"use_uring": True, "async_dumps": True},
-    "io_uring+sqpoll": {"use_uring": True, "sqpoll": True},
     "io_uring+inline-decode": {"use_uring": True, "decode_thread": False},
 }
 

@@ -72,7 +72,7 @@ def test_pack_rejects_non_int(args):
         pack_user_data(*args)
 
 
-@pytest.fixture(params=[0, lib.XTCP_RING_SQPOLL], ids=["inline", "sqpoll"])
+@pytest.fixture(params=[0, lib.XTCP_RING_DECODE_THREAD], ids=["inline-decode", "decode-thread"])
 def raw_ring(request):
     err = ffi.new("int *")
     r = lib.xtcp_ring_new(8, request.param, err)
@@ -85,7 +85,7 @@ def raw_ring(request):
 def _reap_all(r, expect_cqes):
     events = ffi.new("struct xtcp_ring_event[]", 4)
     st = ffi.new("struct xtcp_ring_stats *")
-    deadline = time.monotonic() + 10  # with SQPOLL the SQ thread runs them while we poll here
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         assert lib.xtcp_ring_reap(r, events, 4, 0) == 0
         lib.xtcp_ring_stats(r, st)
@@ -113,15 +113,14 @@ def test_unknown_completions_are_counted_not_fatal(raw_ring):
 
 
 def test_more_jobs_than_sq_entries_are_queued_in_order(raw_ring):
-    """The SQ holds 8 entries; 20 jobs on bad fds still all complete, each with EBADF (with
-    SQPOLL too, where a full SQ frees up only once the SQ thread has taken the entries)."""
+    """The SQ holds 8 entries; 20 jobs on bad fds still all complete, each with EBADF."""
     req = bytes(72)
     for i in range(20):
         assert lib.xtcp_ring_add_job(raw_ring, i, -1, req, len(req), 2, b"", 0) == i
     lib.xtcp_ring_submit(raw_ring)
     events = ffi.new("struct xtcp_ring_event[]", 20)
     seen = {}
-    deadline = time.monotonic() + 10  # with SQPOLL the SQ thread runs them while we poll here
+    deadline = time.monotonic() + 10
     while len(seen) < 20 and time.monotonic() < deadline:
         k = lib.xtcp_ring_reap(raw_ring, events, 20, 0)
         for i in range(k):

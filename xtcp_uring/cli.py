@@ -47,9 +47,6 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="io_uring, or plain netlink sockets (off); auto falls back when unavailable")
     g.add_argument("--async-dumps", action="store_true", default=env_default("async_dumps", "") in ("1", "true"),
                    help="IOSQE_ASYNC: dump namespaces in parallel on io-wq workers")
-    g.add_argument("--sqpoll", action="store_true", default=env_default("sqpoll", "") in ("1", "true"),
-                   help="io_uring SQ thread builds dumps on another core: shorter polls if a core is "
-                        "free, ~80%% more CPU")
 
 
 def build_parser() -> argparse.ArgumentParser:

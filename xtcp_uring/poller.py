@@ -104,9 +104,6 @@ class Poller:
         use_uring: True (io_uring or fail), False (plain sockets), "auto" (io_uring, falling
             back to plain sockets where it is unavailable; logged once, shown in ``stats``).
         async_dumps: IOSQE_ASYNC: dump namespaces in parallel on io-wq workers.
-        sqpoll: io_uring's kernel submission thread builds each next chunk of a dump on another
-            core while this one decodes the last (``ring`` module doc): ~25% shorter polls of a
-            big namespace when a core is free, for ~80% more CPU; slower when none is.
         decode_thread: the io_uring path decodes each chunk in a C thread while the kernel
             builds the next one (default); False: between the kernel's chunks, on one core.
         encode: ``"envelope"`` or ``"delimited"``: the io_uring path also encodes each chunk's
@@ -139,7 +136,6 @@ class Poller:
         sample: int = 1,
         use_uring: bool | str = "auto",
         async_dumps: bool = False,
-        sqpoll: bool = False,
         decode_thread: bool = True,
         encode: str | None = None,
         dump_timeout: float = 10.0,
@@ -189,7 +185,6 @@ class Poller:
         self.sample = int(sample)
         self.use_uring = use_uring
         self.async_dumps = bool(async_dumps)
-        self.sqpoll = bool(sqpoll)
         self.decode_thread = bool(decode_thread)
         # Sampling compacts the records after the dump, which would leave the encoding stale.
         self.encode = encode if self.sample == 1 else None
@@ -501,7 +496,7 @@ class Poller:
         if self.use_uring is False:
             return SocketBackend(timeout=self.dump_timeout)
         try:
-            return _uring_backend(async_dumps=self.async_dumps, sqpoll=self.sqpoll, decode_thread=self.decode_thread,
+            return _uring_backend(async_dumps=self.async_dumps, decode_thread=self.decode_thread,
                                   timeout=self.dump_timeout,
                                   tcp_info_layout=self._layout, encode=_ENCODINGS[self.encode])
         except (RingUnavailableError, ImportError) as exc:
@@ -609,7 +604,7 @@ def poller_options_from_args(args) -> dict:
     """``Poller`` keyword arguments from the CLI's parsed poll options."""
     options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
                "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
-               "async_dumps": bool(args.async_dumps), "sqpoll": bool(args.sqpoll)}
+               "async_dumps": bool(args.async_dumps)}
     if args.states:
         options["states"] = args.states
     if args.filter:

@@ -9,10 +9,9 @@ The kernel builds each chunk inline in our io_uring_enter. By default a C thread
 decodes the chunk just received while the kernel builds the next one, so a 100k-socket poll,
 decode and encode included, takes little more than the bare kernel dump, for a few percent
 more CPU (a wake-up per chunk); with ``decode_thread=False`` C decodes between the kernel's
-chunks, on one core. ``sqpoll`` (IORING_SETUP_SQPOLL) is the other way to use a second core:
-the kernel's SQ thread builds chunks while C decodes and waits for the next chunk yielding the
-CPU; as fast with a core to spare, but ~80% more CPU and slower than inline when every core is
-busy (measured: benchmarks/README.md), so it is opt-in.
+chunks, on one core. (IORING_SETUP_SQPOLL was the other way tried to use a second core: as
+fast with a core to spare, but ~45% more CPU than the decode thread, and 10x slower beside one
+busy process; see benchmarks/README.md.)
 
 ``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
 net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
@@ -87,7 +86,7 @@ def unpack_user_data(user_data: int) -> tuple[int, int, int]:
 
 _COUNTERS = (
     "submits", "enters", "sqes", "cqes", "recvs", "bytes", "jobs", "jobs_failed", "timeouts",
-    "unknown_completions", "seq_mismatches", "submit_errors", "leaked_buffers", "spins",
+    "unknown_completions", "seq_mismatches", "submit_errors", "leaked_buffers",
 )
 
 
@@ -113,10 +112,6 @@ class UringBackend:
         decode_thread: decode (and encode) each chunk in a thread of the ring's own while the
             kernel builds the next chunk inline in our io_uring_enter (module doc). On by
             default; False decodes inline, between the kernel's chunks, on one core.
-        sqpoll: let a kernel thread issue the SQEs and build each next chunk on another core
-            while this one decodes (module doc): shorter polls on a host with a core to spare,
-            for that thread's CPU (plus up to 2 ms of its spinning after the last dump). A
-            kernel that refuses it gets a ring without it (``self.sqpoll`` says which).
         tcp_info_layout: ``native.tcp_info_layout(release)`` of the kernel being dumped.
         encode: also encode each chunk's records as they arrive, in this framing
             (``native.FRAME_ENVELOPE_ROWS`` or ``FRAME_DELIMITED``); ``Batch.encode`` in that
@@ -138,15 +133,14 @@ class UringBackend:
         RingUnavailableError: io_uring is disabled (sysctl) or blocked (seccomp).
     """
 
-    def __init__(self, *, decode_thread: bool = True, sqpoll: bool = False,
-                 tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
+    def __init__(self, *, decode_thread: bool = True, tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT,
                  encode: int | None = None, async_dumps: bool = False, async_recv: bool = False,
                  entries: int = 256, timeout: float = 5.0, reap_budget: float = 0.01):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, not {timeout}")
         if encode not in (None, native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED):
             raise ValueError(f"encode is None, FRAME_ENVELOPE_ROWS or FRAME_DELIMITED, not {encode!r}")
-        self._flags = (lib.XTCP_RING_SQPOLL if sqpoll else 0) | (lib.XTCP_RING_DECODE_THREAD if decode_thread else 0)
+        self._flags = lib.XTCP_RING_DECODE_THREAD if decode_thread else 0
         if async_dumps:
             self._flags |= lib.XTCP_RING_ASYNC | (lib.XTCP_RING_ASYNC_RECV if async_recv else 0)
         self._layout = tcp_info_layout
@@ -159,11 +153,9 @@ class UringBackend:
         self._abort = None  # ends a running dump_all when close() is called under it
         self._retired = ffi.new("struct xtcp_ring_stats *")  # counters of replaced rings
         self._ring = self._new_ring()
-        self.sqpoll = bool(lib.xtcp_ring_flags(self._ring) & lib.XTCP_RING_SQPOLL)
         mode = ("+async-recv" if async_recv else "+async") if async_dumps else ""
         self.decode_thread = decode_thread
-        self.name = ("io_uring" + ("+sqpoll" if self.sqpoll else "") + mode
-                     + ("" if decode_thread else "+inline-decode"))
+        self.name = "io_uring" + mode + ("" if decode_thread else "+inline-decode")
 
     def _new_ring(self):
         err = ffi.new("int *")

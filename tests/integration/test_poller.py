@@ -61,8 +61,7 @@ def farm(request):
 @root
 async def test_every_socket_exactly_once_in_its_namespace(farm, backend_options):
     batch = await poll_once(namespaces=farm.selection(), **backend_options)
-    assert batch.backend == ("io_uring" + ("+sqpoll" if backend_options.get("sqpoll") else "") + (
-        "+async" if backend_options.get("async_dumps") else "") + (
+    assert batch.backend == ("io_uring" + ("+async" if backend_options.get("async_dumps") else "") + (
         "" if backend_options.get("decode_thread", True) else "+inline-decode")
         if backend_options["use_uring"] else "sockets")
     assert {d.netns for d in batch.dumps} == set(farm.namespaces)
@@ -415,12 +414,12 @@ async def test_list_namespaces_and_cli_options():
     assert [r["name"] for r in rows] == ["host"] and rows[0]["sockets"] >= 0
 
     class Args:
-        namespaces, families, states, filter, groups, sample, uring, async_dumps, sqpoll = (
-            "host", "inet", "0x2", "sport 22", "info,cong", 1, "off", False, True)
+        namespaces, families, states, filter, groups, sample, uring, async_dumps = (
+            "host", "inet", "0x2", "sport 22", "info,cong", 1, "off", False)
 
     opts = poller_mod.poller_options_from_args(Args)
     p = Poller(**opts)
-    assert p.families == (2,) and p.states == 2 and p.use_uring is False and p.sqpoll is True
+    assert p.families == (2,) and p.states == 2 and p.use_uring is False
     assert p.ext == request.ext_for(["info", "cong"])
 
 

@@ -2,7 +2,7 @@
 
 Known sockets (listeners and connected pairs on 127.0.0.1 and ::1, some with unread data) must
 come back exactly once, the same as a plain blocking netlink dump sees them, in every mode:
-inline, SQPOLL (the default) and IOSQE_ASYNC (io-wq). Other processes share this namespace, so sockets are
+decoded by the ring's decode thread (the default) or inline, and with IOSQE_ASYNC (io-wq). Other processes share this namespace, so sockets are
 compared on the ports the test owns, never on the whole dump.
 """
 
@@ -120,13 +120,11 @@ def diag():
     s.close()
 
 
-@pytest.fixture(params=[{}, {"decode_thread": False}, {"sqpoll": True, "decode_thread": False},
-                        {"async_dumps": True}, {"async_dumps": True, "async_recv": True},
-                        {"sqpoll": True, "async_dumps": True}],
-                ids=["decode-thread", "inline-decode", "sqpoll", "async", "async-recv", "sqpoll-async"])
+@pytest.fixture(params=[{}, {"decode_thread": False}, {"async_dumps": True},
+                        {"async_dumps": True, "async_recv": True}, {"async_dumps": True, "decode_thread": False}],
+                ids=["decode-thread", "inline-decode", "async", "async-recv", "async-inline-decode"])
 def backend(request):
     b = UringBackend(**request.param)
-    assert b.sqpoll == request.param.get("sqpoll", False)  # this kernel grants SQPOLL to root
     yield b
     assert b.counters()["leaked_buffers"] == 0
     b.close()
@@ -206,7 +204,7 @@ async def test_many_sockets_take_several_recvs(backend, diag):
 
 
 @pytest.mark.parametrize("framing", [native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED], ids=["envelope", "delimited"])
-@pytest.mark.parametrize("mode", [{}, {"decode_thread": False}, {"sqpoll": True}], ids=["decode-thread", "inline", "sqpoll"])
+@pytest.mark.parametrize("mode", [{}, {"decode_thread": False}], ids=["decode-thread", "inline-decode"])
 async def test_encoded_as_received_equals_encoding_the_records(framing, mode, diag):
     """Chunk by chunk encoding (with each dump's own label) gives the bytes that encoding the
     whole dump's records at once gives, so Batch.envelope() may hand them out as they are."""
@@ -341,8 +339,8 @@ def test_close_idle_twice_and_context_manager():
     b.close()
     with UringBackend(async_dumps=True) as b2:
         assert b2.name == "io_uring+async"
-    with UringBackend(sqpoll=True, async_dumps=True) as b3:
-        assert b3.name == "io_uring+sqpoll+async"
+    with UringBackend(decode_thread=False, async_dumps=True) as b3:
+        assert b3.name == "io_uring+async+inline-decode"
     b2.close()
 
 
