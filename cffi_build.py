@@ -39,9 +39,13 @@ ffibuilder.cdef(cdef_text())
 _cflags = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 _ldflags = []
 # XTCP_SANITIZE=1: ASan + UBSan. XTCP_SANITIZE=fuzz (with CC=clang): also libFuzzer coverage
-# hooks, so atheris sees which C branches an input reached.
+# hooks, so atheris sees which C branches an input reached. XTCP_SANITIZE=thread: TSan (run
+# with LD_PRELOAD=libtsan.so).
 _sanitize = os.environ.get("XTCP_SANITIZE")
-if _sanitize in ("1", "fuzz"):
+if _sanitize == "thread":  # ThreadSanitizer: the ring's decode thread against the caller
+    _cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=thread"]
+    _ldflags += ["-fsanitize=thread"]
+elif _sanitize in ("1", "fuzz"):
     _checks = "address,undefined" + (",fuzzer-no-link" if _sanitize == "fuzz" else "")
     _cflags += ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={_checks}", "-fno-sanitize-recover=undefined"]
     _ldflags += [f"-fsanitize={_checks}"]

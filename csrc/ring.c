@@ -289,35 +289,47 @@ static bool drained(struct job *j)
     return atomic_load(&j->consumed) == j->pushed;
 }
 
+/* Decode the oldest queued chunk; called with d->lock held, returns with it held. One chunk at
+ * a time (d->busy), by the decode thread or by the ring's own thread when it is waiting for the
+ * queue to drain, so the chunks of a job are decoded in order and never concurrently. */
+static void decode_one(struct xtcp_ring *r)
+{
+    struct decoder *d = r->dec;
+    struct work w = d->q[d->head];
+    d->head = (d->head + 1) % WORK_SLOTS;
+    d->count--;
+    d->busy = 1;
+    struct job *j = &r->jobs[w.job];   /* jobs is never reallocated while work is queued */
+    pthread_mutex_unlock(&d->lock);
+
+    int rc = consume_chunk(r, j, w.buf, w.len);
+    if (rc < 0 && !j->decode_error)
+        j->decode_error = -rc;
+
+    pthread_mutex_lock(&d->lock);
+    put_buffer_locked(r, w.buf);
+    d->busy = 0;
+    pthread_cond_broadcast(&d->space);
+    if (d->sleeping && d->count)
+        pthread_cond_signal(&d->work_ready);   /* the ring's thread decoded this one */
+    atomic_fetch_add(&j->consumed, 1);   /* publishes the records written above */
+}
+
 static void *decoder_main(void *arg)
 {
     struct xtcp_ring *r = arg;
     struct decoder *d = r->dec;
     pthread_mutex_lock(&d->lock);
     for (;;) {
-        while (!d->count && !d->stop) {
+        if (!d->count || d->busy) {
+            if (d->stop && !d->count && !d->busy)
+                break;
             d->sleeping = 1;
             pthread_cond_wait(&d->work_ready, &d->lock);
             d->sleeping = 0;
+            continue;
         }
-        if (!d->count)
-            break;   /* stop, and nothing left */
-        struct work w = d->q[d->head];
-        d->head = (d->head + 1) % WORK_SLOTS;
-        d->count--;
-        d->busy = 1;
-        struct job *j = &r->jobs[w.job];   /* jobs is never reallocated while work is queued */
-        pthread_mutex_unlock(&d->lock);
-
-        int rc = consume_chunk(r, j, w.buf, w.len);
-        if (rc < 0 && !j->decode_error)
-            j->decode_error = -rc;
-
-        pthread_mutex_lock(&d->lock);
-        put_buffer_locked(r, w.buf);
-        d->busy = 0;
-        pthread_cond_broadcast(&d->space);
-        atomic_fetch_add(&j->consumed, 1);   /* publishes the records written above */
+        decode_one(r);
         /* A job the ring is waiting for may just have drained: wake its event loop. Paired
          * with report_or_defer (both sides update, then read the other's counter). */
         if (!d->count && atomic_load(&r->awaiting)) {
@@ -345,15 +357,20 @@ static void push_chunk(struct xtcp_ring *r, uint32_t idx, uint8_t *buf, size_t l
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Wait until the decode thread has decoded everything handed to it. */
+/* Until everything handed to the decode thread is decoded: decode queued chunks here when the
+ * thread is not at it (it may be waiting for a CPU), else wait for its chunk in hand. */
 static void decoder_drain(struct xtcp_ring *r)
 {
     struct decoder *d = r->dec;
     if (!d)
         return;
     pthread_mutex_lock(&d->lock);
-    while (d->count || d->busy)
-        pthread_cond_wait(&d->space, &d->lock);
+    while (d->count || d->busy) {
+        if (!d->busy)
+            decode_one(r);
+        else
+            pthread_cond_wait(&d->space, &d->lock);
+    }
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -809,6 +826,8 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
         if (budget_ns && now_ns() - t0 >= budget_ns)
             break;
     }
+    if (r->dec && atomic_load(&r->awaiting))
+        decoder_drain(r);   /* at most WORK_SLOTS chunks: cheaper than a trip through the loop */
     report_drained(r);
     size_t k = 0;
     while (k < max && r->done_head < r->done_tail) {
