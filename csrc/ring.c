@@ -256,8 +256,10 @@ static int reserve_buf(void **p, size_t *cap, size_t used, size_t need, size_t s
 static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, size_t len)
 {
     uint64_t t0 = now_ns();
-    size_t n = xtcp_count_socket_messages(p, len);
-    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, n ? n : 1, sizeof *j->recs, XTCP_BUF_RECORDS) < 0)
+    /* Room for as many sockets as the chunk could hold (a socket message is at least a header
+     * and an inet_diag_msg): no counting pass, and untouched room costs no memory. */
+    size_t most = len / (NLMSG_HDR_LEN + XTCP_INET_DIAG_MSG_LEN) + 1;
+    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, most, sizeof *j->recs, XTCP_BUF_RECORDS) < 0)
         return -ENOMEM;
     int64_t k = xtcp_decode(p, len, j->recs + j->nrecs, j->recs_cap - j->nrecs, r->layout, j->seq,
                             &j->dstats);
