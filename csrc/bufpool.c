@@ -119,7 +119,6 @@ void *xtcp_buf_grow(void *p, size_t size, int kind)
     void *q = b ? (void *)(b + 1) : buf_alloc(size, kind, 1);
     if (!q)
         return NULL;
-    hdr(q)->kind = (uint32_t)kind;
     memcpy(q, p, old->cap);
     release(old);   /* a step of this buffer's growth: smaller than what it needs from now on */
     return q;

@@ -174,6 +174,25 @@ class Encoded:
         return self.memo("arrow", lambda: clickhouse.arrow_table(self.batch))
 
 
+class _Messages:
+    """ProtobufList messages being filled, one at a time: rows go into the open one."""
+
+    def __init__(self):
+        self.done: list[tuple[bytes, int]] = []
+        self.parts: list = []
+        self.count = self.size = 0
+
+    def add(self, rows, n: int) -> None:
+        self.parts.append(rows)
+        self.count += n
+        self.size += len(rows)
+
+    def close(self) -> None:
+        if self.count:
+            self.done.append((clickhouse.protobuf_list(b"".join(self.parts)), self.count))
+        self.parts, self.count, self.size = [], 0, 0
+
+
 def envelope_messages(batch: Batch, max_records: int = 0, max_bytes: int = 0) -> list[tuple[bytes, int]]:
     """Split a batch into ProtobufList messages at record boundaries.
 
@@ -190,24 +209,15 @@ def envelope_messages(batch: Batch, max_records: int = 0, max_bytes: int = 0) ->
     dumps = [d for d in batch.dumps if d.count]
     if dumps and all(d.encoded_as(native.FRAME_ENVELOPE_ROWS) is not None for d in dumps):
         return _split_encoded([d.encoded for d in dumps], max_records, limit if max_bytes else 0)
-    messages: list[tuple[bytes, int]] = []
-    parts: list[bytes] = []
-    count = size = 0
-
-    def emit():
-        nonlocal parts, count, size
-        if count:
-            messages.append((clickhouse.protobuf_list(b"".join(parts)), count))
-        parts, count, size = [], 0, 0
-
+    out = _Messages()
     mean = 0.0
-    for dump in batch.dumps:
+    for dump in dumps:
         start = 0
         while start < dump.count:
             n = dump.count - start
             if max_records:
-                n = min(n, max_records - count)
-            room = limit - size
+                n = min(n, max_records - out.count)
+            room = limit - out.size
             if max_bytes and mean:
                 n = max(1, min(n, int(room / mean)))
             while True:
@@ -215,51 +225,38 @@ def envelope_messages(batch: Batch, max_records: int = 0, max_bytes: int = 0) ->
                 if len(piece) <= room or n == 1:
                     break
                 n = max(1, min(n - 1, n * room // len(piece)))
-            if len(piece) > room and count:
-                emit()  # not even one more record fits: close this message, retry in the next
+            if len(piece) > room and out.count:
+                out.close()  # not even one more record fits: close this message, retry in the next
                 continue
             mean = len(piece) / n
-            parts.append(piece)
-            count += n
-            size += len(piece)
+            out.add(piece, n)
             start += n
-            if (max_records and count >= max_records) or (max_bytes and limit - size < mean):
-                emit()
-    emit()
-    return messages
+            if (max_records and out.count >= max_records) or (max_bytes and limit - out.size < mean):
+                out.close()
+    out.close()
+    return out.done
 
 
 def _split_encoded(views, max_records: int, max_bytes: int) -> list[tuple[bytes, int]]:
-    """ProtobufList messages from Envelope rows already encoded, cut between rows."""
-    messages: list[tuple[bytes, int]] = []
-    parts: list = []
-    count = size = 0
-
-    def emit():
-        nonlocal parts, count, size
-        if count:
-            messages.append((clickhouse.protobuf_list(b"".join(parts)), count))
-        parts, count, size = [], 0, 0
-
+    """ProtobufList messages from Envelope rows already encoded, cut between rows by C."""
+    out = _Messages()
     for view in views:
         start = 0
         while start < len(view):
-            if (max_records and count >= max_records) or (max_bytes and size >= max_bytes):
-                emit()  # full (0 room would mean "no limit" to C)
-            room_records = max_records - count if max_records else 0
-            room_bytes = max_bytes - size if max_bytes else 0
+            if (max_records and out.count >= max_records) or (max_bytes and out.size >= max_bytes):
+                out.close()  # full (no room left would mean "no limit" to C)
+            room_records = max_records - out.count if max_records else 0
+            room_bytes = max_bytes - out.size if max_bytes else 0
             nbytes, n = native.frames_prefix(view[start:], native.FRAME_ENVELOPE_ROWS, room_records, room_bytes)
-            if max_bytes and nbytes > room_bytes and count:
-                emit()  # not even one more row fits: it starts the next message
+            if max_bytes and nbytes > room_bytes and out.count:
+                out.close()  # not even one more row fits: it starts the next message
                 continue
-            parts.append(view[start:start + nbytes])
-            count += n
-            size += nbytes
+            out.add(view[start:start + nbytes], n)
             start += nbytes
             if start < len(view):  # the limits stopped the run: this message is full
-                emit()
-    emit()
-    return messages
+                out.close()
+    out.close()
+    return out.done
 
 
 # -- the sink ------------------------------------------------------------------------------
