@@ -625,7 +625,9 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
         chunk = NULL;
     }
     if (!j->finished) {
-        /* The next chunk first: the kernel builds it while this one is decoded below. */
+        /* Arm the next RECV (reap's next submit runs it: the kernel copies chunk n+1 out and
+         * builds n+2, while the decode thread, if any, decodes chunk n). Inline decoding
+         * reads chunk n below, so that RECV gets the other buffer. */
         if (!r->dec)
             j->cur ^= 1;
         int rc = reserve(r, 1);
