@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 
 import pytest
@@ -74,6 +75,41 @@ async def test_messages_fit_max_request_size(broker):
     assert len(messages) == expect
     assert all(len(m.value) <= 63 * 1024 for m in messages)
     assert sum(len(envelope_rows(m.value)) for m in messages) == len(batch)
+
+
+async def test_rows_the_ring_encoded_reach_kafka_whole(broker):
+    """End to end on real sockets: Poller(encode="envelope") has the ring encode each chunk as
+    it arrives; the Kafka sink cuts those bytes into messages under max_request_size without
+    encoding again, and the consumed rows are the batch's sockets, each once."""
+    from xtcp_uring.poller import Poller
+
+    lst = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    port = lst.getsockname()[1]
+    conns = []
+    try:
+        for _ in range(600):  # 1,200 sockets: ~20 chunks of the dump
+            c = socket.create_connection(("127.0.0.1", port))
+            conns += [c, lst.accept()[0]]
+        async with Poller(namespaces="host", use_uring=True, families=["inet"], encode="envelope",
+                          filter=f"sport {port} or dport {port}") as poller:
+            batch = await poller.poll()
+        assert len(batch) >= 1200 and all(d.encoded is not None for d in batch.dumps if d.count)
+        async with open_sink(f"kafka://{broker.bootstrap}/ring-encoded?max_request_size=64K", **FAST) as sink:
+            await sink.send(batch)
+            await sink.flush(timeout=10)
+        expect = len(envelope_messages(batch, 0, 63 * 1024))
+        assert expect >= 4
+        messages = await consume(broker.bootstrap, "ring-encoded", expect=expect)
+        assert len(messages) == expect and all(len(m.value) <= 63 * 1024 for m in messages)
+        rows = [r for m in messages for r in envelope_rows(m.value)]
+        assert [r.inet_diag_msg_socket_cookie for r in rows] == batch.column("inet_diag_msg_socket_cookie").tolist()
+        assert [r.tcp_info_snd_cwnd for r in rows] == batch.column("tcp_info_snd_cwnd").tolist()
+        assert {r.poll_id for r in rows} == {batch.poll_id}
+    finally:
+        for c in conns:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST: no TIME_WAIT
+            c.close()
+        lst.close()
 
 
 async def test_clickhouse_reads_the_messages(broker, tmp_path):
