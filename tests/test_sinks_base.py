@@ -445,3 +445,17 @@ def test_numpy_view_is_what_the_sinks_encode(batch):
     # The file/stdout/UDP bytes above come from the same C records the numpy view shows.
     rows = read_delimited(Encoded(batch).delimited())
     assert np.array_equal([r.tcp_info_snd_cwnd for r in rows], batch.column("tcp_info_snd_cwnd"))
+
+
+def test_sinks_name_the_framing_they_send_and_the_group_picks_the_most_wanted(tmp_path):
+    """What the daemon passes to Poller(encode=...): the framing its sinks send."""
+    pblist, pb = open_sink("-", format="pblist"), open_sink(f"file://{tmp_path}/b.pb")
+    kafka, udp = open_sink("kafka://127.0.0.1:9/t"), open_sink("udp://127.0.0.1:9")
+    jsonl = open_sink("-", format="jsonl")
+    assert (pblist.encoding, pb.encoding, kafka.encoding, udp.encoding, jsonl.encoding) == (
+        "envelope", "delimited", "envelope", "envelope", None)
+    assert open_sink("clickhouse+http://127.0.0.1:9/db?format=protobuf_list").encoding == "envelope"
+    assert open_sink("clickhouse+http://127.0.0.1:9/db").encoding is None  # Arrow, from the columns
+    assert SinkGroup([pb, kafka, udp]).encoding == "envelope"
+    assert SinkGroup([pb, jsonl]).encoding == "delimited"
+    assert SinkGroup([jsonl]).encoding is None
