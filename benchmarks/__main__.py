@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--churn-live", type=int, default=20, help="churn: churning namespaces alive at once")
     p.add_argument("--churn-connections", type=int, default=10, help="churn: connections per churning namespace")
     p.add_argument("--churn-gap", type=float, default=0.25, help="churn: seconds between rounds")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a budget line fails")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a budget line of an io_uring path fails (the fallback is reported)")
     p.add_argument("--chart-from", nargs="+", metavar="JSONL", help="only draw one chart from result files")
     p.add_argument("--chart-out", default="benchmarks/latest.png")
     args = p.parse_args(argv)

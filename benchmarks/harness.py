@@ -337,7 +337,8 @@ def print_table(rows: list[dict], title: str) -> None:
     if budget:
         print("\n| budget line | measured | limit | result |\n|---|---:|---:|---|")
         for b in budget:
-            print(f"| {b['line']} | {fmt(b['value'], '.3f')} | {b['limit']} | {'PASS' if b['ok'] else 'FAIL'} |")
+            result = "PASS" if b["ok"] else "FAIL" if b.get("binding", True) else "miss (fallback, not held)"
+            print(f"| {b['line']} | {fmt(b['value'], '.3f')} | {b['limit']} | {result} |")
     sys.stdout.flush()
 
 
@@ -425,26 +426,29 @@ def budget_rows(scenario: str, rows: list[dict]) -> list[dict]:
     by = {r["tool"]: r for r in rows if r.get("kind") == "tool"}
     out = []
 
-    def line(text, value, limit, ok):
+    def line(text, value, limit, ok, binding=True):
         out.append({"kind": "budget", "scenario": scenario, "line": text, "value": value, "limit": limit,
-                    "ok": bool(ok) and not math.isnan(value)})
+                    "ok": bool(ok) and not math.isnan(value), "binding": binding})
 
     for tool in XTCP_TOOLS:
         r = by.get(tool)
         if r is None:
             continue
+        # The plain-socket fallback (io_uring disabled) is measured against the same lines and
+        # reported; --strict holds the io_uring paths to them.
+        binding = tool != "xtcp-sockets"
         if scenario == "big":
             if "raw" in by:
                 line(f"{tool}: poll+encode ÷ raw", r["ratio_vs_raw"], f"≤ {BUDGET_VS_RAW}",
-                     r["ratio_vs_raw"] <= BUDGET_VS_RAW)
+                     r["ratio_vs_raw"] <= BUDGET_VS_RAW, binding)
             if "ss" in by:
                 speedup = by["ss"]["wall_ms_median"] / r["wall_ms_median"]
-                line(f"{tool}: ss -tin ÷ poll+encode", speedup, f"≥ {BUDGET_VS_SS}", speedup >= BUDGET_VS_SS)
+                line(f"{tool}: ss -tin ÷ poll+encode", speedup, f"≥ {BUDGET_VS_SS}", speedup >= BUDGET_VS_SS, binding)
         # Issue 5 sets this line for big: with 200 dumps of ~25 sockets each, fixed costs per
         # dump (allocation, cold memory) dominate, so many's figure is reported, not budgeted.
         if scenario == "big" and r.get("encode_us_per_record") is not None:
             v = r["encode_us_per_record"]
-            line(f"{tool}: encode µs/record", v, f"≤ {BUDGET_ENCODE_US}", v <= BUDGET_ENCODE_US)
+            line(f"{tool}: encode µs/record", v, f"≤ {BUDGET_ENCODE_US}", v <= BUDGET_ENCODE_US, binding)
     if scenario == "many" and "xtcp-uring-async" in by:
         a = by["xtcp-uring-async"]["wall_ms_median"]
         for seq in ("xtcp-uring", "xtcp-uring-inline", "xtcp-sockets"):
@@ -707,5 +711,5 @@ def main(args) -> int:
              f"kernel {platform.release()}, {os.cpu_count()} CPUs, load {rows[0]['loadavg_start']:.1f}")
     print_table(rows, title)
     write_outputs(rows, args, args.scenario, series)
-    failed = [b for b in rows if b.get("kind") == "budget" and not b["ok"]]
+    failed = [b for b in rows if b.get("kind") == "budget" and not b["ok"] and b.get("binding", True)]
     return 1 if failed and args.strict else 0
