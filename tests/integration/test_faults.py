@@ -75,44 +75,78 @@ def test_broker_unresponsive_for_60s_buffers_within_bound_counts_drops_and_recov
 _CHURN = textwrap.dedent("""
     import subprocess, sys
     prefix, rounds, per_round = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    def ip(verb, names):
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns {verb} {n}\\n" for n in names),
+                       text=True, check=True)
     for r in range(rounds):
         names = [f"{prefix}{r}-{i}" for i in range(per_round)]
-        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns add {n}\\n" for n in names), text=True, check=True)
-        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\\n" for n in names), text=True, check=True)
+        ip("add", names)
+        print("added", r, flush=True)
+        sys.stdin.readline()   # the poller has seen this round: delete it while it keeps polling
+        ip("del", names)
     print("done", flush=True)
 """)
 
 
 @pytest.mark.root
 async def test_1000_namespaces_created_and_deleted_while_polling(netns_farm):
+    """10 rounds of 100 namespaces: each round is added, seen by the running poller, then
+    deleted while it keeps polling. What must hold whatever the machine's speed: every
+    namespace is seen while it exists, none is reported by a poll that began after its
+    deletion, and no fd of a deleted namespace is kept. The pace follows the poller, not the
+    clock. A poll "began after" time t when an earlier batch was stamped after t: a batch's
+    stamp is its send time, and its namespaces were reconciled just before it."""
     netns_farm.add(1)
     prefix = f"{netns_farm.prefix}churn-"
+    rounds, per_round = 10, 100
     fds_before = open_fds()
     async with Poller(interval=0.05, jitter=0, namespaces=netns_farm.prefix + "*") as poller:
-        churn = await asyncio.create_subprocess_exec(sys.executable, "-c", _CHURN, prefix, "10", "100",
-                                                     stdout=asyncio.subprocess.PIPE)
+        churn = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CHURN, prefix, str(rounds), str(per_round),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         seen: set[str] = set()
-        polls = 0
-        async for batch in poller:
-            polls += 1
-            seen |= {d.netns for d in batch.dumps if d.netns.startswith(prefix)}
-            if churn.returncode is not None or (await _exited(churn)):
-                break
+        pending: list[tuple[int, set[str]]] = []  # (deleted by this time, names) not yet settled
+        gone: set[str] = set()  # deleted before a poll that already ran: never reported again
+
+        async def next_batch():
+            batch = await asyncio.wait_for(poller.__anext__(), 60)
+            got = {d.netns for d in batch.dumps if d.netns.startswith(prefix)}
+            assert not got & gone, f"deleted namespaces reported again: {sorted(got & gone)[:5]}"
+            for when, names in list(pending):
+                if batch.timestamp_ns > when:
+                    gone.update(names)
+                    pending.remove((when, names))
+            return got, batch
+
+        async def churn_says() -> bytes:
+            return (await asyncio.wait_for(churn.stdout.readline(), 60)).strip()
+
+        deleting: set[str] = set()
+        for r in range(rounds):
+            assert (await churn_says()).split() == [b"added", str(r).encode()]
+            if deleting:  # the previous round's deletion finished before this round was added
+                pending.append((time.time_ns(), deleting))
+            names = {f"{prefix}{r}-{i}" for i in range(per_round)}
+            for _ in range(200):
+                if names <= seen:
+                    break
+                seen |= (await next_batch())[0]
+            assert names <= seen, f"round {r}: {len(names - seen)} namespaces never seen"
+            deleting = names
+            churn.stdin.write(b"next\n")  # delete this round while the poller keeps polling
+            await churn.stdin.drain()
+        assert await churn_says() == b"done"
         assert await churn.wait() == 0
-        final = await poller.__anext__()
-        stale = {d.netns for d in final.dumps if d.netns.startswith(prefix)}
-        assert stale == set(), "deleted namespaces are gone from the next poll"
+        pending.append((time.time_ns(), deleting))
+        for _ in range(200):
+            if not pending:
+                break
+            await next_batch()
+        _, final = await next_batch()
+        assert not pending and gone == seen and len(seen) == rounds * per_round
+        assert {d.netns for d in final.dumps} == set(netns_farm.namespaces), "only the farm's namespace is left"
         assert len(final.dumps) == 2 * 1  # the farm's namespace, v4 and v6
-        assert polls > 10 and len(seen) > 50, "polls really ran during the churn"
     assert open_fds() == fds_before, "no fd of a deleted namespace is kept"
-
-
-async def _exited(proc) -> bool:
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), 0)
-        return True
-    except asyncio.TimeoutError:
-        return False
 
 
 def test_fuzz_corpus_replays_without_a_crash():
