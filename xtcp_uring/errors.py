@@ -61,3 +61,10 @@ class ConfigError(XtcpError, ValueError):
     """The user asked for something that cannot work (bad flag, URL, filter)."""
 
     exit_code = 64  # EX_USAGE
+
+
+class DeliveryError(SinkError):
+    """A sink delivered nothing in a whole run although it had records (or a destination) to
+    reach: the operator must fix the destination (the message names it and what was lost)."""
+
+    retriable = False

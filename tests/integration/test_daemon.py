@@ -25,9 +25,9 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, **popen):
         self.proc = subprocess.Popen([sys.executable, "-m", "xtcp_uring", *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, **popen)
         self.lines: list[str] = []
 
     def wait_for_polls(self, n: int, timeout: float = 60) -> list[tuple[int, int, int]]:
