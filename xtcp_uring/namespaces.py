@@ -643,8 +643,7 @@ class NamespaceManager:
         """Choose which new candidates the opener opens: within ``max_namespaces``, by rank.
         Those past the budget are skipped; the opener reads the owner of the unknown ones."""
         budget = self.max_namespaces - len(self._by_key)
-        if len(todo) > budget or self.skip_user_namespaces:
-            todo.sort(key=self._rank)
+        todo.sort(key=self._rank)  # also decides who is left out when the fds run out first
         chosen = []
         for cand in todo:
             owner = self._owner.get(cand.key)
@@ -702,9 +701,9 @@ class NamespaceManager:
         self.stats.skipped_userns = now.get(SKIP_USERNS, 0)
         if SKIP_LIMIT in now and SKIP_LIMIT not in was:
             names = [n for n, why in self._skipped.values() if why == SKIP_LIMIT]
-            log.warning("%d network namespaces are not polled: %d are open, the most --max-namespaces allows "
-                        "(%s%s); counted in xtcp_namespaces{state=\"skipped\"}", len(names), len(self._by_key),
-                        ", ".join(names[:_SHOW_NAMES]), " ..." if len(names) > _SHOW_NAMES else "")
+            log.warning("%d network namespaces are not polled (%s%s): %d are open, --max-namespaces is %d; "
+                        "counted in xtcp_namespaces{state=\"skipped\"}", len(names), ", ".join(names[:_SHOW_NAMES]),
+                        " ..." if len(names) > _SHOW_NAMES else "", len(self._by_key), self.max_namespaces)
         elif SKIP_LIMIT in was and SKIP_LIMIT not in now:
             log.info("every selected network namespace is polled again (%d open)", len(self._by_key))
         if SKIP_USERNS in now and SKIP_USERNS not in was:
