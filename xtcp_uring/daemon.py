@@ -53,6 +53,9 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
+    g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
+                   help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
+                        "Basic auth over clickhouse+http); refused otherwise")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
@@ -99,8 +102,14 @@ async def _serve(args) -> int:
     options = poller_options_from_args(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
-    group = sinks.SinkGroup([sinks.open_sink(u, **({"format": args.format} if u == "-" else {}), **sink_opts)
+    group = sinks.SinkGroup([sinks.open_sink(u, allow_insecure=args.allow_insecure,
+                                             **({"format": args.format} if u == "-" else {}), **sink_opts)
                              for u in urls])
+    for url, sink in zip(args.sink or [], group.sinks):
+        if sink.name != url:  # something was masked: a password sits on our command line
+            log.warning("sink %s: its password is on the command line, readable by every local user in "
+                        "/proc/%d/cmdline; use password_file= or the sink's password environment variable",
+                        sink.name, os.getpid())
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
     poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
                     hostname=args.hostname, encode=group.encoding, **options)
