@@ -131,8 +131,10 @@ def cmd_once(args) -> int:
 
 
 def cmd_namespaces(args) -> int:
+    from .limits import raise_open_file_limit
     from .poller import list_namespaces
 
+    raise_open_file_limit()
     rows = asyncio.run(list_namespaces(args.namespaces))
     if args.json:
         import json
