@@ -30,16 +30,8 @@ reused by a new one. ``SO_NETNS_COOKIE`` (unique per boot, Linux >= 5.14; 0 when
 the identity exported in the records. ``net_id`` is a 32-bit number given when a namespace is
 first opened and kept until it goes away; it is not reused before 2**32 namespaces later.
 
-Limits: at most ``max_namespaces`` sockets are open at once (default: what the open-file limit
-leaves after a reserve, see ``limits``), because any local user can create namespaces. When
-more are found, the host comes first, then namespaces owned by our own user namespace, then
-the rest (an owner is read with ``NS_GET_USERNS`` on the namespace fd, once per namespace);
-bind-mounted ones before pid-only ones. The ones left out are *skipped*: counted
-(``stats.skipped``), reported once per episode, planned again at every reconcile. A namespace
-owned by another user namespace that holds a slot a namespace of ours wants is closed (evicted)
-so ours gets it at the next reconcile: a flood of ``unshare -Urn`` cannot push real containers
-out. ``skip_user_namespaces`` leaves namespaces owned by other user namespaces out entirely.
-Running out of fds (EMFILE/ENFILE) is counted where it happens (``fd_exhausted_scan``,
+Limits: at most ``max_namespaces`` sockets are open at once; who gets one, who is skipped
+(counted) and who is evicted for whom is ``namespace_admission``'s policy. Running out of fds (EMFILE/ENFILE) is counted where it happens (``fd_exhausted_scan``,
 ``fd_exhausted_open``) and survived: a scan cut short closes nothing, an open that hits the
 limit stops this reconcile's opening (the rest are skipped, retried next time).
 
@@ -53,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import fnmatch
 import logging
 import os
@@ -66,7 +57,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
 from .errors import ConfigError, PrivilegeError
-from .limits import FD_EXHAUSTED, default_max_namespaces
+from .limits import FD_EXHAUSTED
+from .namespace_admission import SKIP_LIMIT, SKIP_USERNS, Admission, owning_userns
 
 __all__ = [
     "DEFAULT_BIND_ROOTS",
@@ -94,9 +86,6 @@ _GLOB_CHARS = frozenset("*?[")
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ESRCH})
 # Errors worth retrying on the next reconcile (resources, not rights; fd exhaustion apart).
 _TRANSIENT_ERRNOS = frozenset({errno.ENOMEM, errno.ENOBUFS, errno.EINTR})
-NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1), linux/nsfs.h: an fd of the namespace's owning user namespace
-SKIP_LIMIT = "max_namespaces"
-SKIP_USERNS = "user_namespace"
 
 
 @dataclass
@@ -271,12 +260,11 @@ class NamespaceManager:
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
         self.selection = Selection(select)
-        self.max_namespaces = max_namespaces
-        self.skip_user_namespaces = bool(skip_user_namespaces)
         self._bind_roots = tuple(bind_roots)
         self._proc = proc_root.rstrip("/") or "/"
         self._task_scan_interval = task_scan_interval
         self.stats = NamespaceStats()
+        self._admission = Admission(max_namespaces, bool(skip_user_namespaces), self.stats)
         self._by_key: dict[_Key, Namespace] = {}
         self._by_id: dict[int, Namespace] = {}
         self._failed: dict[_Key, NamespaceFailure] = {}
@@ -292,10 +280,6 @@ class NamespaceManager:
         self._closed = False
         self._warned_roots: set[str] = set()
         self._warned_transient: set[_Key] = set()
-        self._own_userns = 0
-        self._owner: dict[_Key, int] = {}  # owning user namespace of every candidate looked at
-        self._skipped: dict[_Key, tuple[str, str]] = {}  # key -> (name, why), this reconcile
-        self._previously_skipped: dict[_Key, tuple[str, str]] = {}  # the same, last reconcile
         self._scan_incomplete = False  # a listing failed: what was not seen may still exist
         self._warned_scan: set[tuple[str, int]] = set()
 
@@ -314,7 +298,12 @@ class NamespaceManager:
     @property
     def skipped(self) -> list[tuple[str, str]]:
         """Selected namespaces not polled: (name, why), why being ``SKIP_LIMIT`` or ``SKIP_USERNS``."""
-        return list(self._skipped.values())
+        return list(self._admission.skipped.values())
+
+    @property
+    def max_namespaces(self) -> int | None:
+        """The cap: None until the first reconcile sizes it from the open-file limit."""
+        return self._admission.max_namespaces
 
     def get(self, net_id: int) -> Namespace | None:
         return self._by_id.get(net_id)
@@ -364,8 +353,8 @@ class NamespaceManager:
         self._by_key.clear()
         self._by_id.clear()
         self._failed.clear()
-        self._skipped.clear()
-        self.stats.current = self.stats.current_failed = self.stats.skipped = self.stats.skipped_userns = 0
+        self._admission.clear()
+        self.stats.current = self.stats.current_failed = 0
 
     def __enter__(self) -> NamespaceManager:
         return self
@@ -391,13 +380,7 @@ class NamespaceManager:
         # /var/run is usually a symlink to /run: list each real directory once.
         self._bind_roots = tuple(dict.fromkeys(os.path.realpath(r) for r in self._bind_roots))
         self._host_key = (st.st_dev, st.st_ino)
-        try:  # the real one, whatever proc_root says: owners are compared with it
-            self._own_userns = os.stat("/proc/self/ns/user").st_ino
-        except OSError:
-            self._own_userns = 0  # cannot tell: every namespace counts as ours
-        if self.max_namespaces is None:
-            self.max_namespaces = default_max_namespaces()
-        self.stats.max_namespaces = self.max_namespaces
+        self._admission.start()
         self._started = True
 
     def rescan_all(self) -> None:
@@ -599,8 +582,6 @@ class NamespaceManager:
         if complete:
             for key in [k for k in self._failed if k not in found]:
                 del self._failed[key]  # gone: if its inode comes back, it is a new namespace
-            for key in [k for k in self._owner if k not in found]:
-                del self._owner[key]
         for key, ns in list(self._by_key.items()):
             cand = found.get(key)
             if cand is not None:
@@ -623,47 +604,8 @@ class NamespaceManager:
                 cand.bind_name = HOST_NAME
             if self.selection.matches(cand.name):
                 todo.append(cand)
-        self._previously_skipped = self._skipped
-        self._skipped = {} if complete else {k: v for k, v in self._skipped.items() if k not in found}
-        return report, self._admit(todo)
-
-    def _rank(self, cand: _Candidate) -> tuple:
-        """Who gets a socket first: the host, then ours, unknown, others' user namespaces;
-        bind-mounted (made by root) before pid-only; then by name, so the choice is stable."""
-        if cand.key == self._host_key:
-            return (0,)
-        owner = self._owner.get(cand.key)
-        ours = 1 if owner is None else 0 if self._is_ours(owner) else 2
-        return (1, ours, cand.bind_name is None, cand.name)
-
-    def _is_ours(self, owner: int) -> bool:
-        return not self._own_userns or not owner or owner == self._own_userns
-
-    def _admit(self, todo: list[_Candidate]) -> list[_Candidate]:
-        """Choose which new candidates the opener opens: within ``max_namespaces``, by rank.
-        Those past the budget are skipped; the opener reads the owner of the unknown ones."""
-        budget = self.max_namespaces - len(self._by_key)
-        todo.sort(key=self._rank)  # also decides who is left out when the fds run out first
-        chosen = []
-        for cand in todo:
-            owner = self._owner.get(cand.key)
-            if owner is not None and self.skip_user_namespaces and not self._is_ours(owner):
-                self._skip(cand, SKIP_USERNS)
-                continue
-            cand.lookup_only = budget <= 0
-            if cand.lookup_only:
-                if owner is not None:
-                    self._skip(cand, SKIP_LIMIT)
-                    continue
-            else:
-                budget -= 1
-            chosen.append(cand)
-        return chosen
-
-    def _skip(self, cand: _Candidate, why: str) -> None:
-        self._skipped[cand.key] = (cand.name, why)
-        if cand.key not in self._previously_skipped:
-            self.stats.skipped_total += 1
+        self._admission.begin(found, complete)
+        return report, self._admission.choose(todo, len(self._by_key), self._host_key)
 
     def reopen(self, net_id: int) -> None:
         """Close a namespace's socket; the next reconcile opens a fresh one (with a new net_id).
@@ -688,27 +630,8 @@ class NamespaceManager:
         s.current = len(self._by_key)
         s.current_failed = len(self._failed)
         s.last_reconcile_ns = report.elapsed_ns
-        self._report_skipped()
+        self._admission.report(len(self._by_key))
         return report
-
-    def _report_skipped(self) -> None:
-        """Say once per episode that namespaces are left out, and when they no longer are."""
-        was = {why for _, why in self._previously_skipped.values()}
-        now: dict[str, int] = {}
-        for _, why in self._skipped.values():
-            now[why] = now.get(why, 0) + 1
-        self.stats.skipped = len(self._skipped)
-        self.stats.skipped_userns = now.get(SKIP_USERNS, 0)
-        if SKIP_LIMIT in now and SKIP_LIMIT not in was:
-            names = [n for n, why in self._skipped.values() if why == SKIP_LIMIT]
-            log.warning("%d network namespaces are not polled (%s%s): %d are open, --max-namespaces is %d; "
-                        "counted in xtcp_namespaces{state=\"skipped\"}", len(names), ", ".join(names[:_SHOW_NAMES]),
-                        " ..." if len(names) > _SHOW_NAMES else "", len(self._by_key), self.max_namespaces)
-        elif SKIP_LIMIT in was and SKIP_LIMIT not in now:
-            log.info("every selected network namespace is polled again (%d open)", len(self._by_key))
-        if SKIP_USERNS in now and SKIP_USERNS not in was:
-            log.info("leaving out %d network namespaces owned by other user namespaces (--skip-user-namespaces)",
-                     now[SKIP_USERNS])
 
     # --- step 3: open (opener thread) ----------------------------------------------------
 
@@ -730,7 +653,7 @@ class NamespaceManager:
             if self._closed:
                 break
             if cand.key == here:
-                owner = self._own_userns
+                owner = self._admission.own_userns
                 if cand.lookup_only:
                     results.append(_Opened(cand, owner=owner))
                     continue
@@ -751,8 +674,8 @@ class NamespaceManager:
                         results.append(_Opened(cand, error=FileNotFoundError(
                             errno.ENOENT, "namespace changed since the scan", cand.path)))
                         continue
-                    owner = _owning_userns(nsfd)
-                    if cand.lookup_only or (self.skip_user_namespaces and not self._is_ours(owner)):
+                    owner = owning_userns(nsfd)
+                    if cand.lookup_only or self._admission.leaves_out(owner):
                         results.append(_Opened(cand, owner=owner))
                         continue
                     fd = lib.xtcp_open_diag_socket_in(nsfd)
@@ -793,7 +716,7 @@ class NamespaceManager:
         for r in results:
             cand = r.cand
             if r.fd >= 0 or (r.error is None and r.attempted):
-                self._owner[cand.key] = r.owner  # 0 (unknown) too: not asked again
+                self._admission.learn(cand.key, r.owner)  # 0 (unknown) too: not asked again
             if r.fd >= 0:
                 with self._lock:
                     if r.fd not in self._inflight:
@@ -811,16 +734,15 @@ class NamespaceManager:
                 continue
             exc = r.error
             if exc is None:  # owner read only, or not tried after the fds ran out
-                why = SKIP_USERNS if (r.attempted and self.skip_user_namespaces and r.owner
-                                      and not self._is_ours(r.owner)) else SKIP_LIMIT
-                self._skip(cand, why)
+                why = SKIP_USERNS if r.attempted and self._admission.leaves_out(r.owner) else SKIP_LIMIT
+                self._admission.skip(cand.key, cand.name, why)
                 continue
             if isinstance(exc, FileNotFoundError) or exc.errno in _GONE_ERRNOS:
                 self.stats.churn += 1  # gone before we got there; found again if it comes back
                 continue
             if exc.errno in FD_EXHAUSTED:
                 self.stats.fd_exhausted_open += 1
-                self._skip(cand, SKIP_LIMIT)
+                self._admission.skip(cand.key, cand.name, SKIP_LIMIT)
                 exhausted = True
                 continue
             failure = NamespaceFailure(cand.name, cand.key[1], cand.path, _explain(cand, exc))
@@ -835,11 +757,12 @@ class NamespaceManager:
             new_failures.append(failure)
         if new_failures:
             _warn_failures(new_failures)
-        if exhausted and not any(f[1] == SKIP_LIMIT for f in self._previously_skipped.values()):
+        if exhausted and not self._admission.was_limited:
             log.warning("ran out of file descriptors opening network namespaces (%d open): the rest are "
                         "skipped and retried each poll; lower --max-namespaces or raise LimitNOFILE "
                         "(counted in xtcp_fd_exhausted_total)", len(self._by_key))
-        self._make_room_for_ours()
+        for ns in self._admission.to_evict(self._by_key.values()):
+            self._forget(ns)
         if poisoned:
             # setns back failed: that thread now lives in another namespace and must not open
             # anything again. A fresh thread takes over; the rest is retried next reconcile.
@@ -848,24 +771,6 @@ class NamespaceManager:
             old, self._executor = self._executor, None
             if old is not None:
                 old.shutdown(wait=False)
-
-    def _make_room_for_ours(self) -> None:
-        """Close sockets in namespaces of other user namespaces that hold slots namespaces of
-        ours are waiting for; the next reconcile opens ours first (``_rank``)."""
-        waiting = sum(1 for key, (_, why) in self._skipped.items()
-                      if why == SKIP_LIMIT and key in self._owner and self._is_ours(self._owner[key]))
-        if not waiting:
-            return
-        theirs = sorted((ns for ns in self._by_key.values() if not ns.is_host and not self._is_ours(ns.userns)),
-                        key=lambda ns: ns.net_id, reverse=True)[:waiting]
-        for ns in theirs:
-            self._forget(ns)
-            self._skipped[ns.key] = (ns.name, SKIP_LIMIT)
-            self.stats.evicted += 1
-            self.stats.skipped_total += 1
-        if theirs:
-            log.info("closed %d network namespaces of other user namespaces to poll %d of ours instead",
-                     len(theirs), waiting)
 
     def _alloc_id(self) -> int:
         while True:
@@ -896,18 +801,6 @@ def _thread_ns_key() -> _Key | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def _owning_userns(nsfd: int) -> int:
-    """Inode of the user namespace owning a namespace (NS_GET_USERNS, Linux >= 4.9); 0 if unknown."""
-    try:
-        userns_fd = fcntl.ioctl(nsfd, NS_GET_USERNS)
-    except OSError:
-        return 0  # an old kernel, or an owner outside our own user namespace
-    try:
-        return os.fstat(userns_fd).st_ino
-    finally:
-        os.close(userns_fd)
 
 
 def _explain(cand: _Candidate, exc: OSError) -> OSError:
