@@ -60,7 +60,7 @@ def test_a_listener_reachable_from_other_hosts_is_warned_about(tmp_path):
     r = run("--metrics-listen", f"0.0.0.0:{port}", "--max-polls", "1", "--namespaces", "host",
             "--sink", f"file://{tmp_path}/x.pb")
     assert r.returncode == 0, r.stderr
-    assert f"WARNING xtcp_uring.metrics: metrics listen on 0.0.0.0, reachable from other hosts" in r.stderr
+    assert "WARNING xtcp_uring.metrics: metrics listen on 0.0.0.0, reachable from other hosts" in r.stderr
     r = run("--metrics-listen", f"127.0.0.1:{port}", "--max-polls", "1", "--namespaces", "host",
             "--sink", f"file://{tmp_path}/y.pb")
     assert r.returncode == 0 and "reachable from other hosts" not in r.stderr

@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import resource
-import signal
 import subprocess
 import time
 

@@ -23,13 +23,11 @@ source:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
 
