@@ -399,7 +399,10 @@ class NamespaceManager:
         pids = self._scan_pids(found)
         now = time.monotonic()
         interval = self._task_scan_interval
-        if interval is not None and now >= self._next_task_scan:
+        if self._scan_incomplete and interval is not None:
+            self._next_task_scan = 0.0  # no pid list to scan the threads of: next time
+            self._recheck_task_only(found)
+        elif interval is not None and now >= self._next_task_scan:
             self._next_task_scan = now + interval
             self._scan_tasks(pids, found)
         else:
