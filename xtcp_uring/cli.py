@@ -42,11 +42,23 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="attribute groups: info,cong,cc_info,tos,tclass,skmeminfo,meminfo")
     g.add_argument("--sample", type=int, default=int(env_default("sample", 1)),
                    help="keep every Nth socket, chosen by cookie (default 1: all)")
+    g.add_argument("--max-namespaces", type=int, default=_int_or_none(env_default("max_namespaces", None)),
+                   help="namespaces polled at once, one open socket each; the rest are skipped and counted "
+                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "
+                        "The host and namespaces of our own user namespace come first")
+    g.add_argument("--skip-user-namespaces", action="store_true",
+                   default=env_default("skip_user_namespaces", "") in ("1", "true"),
+                   help="leave out namespaces owned by other user namespaces (unshare -Urn, rootless "
+                        "containers, user-namespaced pods); counted as skipped")
     g = p.add_argument_group("how to poll")
     g.add_argument("--uring", choices=("auto", "on", "off"), default=env_default("uring", "auto"),
                    help="io_uring, or plain netlink sockets (off); auto falls back when unavailable")
     g.add_argument("--async-dumps", action="store_true", default=env_default("async_dumps", "") in ("1", "true"),
                    help="IOSQE_ASYNC: dump namespaces in parallel on io-wq workers")
+
+
+def _int_or_none(value) -> int | None:
+    return None if value in (None, "") else int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default=env_default("log_format", "text"), choices=("text", "json"))
     g = p.add_argument_group("one-shot")
-    g.add_argument("--once", action="store_true", help="poll once, write the records to stdout, exit")
+    g.add_argument("--once", action="store_true",
+                   help="poll once, write the records to stdout (or deliver them to --sink), exit")
     g.add_argument("--format", default=env_default("format", "jsonl"), choices=output.FORMATS,
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
@@ -105,8 +118,10 @@ def cmd_decode(args) -> int:
 
 
 def cmd_once(args) -> int:
+    from .limits import raise_open_file_limit
     from .poller import poll_once, poller_options_from_args
 
+    raise_open_file_limit()  # every namespace at once needs a socket each
     batch = asyncio.run(poll_once(**poller_options_from_args(args)))
     output.write(batch, sys.stdout.buffer, args.format)
     for d in batch.dumps:
@@ -116,8 +131,10 @@ def cmd_once(args) -> int:
 
 
 def cmd_namespaces(args) -> int:
+    from .limits import raise_open_file_limit
     from .poller import list_namespaces
 
+    raise_open_file_limit()
     rows = asyncio.run(list_namespaces(args.namespaces))
     if args.json:
         import json
@@ -153,9 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
+        from .daemon import run_daemon, sinks_given
+
+        if args.once and sinks_given(args):
+            args.max_polls = 1  # one poll, delivered to the sinks named, flushed; exit code as the daemon's
+            return run_daemon(args)
         if args.once:
             return cmd_once(args)
-        from .daemon import run_daemon
 
         return run_daemon(args)
     except XtcpError as exc:

@@ -3,7 +3,12 @@
 Theory of operation: one Poller yields a batch per poll; a SinkGroup encodes it once per
 framing and queues it on every sink (bounded, counted). SIGTERM/SIGINT stop the ticker but let
 the poll in flight finish, so its batch still reaches the sinks, then the sinks flush and the
-process exits 0. SIGHUP rescans every namespace source (threads included) before the next poll.
+process exits 0 — unless a sink delivered nothing in the whole run (``delivery``: exit 75).
+SIGHUP rescans every namespace source (threads included) before the next poll.
+
+At start the soft open-file limit is raised to the hard one (``limits``); the namespace cap
+(``--max-namespaces``) is sized from it. ``--once`` with ``--sink`` is one poll delivered to
+those sinks, flushed, with the same exit code, and no listener.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import time
 
 from . import sinks
 from .clickhouse import DEFAULT_DATA_DIR
+from .delivery import DeliveryWatch
+from .limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from .privileges import current as current_privileges
-from .errors import ConfigError
 
 log = logging.getLogger("xtcp_uring.daemon")
 
@@ -47,9 +53,13 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
+    g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
+                   help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
+                        "Basic auth over clickhouse+http); refused otherwise")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
-                   help="HOST:PORT for /metrics, /healthz, /readyz; 'off' to disable")
+                   help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
+                        "'off' to disable")
     g.add_argument("--max-namespace-series", type=int, default=int(env_default("max_namespace_series", 100)),
                    help="per-namespace metric series before the rest are summed as _other")
 
@@ -57,6 +67,11 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
 def sink_urls(args) -> list[str]:
     urls = args.sink or [u for u in env_default("sink", "").split(",") if u]
     return urls or [f"chdb://{os.path.abspath(args.data_dir)}"]
+
+
+def sinks_given(args) -> bool:
+    """Did the user name a sink (flag or XTCP_SINK), rather than take the default store?"""
+    return bool(args.sink or env_default("sink", ""))
 
 
 class _RateLimitedWarnings:
@@ -79,31 +94,68 @@ def run_daemon(args) -> int:
 
 
 async def _serve(args) -> int:
-    from .metrics import Metrics, MetricsServer
+    from .metrics import Metrics, MetricsServer, parse_listen
     from .poller import Poller, poller_options_from_args
 
+    once = getattr(args, "once", False)
+    listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
     options = poller_options_from_args(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
-    group = sinks.SinkGroup([sinks.open_sink(u, **({"format": args.format} if u == "-" else {}), **sink_opts)
+    group = sinks.SinkGroup([sinks.open_sink(u, allow_insecure=args.allow_insecure,
+                                             **({"format": args.format} if u == "-" else {}), **sink_opts)
                              for u in urls])
+    for url, sink in zip(args.sink or [], group.sinks):
+        if sink.name != url:  # something was masked: a password sits on our command line
+            log.warning("sink %s: its password is on the command line, readable by every local user in "
+                        "/proc/%d/cmdline; use password_file= or the sink's password environment variable",
+                        sink.name, os.getpid())
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
     poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
                     hostname=args.hostname, encode=group.encoding, **options)
     metrics = Metrics(args.max_namespace_series)
-    metrics.refresh_on_scrape(lambda: metrics.observe_sinks(group.stats()))
-    server = None
-    if args.metrics_listen and args.metrics_listen != "off":
-        host, _, port = args.metrics_listen.rpartition(":")
-        if not port.isdigit():
-            raise ConfigError(f"--metrics-listen wants HOST:PORT, not {args.metrics_listen!r}")
-        server = MetricsServer(metrics, host or "127.0.0.1", int(port), ready_after_s=3 * args.interval + 30)
+    watch = DeliveryWatch()
 
+    def observe_sinks() -> None:
+        stats = group.stats()
+        metrics.observe_sinks(stats)
+        watch.observe(stats)
+
+    def not_ready() -> str | None:
+        watch.observe(group.stats())
+        return watch.not_ready()
+
+    metrics.refresh_on_scrape(observe_sinks)
+    server = None
+    if listen is not None:
+        server = MetricsServer(metrics, *listen, ready_after_s=3 * args.interval + 30, not_ready=not_ready)
+        await server.start()  # first: a busy port is one line and an exit, nothing else opened
+    try:
+        await _run(args, group, poller, metrics, observe_sinks, urls, once)
+    finally:
+        if server is not None:
+            await server.close()
+    observe_sinks()
+    for name, st in group.stats().items():
+        log.info("sink %s: sent %d records, dropped %d, rejected %d", name, st.sent_records,
+                 st.dropped_records, st.rejected_records)
+    DeliveryWatch.check_run(group.stats())
+    return 0
+
+
+async def _run(args, group, poller, metrics, observe_sinks, urls, once: bool) -> None:
+    limit = raise_open_file_limit()
+    if poller.max_namespaces is None:
+        poller.max_namespaces = default_max_namespaces(limit.soft)
+    log.info("%s; polling at most %d namespaces%s", limit.describe(), poller.max_namespaces,
+             "" if args.max_namespaces else " (--max-namespaces default: the limit less a reserve for chDB "
+             "and sinks)")
     privileges = current_privileges()
     for line in privileges.report():
         (log.info if ": yes" in line else log.warning)("%s", line)
 
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_fd_exhaustion_handler(metrics))
     stopping = asyncio.Event()
 
     def on_stop(signame: str) -> None:
@@ -124,10 +176,8 @@ async def _serve(args) -> int:
     warnings = _RateLimitedWarnings()
     query_server = None
     async with group:
-        if server is not None:
-            await server.start()
         local_store = [u for u in urls if u.startswith("chdb://")]
-        if local_store:
+        if local_store and not once:
             from .clickhouse import serve_queries
 
             query_server = await serve_queries(local_store[0][len("chdb://"):].split("?")[0])
@@ -139,17 +189,28 @@ async def _serve(args) -> int:
                     await group.send(batch)
                     _log_poll(batch, poller, warnings)
                     metrics.observe_poll(batch, poller.stats)
-                    metrics.observe_sinks(group.stats())
+                    observe_sinks()
         finally:
             if query_server is not None:
                 query_server.close()
-            if server is not None:
-                await server.close()
-    metrics.observe_sinks(group.stats())
-    for name, st in group.stats().items():
-        log.info("sink %s: sent %d records, dropped %d, rejected %d", name, st.sent_records,
-                 st.dropped_records, st.rejected_records)
-    return 0
+
+
+def _fd_exhaustion_handler(metrics):
+    """The loop's exception handler: a listener that cannot accept for want of fds is counted
+    and logged in one line (plain asyncio would log a traceback per attempt); the rest as usual."""
+    last = [0.0]
+
+    def handle(loop, context) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in FD_EXHAUSTED:
+            metrics.fd_exhausted.labels("accept").inc()
+            if time.monotonic() - last[0] >= WARN_EVERY_S:
+                last[0] = time.monotonic()
+                log.warning("cannot accept a connection: %s (counted in xtcp_fd_exhausted_total)", exc.strerror)
+            return
+        loop.default_exception_handler(context)
+
+    return handle
 
 
 def _log_poll(batch, poller, warnings: _RateLimitedWarnings) -> None:

@@ -1,7 +1,16 @@
 """Errors, split by who must act (as h11 splits local from remote protocol errors).
 
 The CLI prints one line and exits with the class's ``exit_code``; it never shows a traceback
-for these.
+for these. Exit codes (sysexits.h):
+
+    0   done; SIGTERM/SIGINT after every sink delivered something (or had nothing to deliver)
+    64  ConfigError: a bad flag, URL, filter or --metrics-listen, a listener address that is
+        busy, absent or unresolvable, credentials that would cross the network unencrypted
+    65  DecodeError       66  an input file is missing       77  PrivilegeError, permission
+    69  NetlinkError, RingUnavailableError
+    75  SinkError: a sink refused at start (untrusted certificate, rejected credentials), or
+        DeliveryError: a sink delivered nothing in the whole run while it failed or lost records
+    130 interrupted before the daemon set up its signal handlers
 """
 
 from __future__ import annotations
@@ -61,3 +70,10 @@ class ConfigError(XtcpError, ValueError):
     """The user asked for something that cannot work (bad flag, URL, filter)."""
 
     exit_code = 64  # EX_USAGE
+
+
+class DeliveryError(SinkError):
+    """A sink delivered nothing in a whole run although it had records (or a destination) to
+    reach: the operator must fix the destination (the message names it and what was lost)."""
+
+    retriable = False

@@ -30,6 +30,11 @@ reused by a new one. ``SO_NETNS_COOKIE`` (unique per boot, Linux >= 5.14; 0 when
 the identity exported in the records. ``net_id`` is a 32-bit number given when a namespace is
 first opened and kept until it goes away; it is not reused before 2**32 namespaces later.
 
+Limits: at most ``max_namespaces`` sockets are open at once; who gets one, who is skipped
+(counted) and who is evicted for whom is ``namespace_admission``'s policy. Running out of fds (EMFILE/ENFILE) is counted where it happens (``fd_exhausted_scan``,
+``fd_exhausted_open``) and survived: a scan cut short closes nothing, an open that hits the
+limit stops this reconcile's opening (the rest are skipped, retried next time).
+
 Failures: permission failures (setns needs CAP_SYS_ADMIN; another user's ``/proc/<pid>/ns/net``
 needs CAP_SYS_PTRACE) are remembered per namespace, logged once (one warning per reconcile
 for all new ones) and not retried while the namespace exists. A namespace or process that
@@ -49,9 +54,11 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from .errors import ConfigError, PrivilegeError
+from .limits import FD_EXHAUSTED
+from .namespace_admission import SKIP_LIMIT, SKIP_USERNS, Admission, owning_userns
 
 __all__ = [
     "DEFAULT_BIND_ROOTS",
@@ -77,8 +84,8 @@ _SHOW_NAMES = 8  # names listed in one failure warning
 _GLOB_CHARS = frozenset("*?[")
 # Errors that say "this namespace or process is gone", not "something is wrong".
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ESRCH})
-# Errors worth retrying on the next reconcile (resources, not rights).
-_TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EINTR})
+# Errors worth retrying on the next reconcile (resources, not rights; fd exhaustion apart).
+_TRANSIENT_ERRNOS = frozenset({errno.ENOMEM, errno.ENOBUFS, errno.EINTR})
 
 
 @dataclass
@@ -94,6 +101,7 @@ class Namespace:
     dev: int = 0
     path: str = ""  # where it was found
     is_host: bool = False
+    userns: int = 0  # inode of the owning user namespace (0: unknown)
 
     @property
     def key(self) -> _Key:
@@ -122,8 +130,15 @@ class NamespaceStats:
     task_scans: int = 0
     reopened: int = 0  # sockets closed after an abandoned dump, reopened by the next reconcile
     opener_restarts: int = 0  # opener threads retired after failing to return to their namespace
+    skipped_total: int = 0  # namespaces left out (max_namespaces, user namespace), each once per episode
+    evicted: int = 0  # namespaces of other user namespaces closed to make room for ours
+    fd_exhausted_scan: int = 0  # EMFILE/ENFILE listing /proc or a bind-mount directory
+    fd_exhausted_open: int = 0  # EMFILE/ENFILE opening a namespace or its socket
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
+    skipped: int = 0  # namespaces found and selected but not polled now (limit or user namespace)
+    skipped_userns: int = 0  # of those, left out for their user namespace (skip_user_namespaces)
+    max_namespaces: int = 0  # the cap in force
     last_scan_ns: int = 0  # duration of the last /proc + bind-mount scan
     last_reconcile_ns: int = 0  # duration of the last reconcile, opening included
     last_scan_pids: int = 0
@@ -186,6 +201,7 @@ class _Candidate:
     path: str  # a file to open for setns
     bind_name: str | None = None
     pid: int = 0
+    lookup_only: bool = False  # the opener only reads its owner (no budget left to open it)
 
     @property
     def name(self) -> str:
@@ -201,6 +217,18 @@ def _inode_of_link(link: str) -> int | None:
     return None
 
 
+class _Opened(NamedTuple):
+    """What the opener thread did with one candidate: opened it (fd >= 0), read its owner only,
+    or failed (error); ``attempted`` False when fd exhaustion stopped the batch before it."""
+
+    cand: _Candidate
+    fd: int = -1
+    cookie: int = 0
+    owner: int = 0
+    error: OSError | None = None
+    attempted: bool = True
+
+
 class NamespaceManager:
     """Discovers network namespaces and keeps one SOCK_DIAG fd open in each selected one.
 
@@ -210,6 +238,10 @@ class NamespaceManager:
         proc_root: where ``<pid>/ns/net`` and ``<pid>/task/<tid>/ns/net`` are read.
         task_scan_interval: seconds between full scans of every thread's namespace;
             0 scans threads on every reconcile, None never.
+        max_namespaces: sockets open at once, the host's included; None: sized from the
+            soft open-file limit at the first reconcile (``limits.default_max_namespaces``).
+        skip_user_namespaces: leave out namespaces owned by another user namespace than
+            ours (what ``unshare -Urn`` and rootless containers make); counted as skipped.
 
     The manager does no I/O until the first ``reconcile()``. ``close()`` closes every fd and
     stops the opener thread; it is idempotent.
@@ -222,12 +254,17 @@ class NamespaceManager:
         bind_roots: Iterable[str] = DEFAULT_BIND_ROOTS,
         proc_root: str = "/proc",
         task_scan_interval: float | None = DEFAULT_TASK_SCAN_INTERVAL,
+        max_namespaces: int | None = None,
+        skip_user_namespaces: bool = False,
     ):
+        if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
+            raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
         self.selection = Selection(select)
         self._bind_roots = tuple(bind_roots)
         self._proc = proc_root.rstrip("/") or "/"
         self._task_scan_interval = task_scan_interval
         self.stats = NamespaceStats()
+        self._admission = Admission(max_namespaces, bool(skip_user_namespaces), self.stats)
         self._by_key: dict[_Key, Namespace] = {}
         self._by_id: dict[int, Namespace] = {}
         self._failed: dict[_Key, NamespaceFailure] = {}
@@ -243,6 +280,8 @@ class NamespaceManager:
         self._closed = False
         self._warned_roots: set[str] = set()
         self._warned_transient: set[_Key] = set()
+        self._scan_incomplete = False  # a listing failed: what was not seen may still exist
+        self._warned_scan: set[tuple[str, int]] = set()
 
     # --- public --------------------------------------------------------------------------
 
@@ -255,6 +294,16 @@ class NamespaceManager:
     def failures(self) -> list[NamespaceFailure]:
         """Selected namespaces that exist but could not be opened."""
         return list(self._failed.values())
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Selected namespaces not polled: (name, why), why being ``SKIP_LIMIT`` or ``SKIP_USERNS``."""
+        return list(self._admission.skipped.values())
+
+    @property
+    def max_namespaces(self) -> int | None:
+        """The cap: None until the first reconcile sizes it from the open-file limit."""
+        return self._admission.max_namespaces
 
     def get(self, net_id: int) -> Namespace | None:
         return self._by_id.get(net_id)
@@ -304,6 +353,7 @@ class NamespaceManager:
         self._by_key.clear()
         self._by_id.clear()
         self._failed.clear()
+        self._admission.clear()
         self.stats.current = self.stats.current_failed = 0
 
     def __enter__(self) -> NamespaceManager:
@@ -330,6 +380,7 @@ class NamespaceManager:
         # /var/run is usually a symlink to /run: list each real directory once.
         self._bind_roots = tuple(dict.fromkeys(os.path.realpath(r) for r in self._bind_roots))
         self._host_key = (st.st_dev, st.st_ino)
+        self._admission.start()
         self._started = True
 
     def rescan_all(self) -> None:
@@ -340,6 +391,7 @@ class NamespaceManager:
         return _Candidate(self._host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
 
     def _scan(self) -> dict[_Key, _Candidate]:
+        self._scan_incomplete = False
         found: dict[_Key, _Candidate] = {self._host_key: self._host_candidate()}
         if self.selection.host_only:
             return found
@@ -347,7 +399,10 @@ class NamespaceManager:
         pids = self._scan_pids(found)
         now = time.monotonic()
         interval = self._task_scan_interval
-        if interval is not None and now >= self._next_task_scan:
+        if self._scan_incomplete and interval is not None:
+            self._next_task_scan = 0.0  # no pid list to scan the threads of: next time
+            self._recheck_task_only(found)
+        elif interval is not None and now >= self._next_task_scan:
             self._next_task_scan = now + interval
             self._scan_tasks(pids, found)
         else:
@@ -364,6 +419,9 @@ class NamespaceManager:
                 if root not in self._warned_roots:
                     self._warned_roots.add(root)
                     log.warning("cannot list %s: %s; its namespaces are not polled", root, exc.strerror)
+                continue
+            except OSError as exc:
+                self._listing_failed(root, exc)
                 continue
             for entry in entries:
                 try:
@@ -393,7 +451,7 @@ class NamespaceManager:
         try:
             names = os.listdir(proc)
         except OSError as exc:
-            log.warning("cannot list %s: %s", proc, exc)
+            self._listing_failed(proc, exc)
             return []
         pids = [p for p in names if p.isdigit()]
         # The hot loop (1000 pids: ~4 ms): one readlink and one string compare per host pid.
@@ -442,6 +500,18 @@ class NamespaceManager:
                     len(denied), pids_shown)
         return pids
 
+    def _listing_failed(self, path: str, exc: OSError) -> None:
+        """A directory of namespaces could not be listed: keep what it held last time."""
+        self._scan_incomplete = True
+        if exc.errno in FD_EXHAUSTED:
+            self.stats.fd_exhausted_scan += 1
+        key = (path, exc.errno or 0)
+        if key not in self._warned_scan:  # once per (directory, errno): every scan would repeat it
+            self._warned_scan.add(key)
+            log.warning("cannot list %s: %s; namespaces already open stay open, new ones wait for a "
+                        "complete scan%s", path, exc.strerror or exc,
+                        " (counted in xtcp_fd_exhausted_total)" if exc.errno in FD_EXHAUSTED else "")
+
     def _stat_ino(self, path: str) -> int | None:
         try:
             st = os.stat(path)
@@ -455,12 +525,19 @@ class NamespaceManager:
         host_ino = self._host_key[1]
         own = str(os.getpid())  # our opener thread visits namespaces only for a moment
         task_only: dict[_Key, _Candidate] = {}
+        complete = True
         for p in pids:
             if p == own:
                 continue
             try:
                 tids = os.listdir(f"{proc}/{p}/task")
-            except OSError:
+            except FileNotFoundError:
+                continue  # the process ended
+            except OSError as exc:
+                if exc.errno in FD_EXHAUSTED:
+                    self._listing_failed(f"{proc}/<pid>/task", exc)
+                    complete = False
+                    break  # the next pid would fail the same way
                 continue
             if len(tids) < 2:
                 continue  # the main thread alone: already scanned
@@ -477,6 +554,9 @@ class NamespaceManager:
                 key = (dev, ino)
                 if key not in found:
                     found[key] = task_only[key] = _Candidate(key, path, None, int(p))
+        if not complete:  # keep the threads seen before, and scan them all again next time
+            task_only = {**self._task_only, **task_only}
+            self._next_task_scan = 0.0
         self._task_only = task_only
         self.stats.task_scans += 1
 
@@ -501,8 +581,10 @@ class NamespaceManager:
         found = self._scan()
         report = ReconcileReport(scan_ns=time.perf_counter_ns() - t0)
         self.stats.last_scan_ns = report.scan_ns
-        for key in [k for k in self._failed if k not in found]:
-            del self._failed[key]  # gone: if its inode comes back, it is a new namespace
+        complete = not self._scan_incomplete  # else what was not seen may still be there
+        if complete:
+            for key in [k for k in self._failed if k not in found]:
+                del self._failed[key]  # gone: if its inode comes back, it is a new namespace
         for key, ns in list(self._by_key.items()):
             cand = found.get(key)
             if cand is not None:
@@ -511,6 +593,8 @@ class NamespaceManager:
                     ns.name, ns.pid = name, cand.pid
                     continue
                 self.stats.deselected += 1
+            elif not complete:
+                continue
             else:
                 self.stats.vanished += 1
             self._forget(ns)
@@ -523,7 +607,8 @@ class NamespaceManager:
                 cand.bind_name = HOST_NAME
             if self.selection.matches(cand.name):
                 todo.append(cand)
-        return report, todo
+        self._admission.begin(found, complete)
+        return report, self._admission.choose(todo, len(self._by_key), self._host_key)
 
     def reopen(self, net_id: int) -> None:
         """Close a namespace's socket; the next reconcile opens a fresh one (with a new net_id).
@@ -548,6 +633,7 @@ class NamespaceManager:
         s.current = len(self._by_key)
         s.current_failed = len(self._failed)
         s.last_reconcile_ns = report.elapsed_ns
+        self._admission.report(len(self._by_key))
         return report
 
     # --- step 3: open (opener thread) ----------------------------------------------------
@@ -557,30 +643,43 @@ class NamespaceManager:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtcp-netns-opener")
         return self._executor
 
-    def _open_batch(self, todo: list[_Candidate]):
-        """Runs in the opener thread: returns [(candidate, fd, cookie) | (candidate, OSError)]."""
+    def _open_batch(self, todo: list[_Candidate]) -> tuple[list[_Opened], bool]:
+        """Runs in the opener thread: each candidate opened, its owner read, or its error.
+        Returns (results, poisoned): poisoned when this thread could not leave a namespace."""
         from . import native  # only for lib; kept out of module import so tests can scan without it
 
         lib, ffi = native.lib, native.ffi
         cookie_out = ffi.new("uint64_t *")
         here = _thread_ns_key()
-        results = []
-        for cand in todo:
+        results: list[_Opened] = []
+        for i, cand in enumerate(todo):
             if self._closed:
                 break
             if cand.key == here:
+                owner = self._admission.own_userns
+                if cand.lookup_only:
+                    results.append(_Opened(cand, owner=owner))
+                    continue
                 fd = lib.xtcp_open_diag_socket_in(-1)  # this thread's own namespace: no setns
             else:
                 try:
                     nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
-                    results.append((cand, exc))
+                    results.append(_Opened(cand, error=exc))
+                    if exc.errno in FD_EXHAUSTED:
+                        results += [_Opened(c, attempted=False) for c in todo[i + 1:]]
+                        break
                     continue
                 try:
                     st = os.fstat(nsfd)
                     if (st.st_dev, st.st_ino) != cand.key:
                         # The pid died and was reused (or the mount changed) since the scan.
-                        results.append((cand, FileNotFoundError(errno.ENOENT, "namespace changed since the scan", cand.path)))
+                        results.append(_Opened(cand, error=FileNotFoundError(
+                            errno.ENOENT, "namespace changed since the scan", cand.path)))
+                        continue
+                    owner = owning_userns(nsfd)
+                    if cand.lookup_only or self._admission.leaves_out(owner):
+                        results.append(_Opened(cand, owner=owner))
                         continue
                     fd = lib.xtcp_open_diag_socket_in(nsfd)
                 finally:
@@ -588,7 +687,10 @@ class NamespaceManager:
             if fd == -errno.ENOTRECOVERABLE:
                 return results, True  # this thread is stuck in a foreign namespace: retire it
             if fd < 0:
-                results.append((cand, OSError(-fd, os.strerror(-fd), cand.path)))
+                results.append(_Opened(cand, owner=owner, error=OSError(-fd, os.strerror(-fd), cand.path)))
+                if -fd in FD_EXHAUSTED:
+                    results += [_Opened(c, attempted=False) for c in todo[i + 1:]]
+                    break
                 continue
             rc = lib.xtcp_netns_cookie(fd, cookie_out)
             cookie = cookie_out[0] if rc == 0 else 0
@@ -597,7 +699,7 @@ class NamespaceManager:
                     os.close(fd)
                     break
                 self._inflight.add(fd)
-            results.append((cand, fd, cookie))
+            results.append(_Opened(cand, fd, cookie, owner))
         return results, False
 
     def _discard_batch(self, fut) -> None:
@@ -607,32 +709,44 @@ class NamespaceManager:
         results, _ = fut.result()
         with self._lock:
             for r in results:
-                if len(r) == 3 and r[1] in self._inflight:
-                    self._inflight.discard(r[1])
-                    _close_quietly(r[1])
+                if r.fd >= 0 and r.fd in self._inflight:
+                    self._inflight.discard(r.fd)
+                    _close_quietly(r.fd)
 
-    def _adopt(self, results, poisoned: bool, report: ReconcileReport) -> None:
+    def _adopt(self, results: list[_Opened], poisoned: bool, report: ReconcileReport) -> None:
         new_failures = []
+        exhausted = False
         for r in results:
-            if len(r) == 3:
-                cand, fd, cookie = r
+            cand = r.cand
+            if r.fd >= 0 or (r.error is None and r.attempted):
+                self._admission.learn(cand.key, r.owner)  # 0 (unknown) too: not asked again
+            if r.fd >= 0:
                 with self._lock:
-                    if fd not in self._inflight:
+                    if r.fd not in self._inflight:
                         continue  # closed meanwhile
-                    self._inflight.discard(fd)
+                    self._inflight.discard(r.fd)
                 ns = Namespace(
-                    net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=cookie,
-                    pid=cand.pid, fd=fd, dev=cand.key[0], path=cand.path,
-                    is_host=cand.key == self._host_key,
+                    net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=r.cookie,
+                    pid=cand.pid, fd=r.fd, dev=cand.key[0], path=cand.path,
+                    is_host=cand.key == self._host_key, userns=r.owner,
                 )
                 self._by_key[ns.key] = ns
                 self._by_id[ns.net_id] = ns
                 self.stats.opened += 1
                 report.opened.append(ns)
                 continue
-            cand, exc = r
+            exc = r.error
+            if exc is None:  # owner read only, or not tried after the fds ran out
+                why = SKIP_USERNS if r.attempted and self._admission.leaves_out(r.owner) else SKIP_LIMIT
+                self._admission.skip(cand.key, cand.name, why)
+                continue
             if isinstance(exc, FileNotFoundError) or exc.errno in _GONE_ERRNOS:
                 self.stats.churn += 1  # gone before we got there; found again if it comes back
+                continue
+            if exc.errno in FD_EXHAUSTED:
+                self.stats.fd_exhausted_open += 1
+                self._admission.skip(cand.key, cand.name, SKIP_LIMIT)
+                exhausted = True
                 continue
             failure = NamespaceFailure(cand.name, cand.key[1], cand.path, _explain(cand, exc))
             report.failed.append(failure)
@@ -646,6 +760,12 @@ class NamespaceManager:
             new_failures.append(failure)
         if new_failures:
             _warn_failures(new_failures)
+        if exhausted and not self._admission.was_limited:
+            log.warning("ran out of file descriptors opening network namespaces (%d open): the rest are "
+                        "skipped and retried each poll; lower --max-namespaces or raise LimitNOFILE "
+                        "(counted in xtcp_fd_exhausted_total)", len(self._by_key))
+        for ns in self._admission.to_evict(self._by_key.values()):
+            self._forget(ns)
         if poisoned:
             # setns back failed: that thread now lives in another namespace and must not open
             # anything again. A fresh thread takes over; the rest is retried next reconcile.

@@ -113,6 +113,10 @@ class Poller:
         dump_timeout: seconds one namespace's dump may take before it is reported as failed.
         queue_size: finished batches kept for a slow consumer before polling pauses.
         bind_roots, proc_root, task_scan_interval: passed to ``NamespaceManager``.
+        max_namespaces: namespaces polled at once (one socket each); None: sized from the
+            soft open-file limit. Those past it are skipped and counted
+            (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
+        skip_user_namespaces: leave out namespaces owned by other user namespaces.
         hostname: the ``hostname`` label (default: this host's name).
         backend: a ready ``DumpBackend`` to use instead of choosing one (tests, embedding);
             the Poller closes it.
@@ -143,6 +147,8 @@ class Poller:
         bind_roots: Iterable[str] | None = None,
         proc_root: str = "/proc",
         task_scan_interval: float | None = 60.0,
+        max_namespaces: int | None = None,
+        skip_user_namespaces: bool = False,
         hostname: str | None = None,
         backend: DumpBackend | None = None,
     ):
@@ -160,6 +166,8 @@ class Poller:
             raise ConfigError(f"encode is 'envelope', 'delimited' or None, not {encode!r}")
         if not dump_timeout > 0 or queue_size < 1:
             raise ConfigError("dump_timeout must be > 0 and queue_size >= 1")
+        if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
+            raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
         self.interval = float(interval)
         self.jitter = float(jitter)
         self.immediate = immediate
@@ -193,10 +201,12 @@ class Poller:
         self._manager_options = {
             "proc_root": proc_root,
             "task_scan_interval": task_scan_interval,
+            "skip_user_namespaces": bool(skip_user_namespaces),
         }
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)
         self.hostname = hostname
+        self.max_namespaces = max_namespaces  # None: sized from the open-file limit at start
         self.stats = PollerStats()
         self._backend: DumpBackend | None = backend
         self._manager: NamespaceManager | None = None
@@ -235,7 +245,8 @@ class Poller:
         self._version_labels = records.encode_labels(schema_version=schema.SCHEMA_VERSION,
                                                      daemon_version=_daemon_version())
         self._host_labels = records.encode_labels(hostname=self.hostname, kernel_release=self._kernel_release)
-        self._manager = NamespaceManager(self.selection, **self._manager_options)
+        self._manager = NamespaceManager(self.selection, **{**self._manager_options,
+                                                            "max_namespaces": self.max_namespaces})
         self.stats.namespaces = self._manager.stats
         self._started = True
         try:
@@ -604,7 +615,9 @@ def poller_options_from_args(args) -> dict:
     """``Poller`` keyword arguments from the CLI's parsed poll options."""
     options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
                "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
-               "async_dumps": bool(args.async_dumps)}
+               "async_dumps": bool(args.async_dumps),
+               "max_namespaces": getattr(args, "max_namespaces", None),
+               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
     if args.states:
         options["states"] = args.states
     if args.filter:

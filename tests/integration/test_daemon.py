@@ -25,9 +25,9 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, **popen):
         self.proc = subprocess.Popen([sys.executable, "-m", "xtcp_uring", *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, **popen)
         self.lines: list[str] = []
 
     def wait_for_polls(self, n: int, timeout: float = 60) -> list[tuple[int, int, int]]:
@@ -101,7 +101,9 @@ def test_daemon_polls_namespaces_into_the_store_exports_metrics_and_stops_cleanl
         assert metric(body, "xtcp_namespaces", state="open") == len(names)
         assert metric(body, "xtcp_namespace_events_total", event="opened") >= len(names)
         assert metric(body, "xtcp_backend_info", backend="io_uring", fallback="false") == 1
-        assert metric(body, "xtcp_polls_skipped_total") == 0
+        # Exported from the start; its value depends on the machine's load (a tick that finds the
+        # last poll still waiting for the consumer is skipped), so no number is asserted.
+        assert metric(body, "xtcp_polls_skipped_total") >= 0
         for kind in ("bad_attributes", "short_attributes", "short_messages", "stale_messages", "malformed_message"):
             assert metric(body, "xtcp_decode_errors_total", kind=kind) == 0
         assert "# TYPE xtcp_unknown_attributes_total counter" in body

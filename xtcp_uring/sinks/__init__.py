@@ -1,8 +1,10 @@
 """Sinks: where batches go, chosen by URL.
 
-    kafka://host:port/topic?compression=zstd&acks=1&linger_ms=5&records_per_message=0
+    kafka://[user@]host:port/topic?compression=zstd&acks=1&linger_ms=5&records_per_message=0
+            &ca_file=ca.pem&sasl_mechanism=SCRAM-SHA-512&password_file=/etc/xtcp/kafka.pw
     chdb:///path/to/dir?ttl_days=30              embedded ClickHouse, table xtcp.xtcp_records
-    clickhouse+http://[user:pw@]host:8123/db     ClickHouse server (also clickhouse+https)
+    clickhouse+https://user@host:8443/db?ca_file=ca.pem&password_file=/etc/xtcp/ch.pw
+                                                 ClickHouse server (also clickhouse+http)
     file:///path/to/records.pb                   length-delimited XtcpFlatRecord
     -  (or stdout:?format=jsonl|pb|pblist)        standard output
     udp://host:port?max_datagram=60000            one ProtobufList message per datagram
@@ -10,7 +12,9 @@
 Every sink also takes the shared options of ``SinkConfig`` (``queue_bytes``, ``wait_s``,
 ``retry_initial_s``, ``retry_max_s``, ``write_timeout_s``, ``close_timeout_s``) in the query
 string or as keywords. Sink modules are imported on first use, so the core package never
-imports aiokafka, chdb or pyarrow.
+imports aiokafka, chdb or pyarrow. Passwords come from files or the environment
+(``sinks.security``); a sink that would send credentials unencrypted to another host is refused
+unless ``allow_insecure``.
 """
 
 from __future__ import annotations
@@ -42,13 +46,19 @@ def sink_class(url: str) -> type[Sink]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def open_sink(url: str, **opts) -> Sink:
+def open_sink(url: str, *, allow_insecure: bool = False, **opts) -> Sink:
     """Make (not start) the sink a URL names; ``opts`` override its query parameters.
 
     Raises:
-        ConfigError: unknown scheme, bad URL or option.
+        ConfigError: unknown scheme, bad URL or option; credentials that would cross the
+            network unencrypted (unless ``allow_insecure``).
     """
-    return sink_class(url).from_url(url, **opts)
+    sink = sink_class(url).from_url(url, **opts)
+    exposed = sink.config.cleartext_credentials()
+    if exposed and not allow_insecure:
+        raise ConfigError(f"{sink.name}: refusing to send credentials unencrypted to {', '.join(exposed)}: "
+                          "use TLS (kafka: ca_file= or tls=true; clickhouse+https://) or --allow-insecure")
+    return sink
 
 
 __all__ = [

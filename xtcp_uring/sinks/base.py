@@ -36,11 +36,12 @@ import typing
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from .. import clickhouse, native
 from ..errors import ConfigError, SinkError
 from ..records import Batch
+from .security import SECRET_OPTIONS, public_url
 
 log = logging.getLogger("xtcp_uring.sinks")
 
@@ -89,6 +90,11 @@ class SinkConfig:
         config.validate()
         return config
 
+    def cleartext_credentials(self) -> list[str]:
+        """Hosts this sink would send credentials to without TLS, off this machine; the daemon
+        refuses such a sink unless --allow-insecure."""
+        return []
+
     def validate(self) -> None:
         if self.queue_bytes <= 0:
             raise ConfigError(f"{self.url}: queue_bytes must be positive")
@@ -120,15 +126,12 @@ def _convert(key: str, raw: Any, hint: Any, url: str):
             return float(raw)
         return raw
     except ValueError:
-        raise ConfigError(f"{_public_url(url)}: bad value {raw!r} for {key}") from None
+        shown = "" if key in SECRET_OPTIONS else f" {raw!r}"
+        raise ConfigError(f"{_public_url(url)}: bad value{shown} for {key}") from None
 
 
 def _public_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return public_url(url)
 
 
 # -- encodings, once per batch -------------------------------------------------------------

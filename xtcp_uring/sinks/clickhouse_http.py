@@ -7,6 +7,13 @@ request, as ClickHouse reads one per stream) and needs ``xtcp_flat_record.proto`
 server's ``format_schema_path``. ``create_table=true`` runs the DDL first (single servers; on
 a cluster create the tables once by hand from ``examples/clickhouse``). Stdlib ``http.client``
 in a thread: one keep-alive connection per sink.
+
+``clickhouse+https://`` verifies the server against ``ca_file=`` (default: the system's CAs);
+``cert_file=``/``key_file=`` present a client certificate. The password comes from
+``password_file=``, else the environment variable ``password_env=`` names (default
+``XTCP_CLICKHOUSE_PASSWORD``), else the URL's user info (which the daemon warns about when it is
+on its command line). Basic auth over plain HTTP to a host off this machine is refused unless
+the daemon runs with ``--allow-insecure``.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ import asyncio
 import base64
 import http.client
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .. import clickhouse, schema
 from ..errors import ConfigError, SinkError
 from .base import Encoded, Payload, Sink, SinkConfig
+from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _FORMATS = ("arrow", "protobuf_list")
 
@@ -31,7 +39,12 @@ class ClickHouseHttpConfig(SinkConfig):
     database: str = clickhouse.DATABASE
     secure: bool = False
     user: str = ""
-    password: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)  # from the URL's user info or a keyword only
+    password_file: str = ""
+    password_env: str = "XTCP_CLICKHOUSE_PASSWORD"
+    ca_file: str = ""  # https: PEM bundle the server's certificate must chain to
+    cert_file: str = ""  # https: client certificate
+    key_file: str = ""
     format: str = "arrow"
     create_table: bool = False
     ttl_days: int | None = None
@@ -48,13 +61,29 @@ class ClickHouseHttpConfig(SinkConfig):
             raise ConfigError(f"{url}: bad port") from None
         if u.path.strip("/"):
             fixed["database"] = u.path.strip("/")
+        if any(k == "password" for k, _ in parse_qsl(u.query)):
+            raise ConfigError(f"{public_url(url)}: give the password with password_file= or the environment "
+                              "variable XTCP_CLICKHOUSE_PASSWORD, not in the URL")
         if u.username:
             fixed["user"] = unquote(u.username)
             fixed["password"] = unquote(u.password or "")
         return cls._build(url, u.query, opts, **fixed)
 
+    def cleartext_credentials(self) -> list[str]:
+        return cleartext_hosts([self.host]) if self.user and not self.secure else []
+
     def validate(self) -> None:
         super().validate()
+        self.password = read_secret(self.url, "password", file=self.password_file, env=self.password_env,
+                                    inline=self.password)
+        if self.password and not self.user:
+            self.user = "default"  # ClickHouse's own default user
+        self.ssl_context = None
+        if self.secure:
+            self.ssl_context = client_tls_context(self.url, ca_file=self.ca_file, cert_file=self.cert_file,
+                                                  key_file=self.key_file)
+        elif self.ca_file or self.cert_file or self.key_file:
+            raise ConfigError(f"{self.url}: ca_file, cert_file and key_file need clickhouse+https://")
         if self.format not in _FORMATS:
             raise ConfigError(f"{self.url}: format must be one of {', '.join(_FORMATS)}")
         if not self.database.isidentifier():
@@ -95,6 +124,9 @@ class ClickHouseHttpSink(Sink):
         return f"INSERT INTO {table}{cols}{settings} FORMAT {fmt}"
 
     async def _connect(self) -> None:
+        c = self.config
+        if c.secure:
+            await check_tls_peer(c.host, c.port, c.ssl_context, c.write_timeout_s)
         if self.config.create_table:
             db = self.config.database
             await asyncio.to_thread(self._post, f"CREATE DATABASE IF NOT EXISTS {db}", b"")
@@ -106,8 +138,12 @@ class ClickHouseHttpSink(Sink):
 
     def _post(self, sql: str, body: bytes) -> None:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self.config.secure else http.client.HTTPConnection
-            self._conn = cls(self.config.host, self.config.port, timeout=self.config.write_timeout_s)
+            c = self.config
+            if c.secure:
+                self._conn = http.client.HTTPSConnection(c.host, c.port, timeout=c.write_timeout_s,
+                                                         context=c.ssl_context)
+            else:
+                self._conn = http.client.HTTPConnection(c.host, c.port, timeout=c.write_timeout_s)
         try:
             self._conn.request("POST", "/?" + urlencode({"query": sql}), body=body, headers=self._headers)
             resp = self._conn.getresponse()

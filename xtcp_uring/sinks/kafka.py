@@ -7,6 +7,15 @@ name and the header ``schema_version`` carries ``schema.SCHEMA_VERSION``. A Clic
 engine table with ``kafka_format = 'ProtobufList'`` reads them as they are
 (``examples/clickhouse/kafka_pipeline.sql``).
 
+Security: ``ca_file=`` (or ``tls=true`` for the system's CAs) turns on TLS, ``cert_file=`` and
+``key_file=`` add a client certificate (``key_password_file=`` or ``XTCP_KAFKA_KEY_PASSWORD``
+for an encrypted key). ``sasl_mechanism=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512`` with
+``username=`` (or ``kafka://user@host:9092/topic``) authenticates; the password comes from
+``password_file=``, else the environment variable ``password_env=`` names (default
+``XTCP_KAFKA_PASSWORD``), never from the query string. SASL without TLS to a host off this
+machine is refused unless the daemon runs with ``--allow-insecure``. An untrusted broker
+certificate or rejected credentials stop the sink at start with one line (not retried).
+
 aiokafka reconnects by itself after a broker outage; until then writes time out and the base
 retries them while the bounded queue covers the gap. Delivery is at least once: a write that
 timed out may still land, and its retry then duplicates it.
@@ -16,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import schema
-from ..errors import ConfigError
+from ..errors import ConfigError, SinkError
 from .base import Encoded, Payload, Sink, SinkConfig
+from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _COMPRESSION = ("zstd", "lz4", "gzip", "snappy", "none")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Room left in max_request_size for the record batch header, key and headers.
 _REQUEST_OVERHEAD = 1024
 
@@ -40,17 +51,78 @@ class KafkaConfig(SinkConfig):
     request_timeout_ms: int = 10_000
     key: str = ""  # default: this host's name
     client_id: str = "xtcp_uring"
+    tls: bool = False  # implied by ca_file or cert_file
+    ca_file: str = ""  # PEM bundle the broker's certificate must chain to (default: the system's)
+    cert_file: str = ""  # client certificate (PEM), for brokers that require one
+    key_file: str = ""  # its private key, if not in cert_file
+    key_password_file: str = ""  # for an encrypted key_file; else XTCP_KAFKA_KEY_PASSWORD
+    sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    username: str = ""
+    password_file: str = ""
+    password_env: str = "XTCP_KAFKA_PASSWORD"
+    password: str = field(default="", repr=False)  # from the URL's user info or a keyword only
 
     @classmethod
     def from_url(cls, url: str, **opts) -> "KafkaConfig":
         u = urlsplit(url)
         topic = u.path.strip("/")
-        if not u.netloc or not topic or "/" in topic:
-            raise ConfigError(f"{url}: expected kafka://host:port[,host:port]/topic")
-        return cls._build(url, u.query, opts, bootstrap=u.netloc, topic=topic)
+        userinfo, _, hosts = u.netloc.rpartition("@")
+        if not hosts or not topic or "/" in topic:
+            raise ConfigError(f"{url}: expected kafka://[user@]host:port[,host:port]/topic")
+        if any(k == "password" for k, _ in parse_qsl(u.query)):
+            raise ConfigError(f"{public_url(url)}: give the password with password_file= or the environment "
+                              "variable XTCP_KAFKA_PASSWORD, not in the URL")
+        fixed = {"bootstrap": hosts, "topic": topic}
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            fixed["username"] = unquote(user)
+            if password:
+                fixed["password"] = unquote(password)
+        return cls._build(url, u.query, opts, **fixed)
+
+    @property
+    def hosts(self) -> list[tuple[str, int]]:
+        out = []
+        for item in self.bootstrap.split(","):
+            host, _, port = item.strip().rpartition(":")
+            out.append((host.strip("[]") or item, int(port) if port.isdigit() else 9092))
+        return out
+
+    @property
+    def security_protocol(self) -> str:
+        return {(False, False): "PLAINTEXT", (True, False): "SSL", (False, True): "SASL_PLAINTEXT",
+                (True, True): "SASL_SSL"}[(self.tls, bool(self.sasl_mechanism))]
+
+    def cleartext_credentials(self) -> list[str]:
+        if not self.sasl_mechanism or self.tls:
+            return []
+        return cleartext_hosts([h for h, _ in self.hosts])
 
     def validate(self) -> None:
         super().validate()
+        self.sasl_mechanism = self.sasl_mechanism.upper()
+        if self.sasl_mechanism and self.sasl_mechanism not in _SASL_MECHANISMS:
+            raise ConfigError(f"{self.url}: sasl_mechanism must be one of {', '.join(_SASL_MECHANISMS)}")
+        if self.sasl_mechanism:
+            if not self.username:
+                raise ConfigError(f"{self.url}: SASL needs username= (or kafka://user@host:port/topic)")
+            self.password = read_secret(self.url, "password", file=self.password_file, env=self.password_env,
+                                        inline=self.password)
+            if not self.password:
+                raise ConfigError(f"{self.url}: SASL {self.sasl_mechanism} needs a password: password_file=PATH "
+                                  f"or the environment variable {self.password_env}")
+        elif self.username or self.password or self.password_file:
+            raise ConfigError(f"{self.url}: a user name or password needs sasl_mechanism= "
+                              f"({', '.join(_SASL_MECHANISMS)})")
+        self.tls = bool(self.tls or self.ca_file or self.cert_file)
+        self.ssl_context = None
+        if self.tls:
+            key_password = read_secret(self.url, "key password", file=self.key_password_file,
+                                       env="XTCP_KAFKA_KEY_PASSWORD")
+            self.ssl_context = client_tls_context(self.url, ca_file=self.ca_file, cert_file=self.cert_file,
+                                                  key_file=self.key_file, key_password=key_password)
+        elif self.key_file or self.key_password_file:
+            raise ConfigError(f"{self.url}: key_file needs cert_file")
         if self.compression not in _COMPRESSION:
             raise ConfigError(f"{self.url}: compression must be one of {', '.join(_COMPRESSION)}")
         try:
@@ -93,9 +165,18 @@ class KafkaSink(Sink):
         return [Payload([m for m, _ in messages], sum(len(m) for m, _ in messages), sum(n for _, n in messages))]
 
     async def _connect(self) -> None:
-        from aiokafka import AIOKafkaProducer
+        from aiokafka import AIOKafkaProducer, errors
 
         c = self.config
+        if c.tls:
+            host, port = c.hosts[0]
+            await check_tls_peer(host, port, c.ssl_context, c.write_timeout_s)
+        security = {"security_protocol": c.security_protocol}
+        if c.tls:
+            security["ssl_context"] = c.ssl_context
+        if c.sasl_mechanism:
+            security.update(sasl_mechanism=c.sasl_mechanism, sasl_plain_username=c.username,
+                            sasl_plain_password=c.password)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=c.bootstrap.split(","),
             client_id=c.client_id,
@@ -105,8 +186,22 @@ class KafkaSink(Sink):
             max_request_size=c.max_request_size,
             request_timeout_ms=c.request_timeout_ms,
             retry_backoff_ms=min(100, int(c.retry_initial_s * 1000)),
+            **security,
         )
-        await self._producer.start()
+        auth_failures = (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError,
+                         errors.UnsupportedSaslMechanismError, errors.IllegalSaslStateError)
+        try:
+            await self._producer.start()
+        except Exception as exc:
+            # aiokafka's SCRAM raises KeyError/ValueError when the broker ends the exchange
+            # without a valid server signature: a refusal as much as an error code is.
+            if c.sasl_mechanism and isinstance(exc, (*auth_failures, KeyError, ValueError)):
+                err = SinkError(f"SASL {c.sasl_mechanism} authentication as {c.username!r} failed "
+                                f"({type(exc).__name__}: {exc}): check the user name, the password and the "
+                                "mechanisms the broker enables")
+                err.retriable = False
+                raise err from None
+            raise
 
     async def _write(self, messages: list[bytes]) -> None:
         # Queue every message before awaiting any delivery: aiokafka pipelines them.
