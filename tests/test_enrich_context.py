@@ -59,3 +59,10 @@ def test_a_container_known_only_by_its_cgroup_joins_its_pod_by_uid():
 def test_no_containers_no_labels():
     assert namespace_context([]) == NamespaceContext()
     assert namespace_context([], outsiders=True) == NamespaceContext()
+
+
+def test_a_container_without_state_is_an_app_only_when_nothing_was_found():
+    found = info("a" * 64, "nginx", **POD)
+    bare = ContainerInfo("p" * 64, "containerd", pod_uid="u-1")  # the pause container, state unreadable
+    assert namespace_context([found, bare]).container_id == "a" * 64
+    assert namespace_context([bare]).container_id == "p" * 64

@@ -88,6 +88,8 @@ def namespace_context(containers: Sequence[ContainerInfo], outsiders: bool = Fal
       in the same order (by name, then id), so position i of each belongs to one container.
       None (only the pause container is known): these three stay empty.
       ``container_runtime`` is the runtime of all of them (comma-separated if they differ).
+    * A container whose state was not found (``found`` False) may be a pause container or an
+      app: it is counted among the apps only when no container of the namespace was found.
     """
     if not containers:
         return EMPTY
@@ -101,7 +103,7 @@ def namespace_context(containers: Sequence[ContainerInfo], outsiders: bool = Fal
         pod_name = next((c.pod_name for c in with_pod if c.pod_name), "")
         pod_namespace = next((c.pod_namespace for c in with_pod if c.pod_namespace), "")
         pod_uid = next((c.pod_uid for c in with_pod if c.pod_uid), "")
-    apps = [c for c in ordered if not c.sandbox]
+    apps = [c for c in ordered if not c.sandbox and c.found] or [c for c in ordered if not c.found]
     runtimes = sorted({c.runtime for c in ordered if c.runtime})
     return NamespaceContext(
         container_id=",".join(c.container_id for c in apps),
