@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Collection, Hashable, Mapping, Sequence
 
 from .cgroups import CgroupContainer, read_cgroup
 from .roots import ContainerRoots
@@ -125,7 +125,7 @@ class EnricherStats:
     not_found: int = 0  # containers whose state is under no root (labels: id and runtime only)
     state_errors: int = 0  # state files found but unusable (named in the log, once)
     retries: int = 0  # lookups repeated after retry_interval
-    containers: int = 0  # containers cached now
+    containers: int = 0  # container ids cached now
     last_refresh_ns: int = 0
 
 
@@ -133,6 +133,7 @@ class EnricherStats:
 class _Entry:
     pids: frozenset[int]
     procs: dict[int, CgroupContainer | None]  # pid -> its container (None: none)
+    ids: frozenset[str] = frozenset()  # the container ids of procs
     context: NamespaceContext = EMPTY
     retry_at: float = math.inf
 
@@ -157,14 +158,15 @@ class ContainerEnricher:
         self._state = RuntimeState(self.roots)
         self._entries: dict[Hashable, _Entry] = {}
         self._infos: dict[str, ContainerInfo | None] = {}  # by id; None: a plain name, not a container
+        self._refs: dict[str, int] = {}  # container id -> namespaces whose processes are in it
         self._warned: set[str] = set()
 
-    def refresh(self, pids_by_netns: Mapping[Hashable, Iterable[int]]) -> dict[Hashable, NamespaceContext]:
+    def refresh(self, pids_by_netns: Mapping[Hashable, Collection[int]]) -> dict[Hashable, NamespaceContext]:
         """The context of every namespace given; namespaces not given are forgotten.
 
         Args:
             pids_by_netns: for each namespace (any hashable key, e.g. its inode), the pids of
-                the processes inside it. Give all of them: a namespace is labelled by a
+                the processes inside it, each once. Give all of them: a namespace is labelled by a
                 container only when every process in it is in a container, and the app
                 containers are told from the pause container by their processes.
 
@@ -176,27 +178,34 @@ class ContainerEnricher:
         now = self._clock()
         entries = self._entries
         out: dict[Hashable, NamespaceContext] = {}
-        changed = False
         for key, pids in pids_by_netns.items():
-            pid_set = pids if isinstance(pids, frozenset) else frozenset(pids)
             entry = entries.get(key)
-            if entry is None or entry.pids != pid_set or entry.retry_at <= now:
-                entry = self._update(entry, pid_set, now)
-                entries[key] = entry
-                changed = True
+            # Unchanged: same size and every pid known (no set built: this runs per namespace
+            # per poll).
+            if entry is None or len(pids) != len(entry.pids) or not entry.pids.issuperset(pids) \
+                    or entry.retry_at <= now:
+                new = self._update(entry, frozenset(pids), now)
+                self._hold(new.ids, entry.ids if entry is not None else frozenset())
+                entries[key] = entry = new
             out[key] = entry.context
         if len(entries) != len(out):
             for key in [k for k in entries if k not in out]:
-                del entries[key]
-            changed = True
-        if changed:
-            live = {cg.container_id for e in entries.values() for cg in e.procs.values() if cg is not None}
-            for cid in [c for c in self._infos if c not in live]:
-                del self._infos[cid]
-            self.stats.containers = sum(1 for i in self._infos.values() if i is not None)
+                self._hold(frozenset(), entries.pop(key).ids)
+        self.stats.containers = len(self._infos)
         self.stats.refreshes += 1
         self.stats.last_refresh_ns = time.perf_counter_ns() - t0
         return out
+
+    def _hold(self, new: frozenset[str], old: frozenset[str]) -> None:
+        """Count which namespaces use each container; forget a container nobody uses."""
+        refs = self._refs
+        for cid in new - old:
+            refs[cid] = refs.get(cid, 0) + 1
+        for cid in old - new:
+            refs[cid] -= 1
+            if not refs[cid]:
+                del refs[cid]
+                self._infos.pop(cid, None)
 
     def context(self, key: Hashable) -> NamespaceContext:
         """The last context of one namespace (empty when unknown)."""
@@ -242,7 +251,8 @@ class ContainerEnricher:
         if entry is not None and context == entry.context:
             context = entry.context  # the same object: callers compare with `is`
         missing = any(not i.found for i in infos.values())
-        return _Entry(pids, procs, context, now + self.retry_interval if missing else math.inf)
+        ids = frozenset(cg.container_id for cg in procs.values() if cg is not None)
+        return _Entry(pids, procs, ids, context, now + self.retry_interval if missing else math.inf)
 
     def _info(self, cg: CgroupContainer) -> ContainerInfo | None:
         cid = cg.container_id
@@ -274,7 +284,7 @@ class ContainerEnricher:
             log.warning(msg, *args)
 
 
-def contexts_for(pids_by_netns: Mapping[Hashable, Iterable[int]],
+def contexts_for(pids_by_netns: Mapping[Hashable, Collection[int]],
                  roots: ContainerRoots | None = None) -> dict[Hashable, NamespaceContext]:
     """One-off: the contexts of these namespaces, without keeping a cache (``--once``)."""
     return ContainerEnricher(roots).refresh(pids_by_netns)

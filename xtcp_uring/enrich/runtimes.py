@@ -88,13 +88,13 @@ def _read_json(path: str, limit: int = _MAX_SPEC):
     """The parsed file; None when it does not exist. Raises ContainerStateError otherwise."""
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            if os.fstat(f.fileno()).st_size > limit:
+                raise ContainerStateError(f"{path} is larger than {limit} bytes; not read")
+            data = f.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         raise ContainerStateError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > limit:
-        raise ContainerStateError(f"{path} is larger than {limit} bytes; not read")
     try:
         return json.loads(data)
     except ValueError as exc:
