@@ -20,7 +20,7 @@ import sys
 import pytest
 
 from runc_farm import PORT, RuncFarm, sweep_stale
-from xtcp_uring.enrich import ContainerEnricher, ContainerRoots
+from xtcp_uring.enrich import ContainerEnricher, ContainerRoots, contexts_for
 from xtcp_uring.enrich.cgroups import read_cgroup
 
 pytestmark = pytest.mark.root
@@ -90,7 +90,7 @@ def test_docker_and_podman_and_plain_runc_containers(farm):
     podman = farm.podman_container(ns_podman, "proxy", "docker.io/library/haproxy:2.9")
     plain = farm.plain_runc(ns_plain, "plain")
     ready(docker, shim_sandbox, shim_app, podman, plain)
-    contexts = ContainerEnricher(farm.roots).refresh(farm.pids_by_netns())
+    contexts = contexts_for(farm.pids_by_netns(), farm.roots)  # the one-off form (--once)
 
     assert contexts[ns_docker.inode].labels() == {
         "container_id": docker.id, "container_runtime": "docker", "container_name": "cache",
