@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -48,19 +48,28 @@ class _BadLine(ValueError):
 
 
 def _network(text: str) -> str:
+    # inet_pton, not ipaddress: a full routing table is ~1M lines and ipaddress parses ~8x slower.
     if "%" in text:
         raise _BadLine(f"prefix {text!r} has a zone index; give the network only")
+    addr, slash, length = text.partition("/")
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     try:
-        net = ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        if "host bits set" in str(exc):
-            loose = ipaddress.ip_network(text, strict=False)
-            raise _BadLine(f"prefix {text!r} has host bits set (the network is {loose})") from None
+        packed = socket.inet_pton(family, addr)
+    except OSError:
         raise _BadLine(f"{text!r} is not an IPv4 or IPv6 prefix") from None
-    mapped = getattr(net.network_address, "ipv4_mapped", None)
-    if mapped is not None and net.prefixlen >= 96:  # ::ffff:a.b.c.d/n is a.b.c.d/(n-96) in the trie
-        net = ipaddress.ip_network(f"{mapped}/{net.prefixlen - 96}")
-    return str(net)
+    bits = len(packed) * 8
+    if slash and not (length.isdigit() and length.isascii() and int(length) <= bits):
+        raise _BadLine(f"{text!r} is not an IPv4 or IPv6 prefix")
+    prefixlen = int(length) if slash else bits
+    value = int.from_bytes(packed, "big")
+    host_bits = (1 << (bits - prefixlen)) - 1
+    if value & host_bits:
+        network = socket.inet_ntop(family, (value & ~host_bits).to_bytes(len(packed), "big"))
+        raise _BadLine(f"prefix {text!r} has host bits set (the network is {network}/{prefixlen})")
+    if family == socket.AF_INET6 and prefixlen >= 96 and value >> 32 == 0xFFFF:
+        # ::ffff:a.b.c.d/n is a.b.c.d/(n-96) in the trie
+        return f"{socket.inet_ntop(socket.AF_INET, packed[12:])}/{prefixlen - 96}"
+    return f"{socket.inet_ntop(family, packed)}/{prefixlen}"
 
 
 def _asn(text: str) -> int:
@@ -73,7 +82,7 @@ def _asn(text: str) -> int:
 def _parse_line(fields: list[str]) -> AsnPrefix:
     if len(fields) != 3:
         raise _BadLine(f"expected 3 fields prefix,asn,name, got {len(fields)}")
-    prefix, asn, name = (f.strip() for f in fields)
+    prefix, asn, name = fields[0].strip(), fields[1].strip(), fields[2].strip()
     if len(name) > MAX_NAME:
         raise _BadLine(f"name longer than {MAX_NAME} characters")
     return AsnPrefix(_network(prefix), _asn(asn), name)
@@ -99,7 +108,7 @@ def parse_prefixes(lines: Iterable[bytes | str], source: str = "<input>") -> lis
         line = line.strip().lstrip("\ufeff")
         if not line or line.startswith("#"):
             continue
-        fields = next(csv.reader([line]))
+        fields = line.split(",") if '"' not in line else next(csv.reader([line]))
         if not seen_row and [f.strip().lower() for f in fields] == _HEADER:
             seen_row = True
             continue
