@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMPS := .make
-APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl
+APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc
+# Named after the package list, so adding a package checks again on machines already set up.
+APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d' ' -f1)
 EXTRAS := test,kafka,chdb,fast,metrics,bench
 NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
 
@@ -46,7 +48,7 @@ generate: $(STAMPS)/deps
 
 install: $(STAMPS)/native
 
-$(STAMPS)/apt:
+$(APT_STAMP):
 	@mkdir -p $(STAMPS)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -55,11 +57,11 @@ $(STAMPS)/apt:
 	fi
 	@touch $@
 
-$(PY): | $(STAMPS)/apt
+$(PY): | $(APT_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel cffi
 
-$(STAMPS)/deps: pyproject.toml $(PY) $(STAMPS)/apt
+$(STAMPS)/deps: pyproject.toml $(PY) | $(APT_STAMP)
 	$(PIP) install setuptools wheel cffi
 	$(PIP) install -e ".[$(EXTRAS)]" --no-build-isolation
 	@touch $@

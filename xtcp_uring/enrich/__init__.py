@@ -1,0 +1,22 @@
+"""Context for records beyond the socket: which container and pod a namespace belongs to
+(``containers``), which network a remote address is in (``asn``, a ClickHouse dictionary).
+
+Pure Python over files; nothing here imports the C extension.
+"""
+
+from __future__ import annotations
+
+from .containers import LABEL_FIELDS, ContainerEnricher, EnricherStats, NamespaceContext, contexts_for, namespace_context
+from .roots import ContainerRoots
+from .runtimes import ContainerInfo
+
+__all__ = [
+    "LABEL_FIELDS",
+    "ContainerEnricher",
+    "ContainerInfo",
+    "ContainerRoots",
+    "EnricherStats",
+    "NamespaceContext",
+    "contexts_for",
+    "namespace_context",
+]
