@@ -6,6 +6,7 @@ import os
 import threading
 
 from ..errors import ConfigError, SinkError
+from .errors import ClickHouseError, from_text
 from .ddl import DATABASE, DEFAULT_DATA_DIR, TABLE, format_schema, table_ddl
 
 
@@ -90,10 +91,9 @@ class Store:
                 self._session = None
 
 
-def _query_error(exc: Exception) -> SinkError:
-    err = SinkError(f"chDB: {exc}")
-    err.retriable = False  # a statement chDB rejects fails the same way next time
-    return err
+def _query_error(exc: Exception) -> ClickHouseError:
+    """chDB's exception as a ClickHouseError: retriable unless the batch itself is refused."""
+    return from_text("chDB", str(exc) or type(exc).__name__)
 
 
 _STORES: dict[str, Store] = {}

@@ -4,9 +4,11 @@ Each batch is one ``INSERT INTO db.xtcp_records`` request. ``format=arrow`` (def
 Arrow IPC stream of the same columns the chDB sink inserts, and needs nothing on the server
 but the table. ``format=protobuf_list`` sends our Envelope bytes (one ProtobufList message per
 request, as ClickHouse reads one per stream) and needs ``xtcp_flat_record.proto`` in the
-server's ``format_schema_path``. ``create_table=true`` runs the DDL first (single servers; on
-a cluster create the tables once by hand from ``examples/clickhouse``). Stdlib ``http.client``
-in a thread: one keep-alive connection per sink.
+server's ``format_schema_path``. ``create_table=true`` runs the DDL first, and again if the
+table goes missing (single servers; on a cluster create the tables once by hand from
+``examples/clickhouse``). Errors are retried unless ClickHouse's code says the batch itself is
+refused (``clickhouse.errors``). Stdlib ``http.client`` in a thread: one keep-alive connection
+per sink.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlencode, urlsplit
 
 from .. import clickhouse, schema
+from ..clickhouse import errors
+from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
 from .base import Encoded, Payload, Sink, SinkConfig
 
@@ -102,7 +106,13 @@ class ClickHouseHttpSink(Sink):
 
     async def _write(self, data) -> None:
         fmt, body, *columns = data
-        await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
+        try:
+            await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
+        except ClickHouseError as exc:
+            if not (exc.table_missing and self.config.create_table):
+                raise  # a missing table the operator creates is retried meanwhile
+            await self._connect()  # someone dropped it: create it again, then insert
+            await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
 
     def _post(self, sql: str, body: bytes) -> None:
         if self._conn is None:
@@ -117,14 +127,24 @@ class ClickHouseHttpSink(Sink):
             self._conn = None
             raise
         if resp.status != 200:
-            err = SinkError(f"{self.config.url}: HTTP {resp.status}: {text[:500].decode(errors='replace').strip()}")
-            err.retriable = resp.status >= 500 or resp.status in (408, 429)
-            raise err
+            raise _http_error(self.config.url, resp.status, resp.getheader("X-ClickHouse-Exception-Code"), text)
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _http_error(url: str, status: int, code_header: str | None, body: bytes) -> SinkError:
+    """ClickHouse's code (header, else the body's "Code: N.") decides whether to retry; without
+    one, the HTTP status does (5xx, 408 and 429 pass)."""
+    text = body[:2000].decode(errors="replace").strip()
+    code = int(code_header) if code_header and code_header.strip().isdigit() else errors.error_code(text)
+    if code is not None:
+        return errors.from_text(f"{url}: HTTP {status}", text, code)
+    err = SinkError(f"{url}: HTTP {status}: {errors.one_line(text)}")
+    err.retriable = status >= 500 or status in (408, 429)
+    return err
 
 
 def _arrow_ipc(table) -> bytes:
