@@ -47,6 +47,15 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
+    g = p.add_argument_group("daemon: the query socket (<data-dir>/query.sock, read-only SQL)")
+    g.add_argument("--query-group", default=env_default("query_group", None),
+                   help="group (name or gid) whose members may query too (default: root and this user only)")
+    g.add_argument("--query-timeout", type=float, default=float(env_default("query_timeout", 30.0)),
+                   help="seconds one query may run (default 30)")
+    g.add_argument("--query-max-result-bytes", default=env_default("query_max_result_bytes", "32M"),
+                   help="largest result a query may return, e.g. 32M (default)")
+    g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
+                   help="memory one query may use, e.g. 512M (default)")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT for /metrics, /healthz, /readyz; 'off' to disable")
@@ -70,7 +79,34 @@ class _RateLimitedWarnings:
             log.warning(msg, *args)
 
 
+def query_options(args) -> dict:
+    """``serve_queries`` keywords from the --query-* flags.
+
+    Raises:
+        ConfigError: a size, duration or group that does not parse or does not exist.
+    """
+    import grp
+
+    from .clickhouse import QueryLimits
+    from .sinks.base import parse_size
+
+    try:
+        limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=parse_size(args.query_max_result_bytes),
+                             max_memory_bytes=parse_size(args.query_max_memory))
+    except ValueError as exc:
+        raise ConfigError(f"--query-max-result-bytes / --query-max-memory: {exc}") from None
+    group = args.query_group
+    if group is not None:
+        try:
+            group = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ConfigError(f"--query-group {args.query_group}: no such group") from None
+    return {"limits": limits, "group": group}
+
+
 def run_daemon(args) -> int:
+    # The store holds every namespace's connections: what we create is ours alone (0700/0600).
+    os.umask(0o077)
     try:
         import uvloop
     except ImportError:  # optional: plain asyncio works the same, a little slower
@@ -83,6 +119,7 @@ async def _serve(args) -> int:
     from .poller import Poller, poller_options_from_args
 
     options = poller_options_from_args(args)
+    query_opts = query_options(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
     group = sinks.SinkGroup([sinks.open_sink(u, **({"format": args.format} if u == "-" else {}), **sink_opts)
@@ -126,11 +163,12 @@ async def _serve(args) -> int:
     async with group:
         if server is not None:
             await server.start()
-        local_store = [u for u in urls if u.startswith("chdb://")]
+        local_store = [s for s in group.sinks if s.scheme == "chdb"]
         if local_store:
             from .clickhouse import serve_queries
 
-            query_server = await serve_queries(local_store[0][len("chdb://"):].split("?")[0])
+            store = local_store[0].config
+            query_server = await serve_queries(store.path, database=store.database, **query_opts)
         try:
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,

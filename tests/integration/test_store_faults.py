@@ -46,11 +46,11 @@ def fill(directory) -> str:
     return path
 
 
-async def wait_until(predicate, timeout: float = 60.0) -> None:
+async def wait_until(predicate, sink, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():
-        assert loop.time() < deadline, "condition not reached"
+        assert loop.time() < deadline, f"condition not reached: {sink.stats}"
         await asyncio.sleep(0.05)
 
 
@@ -74,7 +74,7 @@ async def test_full_disk_keeps_batches_queued_then_delivers_them_all(tmp_path):
             filler = fill(fs)
             for poll_id in range(2, 6):
                 await sink.send(make_batch(poll_id))
-            await wait_until(lambda: sink.stats.errors >= 3)
+            await wait_until(lambda: sink.stats.errors >= 3, sink)
             assert_waiting(sink, 4)
             assert sink.stats.sent_batches == 1
             os.unlink(filler)
@@ -95,7 +95,7 @@ async def test_read_only_remount_keeps_batches_queued_then_delivers_them(tmp_pat
             try:
                 for poll_id in (12, 13):
                     await sink.send(make_batch(poll_id))
-                await wait_until(lambda: sink.stats.errors >= 3)
+                await wait_until(lambda: sink.stats.errors >= 3, sink)
                 assert_waiting(sink, 2)
             finally:
                 subprocess.run(["mount", "-o", "remount,rw", str(parts)], check=True)
@@ -109,10 +109,13 @@ async def test_too_many_open_files_is_retried(tmp_path):
         await sink.send(make_batch(21))
         await sink.flush(timeout=60)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
+        batch = make_batch(22)
+        lowest_free = os.dup(0)  # a new fd takes the lowest free number: none may open past it
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
         try:
-            await sink.send(make_batch(22))
-            await wait_until(lambda: sink.stats.errors >= 2)
+            await sink.send(batch)
+            await wait_until(lambda: sink.stats.errors >= 2, sink)
             assert_waiting(sink, 1)
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -10,8 +10,10 @@ Two ways in, one table (``xtcp.xtcp_records``, DDL generated from the .proto):
 * ProtobufList (Kafka engine, HTTP): the C encoder's ``Envelope`` rows, one delimited
   Envelope per message (``protobuf_list``; why, in ``ddl``).
 
-Rooms: ``ddl`` (DDL, framing), ``arrow`` (columns), ``store`` (chDB under a data directory),
-``query`` (the ``query`` command and the daemon's query socket).
+Rooms: ``ddl`` (DDL, framing), ``arrow`` (columns), ``errors`` (ClickHouse's codes: retry or
+reject), ``store`` (chDB under a data directory), ``datadir`` (that directory is ours alone),
+``readonly`` (what a query may run), ``query`` (running one, the ``query`` command and its
+client side), ``query_server`` (the daemon's ``query.sock``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from .ddl import (
     table_ddl,
     varint,
 )
-from .query import QUERY_SOCKET, run_query, run_query_cli, serve_queries
+from .query import QUERY_SOCKET, QueryLimits, run_query, run_query_cli
+from .query_server import QueryServer, serve_queries
 from .store import Store, open_store
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "KAFKA_PIPELINE_PATH",
     "QUERY_SOCKET",
+    "QueryLimits",
+    "QueryServer",
     "ROOT",
     "TABLE",
     "Store",

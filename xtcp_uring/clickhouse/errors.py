@@ -60,7 +60,8 @@ SCHEMA_REJECTED = {
 }
 
 _CODE = re.compile(r"Code: (\d+)\.")
-_NOISE = re.compile(r"(?:Code: \d+\. )?DB::\w*Exception: |Streaming insert finish failed: | \(version [\d.]+\)")
+_NOISE = re.compile(r"(?:Code: \d+\. )?DB::\w*Exception: |Streaming (?:insert finish|query) failed: | \(version [\d.]+\)")
+_REPEATED_NAME = re.compile(r"(\([A-Z_]+\))\.? \1$")  # "… (READONLY). (READONLY)"
 _MAX_MESSAGE = 400
 
 
@@ -89,7 +90,7 @@ def one_line(text: str) -> str:
     suffix, no stack trace, at most a few hundred characters."""
     code = error_code(text)
     first = text.strip().splitlines()[0] if text.strip() else ""
-    message = _NOISE.sub("", first).strip()
+    message = _REPEATED_NAME.sub(r"\1", _NOISE.sub("", first).strip())
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 1] + "…"
     return f"Code {code}: {message}" if code is not None else message

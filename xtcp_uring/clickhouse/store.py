@@ -6,7 +6,8 @@ import os
 import threading
 
 from ..errors import ConfigError, SinkError
-from .errors import ClickHouseError, from_text
+from . import datadir
+from .errors import ClickHouseError, from_text, one_line
 from .ddl import DATABASE, DEFAULT_DATA_DIR, TABLE, format_schema, table_ddl
 
 
@@ -14,12 +15,16 @@ class Store:
     """The embedded ClickHouse (chDB) under one data directory.
 
     chDB runs one embedded server per process and locks ``<dir>/status`` against other
-    processes, so a process has at most one Store: get it with ``open_store()``. Queries are
-    serialised by a lock; callers in asyncio run them in a thread.
+    processes, so a process has at most one Store: get it with ``open_store()``. Its own
+    session (the sink's inserts, ``query()``) is serialised by a lock; callers in asyncio run
+    it in a thread. Client queries get connections of their own (``connect``). The directory
+    is ours alone (``datadir``): refused if another user owns it, tightened to 0700/0600.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.path.abspath(path)
+        if "?" in self.path or "&" in self.path:
+            raise ConfigError(f"data dir {self.path}: '?' and '&' cannot be in its path (chDB reads them as options)")
         self._session = None
         self._lock = threading.Lock()
         self._users = 0
@@ -29,14 +34,31 @@ class Store:
             from chdb import session as chdb_session
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ConfigError("chdb is not installed: pip install 'xtcp_uring[chdb]'") from exc
-        os.makedirs(self.path, exist_ok=True)
+        datadir.prepare(self.path)
         try:
             self._session = chdb_session.Session(self.path)
         except RuntimeError as exc:
             raise ConfigError(
                 f"cannot open the chDB store {self.path}: another process holds it "
-                f"(chDB locks {self.path}/status) or it is damaged ({exc})"
+                f"(chDB locks {self.path}/status) or it is damaged ({one_line(str(exc))})"
             ) from exc
+        try:
+            datadir.tighten(self.path)
+        except BaseException:
+            self._session.close()
+            self._session = None
+            raise
+
+    def connect(self, settings: str):
+        """A new chDB connection to this store, apart from the sink's session: ``settings``
+        (``name=value&…``, ClickHouse query settings) hold for it alone. Close it when done;
+        keep the store open meanwhile."""
+        from chdb.state import sqlitelike
+
+        with self._lock:
+            if self._session is None:
+                raise SinkError(f"chDB store {self.path} is closed")
+        return sqlitelike.connect(f"{self.path}?{settings}")
 
     def query(self, sql: str, fmt: str = "CSV"):
         """Run one statement; returns chDB's result (``bytes()`` / ``str()`` for text formats)."""
