@@ -146,7 +146,7 @@ def run_query_cli(sql: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, fmt:
     """``python -m xtcp_uring query``: print the result as it comes; returns the exit code (0)."""
     out = _Output(sys.stdout)
     sock_path = os.path.join(data_dir, QUERY_SOCKET)
-    if not (os.path.lexists(sock_path) and query_daemon(sock_path, sql, fmt, out.write)):
+    if not (_daemon_socket(sock_path) and query_daemon(sock_path, sql, fmt, out.write)):
         if not os.path.isdir(data_dir):
             raise ConfigError(f"no xtcp store at {data_dir}: run the daemon first or pass --data-dir")
         store = open_store(data_dir)
@@ -156,6 +156,17 @@ def run_query_cli(sql: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, fmt:
             store.release()
     out.close()
     return 0
+
+
+def _daemon_socket(sock_path: str) -> bool:
+    try:
+        os.lstat(sock_path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise QueryRefused(f"cannot reach {sock_path}: permission denied (the daemon answers root, its own "
+                           "user and members of its --query-group)") from None
+    return True
 
 
 def query_daemon(sock_path: str, sql: str, fmt: str, emit) -> bool:
@@ -182,20 +193,29 @@ def query_daemon(sock_path: str, sql: str, fmt: str, emit) -> bool:
         if peer_uid not in trusted:
             raise QueryRefused(f"the process behind {sock_path} runs as {user_name(peer_uid)}, not as root "
                                "or you: not trusting its answers")
-        s.sendall(json.dumps({"sql": sql, "format": fmt}).encode() + b"\n")
-        reader = s.makefile("rb")
-        while True:
-            head = reader.read(FRAME.size)
-            if len(head) < FRAME.size:
-                raise SinkError(f"the daemon behind {sock_path} hung up before the end of the answer")
-            kind, size = FRAME.unpack(head)
-            payload = reader.read(size)
-            if kind == DATA:
-                emit(payload)
-            elif kind == DONE:
-                return True
-            else:
-                raise _remote_error(payload)
+        try:
+            s.sendall(json.dumps({"sql": sql, "format": fmt}).encode() + b"\n")
+        except OSError:
+            pass  # it may have said why before hanging up: read on
+        try:
+            return _read_answer(s.makefile("rb"), sock_path, emit)
+        except OSError as exc:  # not a BrokenPipeError for the CLI, which would take it for stdout's
+            raise SinkError(f"the daemon behind {sock_path} hung up: {exc.strerror or exc}") from None
+
+
+def _read_answer(reader, sock_path: str, emit) -> bool:
+    while True:
+        head = reader.read(FRAME.size)
+        if len(head) < FRAME.size:
+            raise SinkError(f"the daemon behind {sock_path} hung up before the end of the answer")
+        kind, size = FRAME.unpack(head)
+        payload = reader.read(size)
+        if kind == DATA:
+            emit(payload)
+        elif kind == DONE:
+            return True
+        else:
+            raise _remote_error(payload)
 
 
 def _remote_error(payload: bytes) -> XtcpError:

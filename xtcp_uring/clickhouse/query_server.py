@@ -91,17 +91,19 @@ class QueryServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             pid, uid, gid, groups = peer_credentials(writer.get_extra_info("socket"))
-            if not self.allowed(uid, gid, groups):
-                self._note_refused(pid, uid)
-                who = "root, " + datadir.user_name(os.geteuid()) + (
-                    f" or group {self.group} (--query-group)" if self.group is not None else " (see --query-group)")
-                raise QueryRefused(f"{datadir.user_name(uid)} may not query this store: it answers {who}")
+            # Read the request line even from a client about to be refused: closing on unread
+            # bytes would reset the connection and lose the error frame on its way.
             try:
                 line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT_S)
             except asyncio.TimeoutError:
                 raise ConfigError(f"no request within {IDLE_TIMEOUT_S:g} s") from None
             except (ValueError, asyncio.LimitOverrunError):
                 raise ConfigError(f"request longer than {MAX_REQUEST_BYTES} bytes") from None
+            if not self.allowed(uid, gid, groups):
+                self._note_refused(pid, uid)
+                who = ["root"] + ([datadir.user_name(os.geteuid())] if os.geteuid() else [])
+                who.append(f"group {self.group} (--query-group)" if self.group is not None else "no group (--query-group)")
+                raise QueryRefused(f"{datadir.user_name(uid)} may not query this store: it answers {', '.join(who)}")
             sql, fmt = _parse_request(line)
             async with self._slots:
                 await self._answer(writer, sql, fmt)
