@@ -29,6 +29,8 @@ BLOCKED = {
     "host path as a table": ("SELECT * FROM default.`/etc/hostname`", "can be read here"),
     "host path as an IN table": ("SELECT 1 IN default.`/etc/hostname`", "can be read here"),
     "file probe by table name": ("SELECT hasColumnInTable('default', '/etc/hostname', 'c1')", "reaches outside"),
+    "file probe by EXISTS": ("EXISTS TABLE default.`/etc/hostname`", "database default"),
+    "file probe by SHOW CREATE": ("SHOW CREATE TABLE default.`/etc/hostname`", "database default"),
     "url": ("SELECT * FROM url('http://127.0.0.1:1/', 'LineAsString')", "url() reaches outside"),
     "s3": ("SELECT * FROM s3('http://127.0.0.1:1/b/k', 'CSV')", "s3() reaches outside"),
     "remote": ("SELECT * FROM remote('127.0.0.1:1', system.one)", "remote() reaches outside"),

@@ -4,7 +4,8 @@ chDB runs inside the daemon's process, as root. ``readonly=1`` on the query's ow
 stops INSERT, DDL, SYSTEM, SET and SETTINGS, and most table functions, but measured on chDB
 4.4 (ClickHouse 26.9) it lets through: ``INTO OUTFILE`` (chDB's client side writes the file),
 ``KILL QUERY``, ``USE``, the scalar ``file('/etc/shadow')`` (a string function: anywhere in
-an expression, ``'x' IN file(...)`` included), ``hasColumnInTable`` on a file path, and every
+an expression, ``'x' IN file(...)`` included), ``hasColumnInTable`` or ``EXISTS`` on a host
+path through chDB's ``default`` database (they tell whether the file exists), and every
 statement of ``a; b``. So a statement runs only after it passed these steps:
 
 1. ``formatQuery`` of the text, passed as a hex parameter (never spliced into our SQL), gives
@@ -30,6 +31,7 @@ from __future__ import annotations
 import threading
 
 from ..errors import ConfigError
+from .errors import one_line
 
 STATEMENTS = frozenset({
     "SelectWithUnionQuery", "Explain", "ShowTables", "ShowColumns", "ShowIndexes", "ShowCreateTableQuery",
@@ -39,6 +41,7 @@ STATEMENTS = frozenset({
 _INNER_STATEMENTS = frozenset({"SelectWithUnionQuery", "SelectQuery", "SelectIntersectExceptQuery", "Subquery",
                                "TablesInSelectQuery", "ShowCreateTableQuery", "ExistsTableQuery", "DescribeQuery"})
 _SELECTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery"})
+_NAMES_ITS_TABLE = frozenset({"ShowCreateTableQuery", "ExistsTableQuery"})
 # What EXPLAIN may explain (its FORMAT is an Identifier).
 _EXPLAINED = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "Identifier"})
 # Table functions that only compute rows; every other one reaches files, hosts or processes.
@@ -65,7 +68,7 @@ def canonical_statement(conn, sql: str, database: str) -> tuple[str, bool]:
     and whether it is a SELECT (chDB streams only those).
 
     Args:
-        conn: a chDB connection opened with ``readonly=1`` (``QueryLimits.connection_string``).
+        conn: a chDB connection opened with ``readonly=1`` (``QueryLimits.connection_settings``).
         sql: the client's text.
         database: the record database: tables may be there or in ``SYSTEM_DATABASES``.
 
@@ -78,8 +81,6 @@ def canonical_statement(conn, sql: str, database: str) -> tuple[str, bool]:
         canonical = _text(conn.query("SELECT formatQuery(unhex({q:String}))", "TSVRaw",
                                      params={"q": sql.encode().hex()})).rstrip("\n")
     except RuntimeError as exc:
-        from .errors import one_line
-
         why = one_line(str(exc)).split(": In scope SELECT formatQuery(", 1)[0]
         raise ReadOnlyViolation(f"not one SQL statement: {why}") from None
     # formatQuery escapes newlines in literals and names: a top-level clause starts a line.
@@ -110,6 +111,10 @@ def check_tree(tree: str, database: str, table_functions: frozenset[str], databa
         raise ReadOnlyViolation(f"{lines[0].strip() if lines else 'this statement'} is not allowed here: the "
                                 "query socket runs SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS and EXPLAIN only")
     allowed = SYSTEM_DATABASES | {database}
+    if root in _NAMES_ITS_TABLE:  # "ExistsTableQuery <db> <table>": EXISTS on a host path tells if it exists
+        named = lines[0].split(" ")[1]
+        if named and named not in allowed:
+            raise ReadOnlyViolation(f"database {named}: only {', '.join(sorted(allowed))} can be read here")
     for line in lines[1:]:
         depth = len(line) - len(line.lstrip(" "))
         kind, _, rest = line.strip().partition(" ")
