@@ -160,13 +160,3 @@ def test_error_codes_are_chdbs(tmp_path):
         assert {code: chdb_names.get(code) for code in named} == named
     finally:
         store.release()
-
-
-def test_error_text_becomes_one_line():
-    text = ("Streaming insert finish failed: Code: 76. DB::ErrnoException: Cannot open file /x/primary.cidx: , "
-            "errno: 24, strerror: Too many open files. (CANNOT_OPEN_FILE) (version 26.9.2.1)\nStack trace:\n0. x")
-    err = ch_errors.from_text("chDB", text)
-    assert str(err) == ("chDB: Code 76: Cannot open file /x/primary.cidx: , errno: 24, strerror: Too many open "
-                        "files. (CANNOT_OPEN_FILE)")
-    assert err.retriable and err.code == 76
-    assert not ch_errors.from_text("chDB", "Code: 53. DB::Exception: Type mismatch (TYPE_MISMATCH)").retriable

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlencode, urlsplit
 
 from .. import clickhouse, schema
-from ..clickhouse import errors
+from ..clickhouse import errors as ch_errors
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
 from .base import Encoded, Payload, Sink, SinkConfig
@@ -136,14 +136,14 @@ class ClickHouseHttpSink(Sink):
 
 
 def _http_error(url: str, status: int, code_header: str | None, body: bytes) -> SinkError:
-    """ClickHouse's code (header, else the body's "Code: N.") decides whether to retry; without
-    one, the HTTP status does (5xx, 408 and 429 pass)."""
+    """ClickHouse's code (header, else the body's "Code: N.") decides whether to retry. Without
+    one (a proxy answered), only a request the server calls malformed or too large is refused."""
     text = body[:2000].decode(errors="replace").strip()
-    code = int(code_header) if code_header and code_header.strip().isdigit() else errors.error_code(text)
+    code = int(code_header) if code_header and code_header.strip().isdigit() else ch_errors.error_code(text)
     if code is not None:
-        return errors.from_text(f"{url}: HTTP {status}", text, code)
-    err = SinkError(f"{url}: HTTP {status}: {errors.one_line(text)}")
-    err.retriable = status >= 500 or status in (408, 429)
+        return ch_errors.from_text(f"{url}: HTTP {status}", text, code)
+    err = SinkError(f"{url}: HTTP {status}: {ch_errors.one_line(text)}")
+    err.retriable = status not in (400, 413, 415, 422)
     return err
 
 
