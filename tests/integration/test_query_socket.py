@@ -222,3 +222,11 @@ def test_peer_credentials_are_the_kernels():
         pid, uid, gid, groups = query_client.peer_credentials(a)
     assert (pid, uid, gid) == (os.getpid(), os.geteuid(), os.getegid())
     assert set(groups) == set(os.getgroups())
+
+
+def test_without_a_daemon_another_users_store_is_not_opened(walkable_dir):
+    data = Path(walkable_dir) / "store"
+    data.mkdir(mode=0o711)
+    r = query(data, "SELECT 1", as_user=(NOBODY, NOGROUP, []))
+    assert r.returncode == 77 and "no daemon answers" in r.stderr and "belongs to uid 0 (root)" in r.stderr, r.stderr
+    assert os.listdir(data) == []

@@ -130,16 +130,25 @@ def run_query(sql: str, fmt: str = "table", data_dir: str | os.PathLike = DEFAUL
             opened (see ``open_store``).
         ClickHouseError: ClickHouse refused the statement or a limit stopped it.
     """
-    if not os.path.isdir(data_dir):
-        raise ConfigError(f"no xtcp store at {data_dir}: run the daemon first or pass --data-dir")
     chunks: list[bytes] = []
-    store = open_store(data_dir)
-    try:
-        run_statement(store, sql, fmt, limits or QueryLimits(), chunks.append)
-    finally:
-        store.release()
+    _run_here(sql, fmt, data_dir, limits or QueryLimits(), chunks.append)
     # Address columns are raw bytes: show them escaped rather than fail.
     return b"".join(chunks).decode(errors="backslashreplace")
+
+
+def _run_here(sql: str, fmt: str, data_dir, limits: QueryLimits, emit) -> None:
+    """Open the store in this process (no daemon holds it) and run the statement."""
+    if not os.path.isdir(data_dir):
+        raise ConfigError(f"no xtcp store at {data_dir}: run the daemon first or pass --data-dir")
+    owner = os.stat(data_dir).st_uid
+    if owner != os.geteuid():
+        raise QueryRefused(f"no daemon answers on {os.path.join(data_dir, QUERY_SOCKET)}, and {data_dir} belongs "
+                           f"to {user_name(owner)}: ask while the daemon runs, or as that user")
+    store = open_store(data_dir)
+    try:
+        run_statement(store, sql, fmt, limits, emit)
+    finally:
+        store.release()
 
 
 def run_query_cli(sql: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, fmt: str = "table") -> int:
@@ -147,13 +156,7 @@ def run_query_cli(sql: str, data_dir: str | os.PathLike = DEFAULT_DATA_DIR, fmt:
     out = _Output(sys.stdout)
     sock_path = os.path.join(data_dir, QUERY_SOCKET)
     if not (_daemon_socket(sock_path) and query_daemon(sock_path, sql, fmt, out.write)):
-        if not os.path.isdir(data_dir):
-            raise ConfigError(f"no xtcp store at {data_dir}: run the daemon first or pass --data-dir")
-        store = open_store(data_dir)
-        try:
-            run_statement(store, sql, fmt, QueryLimits(), out.write)
-        finally:
-            store.release()
+        _run_here(sql, fmt, data_dir, QueryLimits(), out.write)
     out.close()
     return 0
 
