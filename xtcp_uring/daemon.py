@@ -90,11 +90,15 @@ def query_options(args) -> dict:
     from .clickhouse import QueryLimits
     from .sinks.base import parse_size
 
-    try:
-        limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=parse_size(args.query_max_result_bytes),
-                             max_memory_bytes=parse_size(args.query_max_memory))
-    except ValueError as exc:
-        raise ConfigError(f"--query-max-result-bytes / --query-max-memory: {exc}") from None
+    sizes = {}
+    for flag, value in (("--query-max-result-bytes", args.query_max_result_bytes),
+                        ("--query-max-memory", args.query_max_memory)):
+        try:
+            sizes[flag] = parse_size(str(value))
+        except ValueError:
+            raise ConfigError(f"{flag} {value!r}: want a byte count such as 32M or 1G") from None
+    limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=sizes["--query-max-result-bytes"],
+                         max_memory_bytes=sizes["--query-max-memory"])
     group = args.query_group
     if group is not None:
         try:

@@ -230,3 +230,16 @@ def test_without_a_daemon_another_users_store_is_not_opened(walkable_dir):
     r = query(data, "SELECT 1", as_user=(NOBODY, NOGROUP, []))
     assert r.returncode == 77 and "no daemon answers" in r.stderr and "belongs to uid 0 (root)" in r.stderr, r.stderr
     assert os.listdir(data) == []
+
+
+@pytest.mark.parametrize("flags, why", [
+    (["--query-group", "no-such-group-xtcp"], "no such group"),
+    (["--query-max-memory", "lots"], "want a byte count"),
+    (["--query-timeout", "0"], "must be positive"),
+])
+def test_bad_query_flags_are_one_line(flags, why, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "xtcp_uring", "--data-dir", str(tmp_path / "store"), "--max-polls", "1",
+                        "--metrics-listen", "off", *flags], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 64 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "store").exists(), "flags are checked before anything is created"

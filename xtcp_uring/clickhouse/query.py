@@ -63,7 +63,8 @@ class QueryLimits:
 
     def __post_init__(self):
         if self.timeout_s <= 0 or self.max_result_bytes <= 0 or self.max_memory_bytes <= 0:
-            raise ConfigError(f"query limits must be positive: {self}")
+            raise ConfigError(f"--query-timeout, --query-max-result-bytes and --query-max-memory must be "
+                              f"positive: {self.timeout_s:g} s, {self.max_result_bytes} B, {self.max_memory_bytes} B")
 
     def connection_settings(self) -> str:
         # readonly first: it also forbids the statement itself from changing the others.
