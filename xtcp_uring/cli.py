@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xtcp_uring: {exc}", file=sys.stderr)
         return exc.exit_code
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"xtcp_uring: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"xtcp_uring: {exc.strerror or exc}{where}", file=sys.stderr)
         return 66 if isinstance(exc, FileNotFoundError) else 77
     except ValueError as exc:  # bad user input caught by the parsers of filters, URLs, numbers
         print(f"xtcp_uring: {exc}", file=sys.stderr)

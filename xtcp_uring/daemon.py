@@ -56,6 +56,15 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
                    help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
                         "Basic auth over clickhouse+http); refused otherwise")
+    g = p.add_argument_group("daemon: the query socket (<data-dir>/query.sock, read-only SQL)")
+    g.add_argument("--query-group", default=env_default("query_group", None),
+                   help="group (name or gid) whose members may query too (default: root and this user only)")
+    g.add_argument("--query-timeout", type=float, default=float(env_default("query_timeout", 30.0)),
+                   help="seconds one query may run (default 30)")
+    g.add_argument("--query-max-result-bytes", default=env_default("query_max_result_bytes", "32M"),
+                   help="largest result a query may return, e.g. 32M (default)")
+    g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
+                   help="memory one query may use, e.g. 512M (default)")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
@@ -85,7 +94,38 @@ class _RateLimitedWarnings:
             log.warning(msg, *args)
 
 
+def query_options(args) -> dict:
+    """``serve_queries`` keywords from the --query-* flags.
+
+    Raises:
+        ConfigError: a size, duration or group that does not parse or does not exist.
+    """
+    import grp
+
+    from .clickhouse import QueryLimits
+    from .sinks.base import parse_size
+
+    sizes = {}
+    for flag, value in (("--query-max-result-bytes", args.query_max_result_bytes),
+                        ("--query-max-memory", args.query_max_memory)):
+        try:
+            sizes[flag] = parse_size(str(value))
+        except ValueError:
+            raise ConfigError(f"{flag} {value!r}: want a byte count such as 32M or 1G") from None
+    limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=sizes["--query-max-result-bytes"],
+                         max_memory_bytes=sizes["--query-max-memory"])
+    group = args.query_group
+    if group is not None:
+        try:
+            group = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ConfigError(f"--query-group {args.query_group}: no such group") from None
+    return {"limits": limits, "group": group}
+
+
 def run_daemon(args) -> int:
+    # The store holds every namespace's connections: what we create is ours alone (0700/0600).
+    os.umask(0o077)
     try:
         import uvloop
     except ImportError:  # optional: plain asyncio works the same, a little slower
@@ -100,6 +140,7 @@ async def _serve(args) -> int:
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
     options = poller_options_from_args(args)
+    query_opts = query_options(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
     group = sinks.SinkGroup([sinks.open_sink(u, allow_insecure=args.allow_insecure,
@@ -176,11 +217,12 @@ async def _run(args, group, poller, metrics, observe_sinks, urls, once: bool) ->
     warnings = _RateLimitedWarnings()
     query_server = None
     async with group:
-        local_store = [u for u in urls if u.startswith("chdb://")]
+        local_store = [s for s in group.sinks if s.scheme == "chdb"]
         if local_store and not once:
             from .clickhouse import serve_queries
 
-            query_server = await serve_queries(local_store[0][len("chdb://"):].split("?")[0])
+            store = local_store[0].config
+            query_server = await serve_queries(store.path, database=store.database, **query_opts)
         try:
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,

@@ -13,6 +13,7 @@ import pytest
 
 from golden import cases
 from xtcp_uring import clickhouse, records, schema
+from xtcp_uring.clickhouse.errors import ClickHouseError
 from xtcp_uring.errors import ConfigError, SinkError
 from xtcp_uring.pcap import response_payloads
 from xtcp_uring.sinks import open_sink
@@ -199,16 +200,21 @@ class FakeClickHouse:
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
                 sql = parse_qs(urlsplit(target).query)["query"][0]
                 self.requests.append((sql, headers))
-                status, text = self.run(sql, body)
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(text)}\r\n\r\n".encode() + text)
+                status, text, code = self.run(sql, body)
+                head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(text)}\r\n"
+                if code is not None:
+                    head += f"X-ClickHouse-Exception-Code: {code}\r\n"
+                writer.write(head.encode() + b"\r\n" + text)
                 await writer.drain()
         finally:
             writer.close()
 
-    def run(self, sql: str, body: bytes) -> tuple[int, bytes]:
+    def run(self, sql: str, body: bytes) -> tuple[int, bytes, int | None]:
+        """(HTTP status, body, ClickHouse error code): ClickHouse answers 404 for a missing
+        table or database, 400 for a statement or data it refuses, and sends the code."""
         if self.fail_next:
             self.fail_next -= 1
-            return 503, b"Code: 202. DB::Exception: Too many simultaneous queries"
+            return 503, b"Code: 202. DB::Exception: Too many simultaneous queries", 202
         try:
             if " FORMAT " in sql:
                 sql, fmt = sql.rsplit(" FORMAT ", 1)
@@ -217,9 +223,9 @@ class FakeClickHouse:
                 self.store.insert(sql, fmt, body)
             else:
                 self.store.query(sql)
-        except SinkError as exc:
-            return 400, str(exc).encode()
-        return 200, b""
+        except ClickHouseError as exc:
+            return (404 if exc.table_missing else 400), str(exc).encode(), exc.code
+        return 200, b"", None
 
 
 @pytest.mark.parametrize("fmt", ["arrow", "protobuf_list"])
@@ -244,15 +250,33 @@ async def test_clickhouse_http_sink(store, fmt):
     assert headers["authorization"] == "Basic " + base64.b64encode(b"writer:pw").decode()
 
 
-async def test_clickhouse_http_sink_rejects_what_the_server_refuses(store):
+async def test_clickhouse_http_sink_retries_a_missing_table_and_rejects_only_a_refused_batch(store):
     server = FakeClickHouse(store)
     srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
+    store.query("CREATE DATABASE IF NOT EXISTS narrow")
+    store.query("CREATE TABLE IF NOT EXISTS narrow.xtcp_records (hostname String) ENGINE = Memory")
+    fast = dict(retry_initial_s=0.01, retry_max_s=0.05, close_timeout_s=0.5)
     try:
-        async with open_sink(f"clickhouse+http://127.0.0.1:{port}/nosuchdb") as sink:
+        # A database nobody created yet: retried until the operator does (here: until close).
+        async with open_sink(f"clickhouse+http://127.0.0.1:{port}/nosuchdb", **fast) as sink:
             await sink.send(make_batch(503))
+            while sink.stats.errors < 3:
+                await asyncio.sleep(0.01)
+            assert sink.stats.rejected_batches == 0 and sink.stats.inflight_batches == 1
+        assert sink.stats.dropped_batches == 1 and sink.stats.rejected_batches == 0
+        # A table whose columns our batches never fit: rejected at once, counted apart.
+        async with open_sink(f"clickhouse+http://127.0.0.1:{port}/narrow", **fast) as sink:
+            await sink.send(make_batch(504))
             await sink.flush(timeout=30)
-        assert sink.stats.rejected_batches == 1 and sink.stats.sent_batches == 0
+        assert (sink.stats.rejected_batches, sink.stats.errors, sink.stats.sent_batches) == (1, 1, 0)
+        # create_table=true: a table dropped under the sink is created again.
+        async with open_sink(f"clickhouse+http://127.0.0.1:{port}/again?create_table=true", **fast) as sink:
+            store.query("DROP TABLE again.xtcp_records SYNC")
+            await sink.send(make_batch(505))
+            await sink.flush(timeout=30)
+        assert sink.stats.sent_batches == 1 and sink.stats.rejected_batches == 0
+        assert int(store.query("SELECT count() FROM again.xtcp_records WHERE poll_id = 505").bytes()) == 909
     finally:
         srv.close()
         await srv.wait_closed()

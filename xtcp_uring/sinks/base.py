@@ -118,16 +118,25 @@ def _convert(key: str, raw: Any, hint: Any, url: str):
                 return False
             raise ValueError(raw)
         if int in want:
-            suffix = raw[-1:].lower()
-            if suffix in _SIZE_SUFFIXES and (key.endswith("_bytes") or key.endswith("_size")):
-                return int(float(raw[:-1]) * _SIZE_SUFFIXES[suffix])
-            return int(raw)
+            return parse_size(raw) if key.endswith("_bytes") or key.endswith("_size") else int(raw)
         if float in want:
             return float(raw)
         return raw
     except ValueError:
         shown = "" if key in SECRET_OPTIONS else f" {raw!r}"
         raise ConfigError(f"{_public_url(url)}: bad value{shown} for {key}") from None
+
+
+def parse_size(raw: str) -> int:
+    """A byte count with an optional k/M/G suffix (powers of 1024): "64M" is 67108864.
+
+    Raises:
+        ValueError: not a number.
+    """
+    suffix = raw[-1:].lower()
+    if suffix in _SIZE_SUFFIXES:
+        return int(float(raw[:-1]) * _SIZE_SUFFIXES[suffix])
+    return int(raw)
 
 
 def _public_url(url: str) -> str:

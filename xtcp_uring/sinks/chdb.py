@@ -3,17 +3,25 @@
 Creates database ``xtcp`` and the table from the generated DDL on connect, then inserts each
 batch as one Arrow table built from numpy columns of the C records (``clickhouse.arrow_table``),
 in a thread: the insert is ClickHouse work that releases the GIL, and the loop keeps polling.
+
+A table (or database) that went missing (someone dropped it) is created again and the insert
+retried; every other chDB error but a refused schema is retried by the base with backoff
+(``clickhouse.errors``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .. import clickhouse
+from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
 from .base import Encoded, Payload, Sink, SinkConfig
+
+log = logging.getLogger("xtcp_uring.sinks")
 
 
 @dataclass(kw_only=True)
@@ -49,7 +57,18 @@ class ChdbSink(Sink):
         await asyncio.to_thread(self.store.ensure_table, self.config.database, self.config.ttl_days)
 
     async def _write(self, table) -> None:
-        await asyncio.to_thread(self.store.insert_arrow, table, self.config.database)
+        await asyncio.to_thread(self._insert, table)
+
+    def _insert(self, table) -> None:
+        try:
+            self.store.insert_arrow(table, self.config.database)
+        except ClickHouseError as exc:
+            if not exc.table_missing:
+                raise
+            log.warning("%s: %s.%s is missing (%s): creating it again", self.name, self.config.database,
+                        clickhouse.TABLE, exc)
+            self.store.ensure_table(self.config.database, self.config.ttl_days)
+            self.store.insert_arrow(table, self.config.database)
 
     async def _disconnect(self) -> None:
         store, self.store = self.store, None

@@ -4,9 +4,11 @@ Each batch is one ``INSERT INTO db.xtcp_records`` request. ``format=arrow`` (def
 Arrow IPC stream of the same columns the chDB sink inserts, and needs nothing on the server
 but the table. ``format=protobuf_list`` sends our Envelope bytes (one ProtobufList message per
 request, as ClickHouse reads one per stream) and needs ``xtcp_flat_record.proto`` in the
-server's ``format_schema_path``. ``create_table=true`` runs the DDL first (single servers; on
-a cluster create the tables once by hand from ``examples/clickhouse``). Stdlib ``http.client``
-in a thread: one keep-alive connection per sink.
+server's ``format_schema_path``. ``create_table=true`` runs the DDL first, and again if the
+table goes missing (single servers; on a cluster create the tables once by hand from
+``examples/clickhouse``). Errors are retried unless ClickHouse's code says the batch itself is
+refused (``clickhouse.errors``). Stdlib ``http.client`` in a thread: one keep-alive connection
+per sink.
 
 ``clickhouse+https://`` verifies the server against ``ca_file=`` (default: the system's CAs);
 ``cert_file=``/``key_file=`` present a client certificate. The password comes from
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .. import clickhouse, schema
+from ..clickhouse import errors as ch_errors
+from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
 from .base import Encoded, Payload, Sink, SinkConfig
 from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
@@ -134,7 +138,13 @@ class ClickHouseHttpSink(Sink):
 
     async def _write(self, data) -> None:
         fmt, body, *columns = data
-        await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
+        try:
+            await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
+        except ClickHouseError as exc:
+            if not (exc.table_missing and self.config.create_table):
+                raise  # a missing table the operator creates is retried meanwhile
+            await self._connect()  # someone dropped it: create it again, then insert
+            await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
 
     def _post(self, sql: str, body: bytes) -> None:
         if self._conn is None:
@@ -153,14 +163,24 @@ class ClickHouseHttpSink(Sink):
             self._conn = None
             raise
         if resp.status != 200:
-            err = SinkError(f"{self.config.url}: HTTP {resp.status}: {text[:500].decode(errors='replace').strip()}")
-            err.retriable = resp.status >= 500 or resp.status in (408, 429)
-            raise err
+            raise _http_error(self.config.url, resp.status, resp.getheader("X-ClickHouse-Exception-Code"), text)
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _http_error(url: str, status: int, code_header: str | None, body: bytes) -> SinkError:
+    """ClickHouse's code (header, else the body's "Code: N.") decides whether to retry. Without
+    one (a proxy answered), only a request the server calls malformed or too large is refused."""
+    text = body[:2000].decode(errors="replace").strip()
+    code = int(code_header) if code_header and code_header.strip().isdigit() else ch_errors.error_code(text)
+    if code is not None:
+        return ch_errors.from_text(f"{url}: HTTP {status}", text, code)
+    err = SinkError(f"{url}: HTTP {status}: {ch_errors.one_line(text)}")
+    err.retriable = status not in (400, 413, 415, 422)
+    return err
 
 
 def _arrow_ipc(table) -> bytes:
