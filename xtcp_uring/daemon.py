@@ -25,6 +25,7 @@ from .clickhouse import DEFAULT_DATA_DIR
 from .delivery import DeliveryWatch
 from .limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from .privileges import current as current_privileges
+from .errors import ConfigError
 
 log = logging.getLogger("xtcp_uring.daemon")
 
@@ -172,7 +173,7 @@ async def _serve(args) -> int:
         server = MetricsServer(metrics, *listen, ready_after_s=3 * args.interval + 30, not_ready=not_ready)
         await server.start()  # first: a busy port is one line and an exit, nothing else opened
     try:
-        await _run(args, group, poller, metrics, observe_sinks, urls, once)
+        await _run(args, group, poller, metrics, observe_sinks, query_opts, once)
     finally:
         if server is not None:
             await server.close()
@@ -184,7 +185,7 @@ async def _serve(args) -> int:
     return 0
 
 
-async def _run(args, group, poller, metrics, observe_sinks, urls, once: bool) -> None:
+async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
         poller.max_namespaces = default_max_namespaces(limit.soft)
