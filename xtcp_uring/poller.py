@@ -64,6 +64,9 @@ _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequen
 _fallback_logged = False
 # A dump that ended this way may still be pending in the kernel on that socket: reopen it.
 _SOCKET_LEFT_BUSY = (errno.ETIMEDOUT, errno.EBUSY, errno.ECANCELED)
+# Why netlink input was dropped unread: not from the kernel, not the dump in flight (another
+# nlmsg_seq: per message), a lying length (the rest of that datagram).
+REJECT_REASONS = ("sender", "seq", "malformed")
 
 
 @dataclass
@@ -80,6 +83,7 @@ class PollerStats:
     last_poll_ns: int = 0  # duration of the last poll, reconcile to batch
     last_reconcile_ns: int = 0
     namespaces: NamespaceStats = field(default_factory=NamespaceStats)
+    netlink_rejected: dict = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))  # by reason
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -416,6 +420,7 @@ class Poller:
                     self._manager.reopen(r.net_id)
             dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq) for r in results
                      if r.net_id in namespaces]  # a backend answers only for the jobs it got
+            self._count_rejected(dumps)
             for failure in self._manager.failures:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
                 dump.error = str(failure.error)
@@ -429,6 +434,11 @@ class Poller:
             s.sockets = len(batch)
             s.last_poll_ns = batch.duration_ns
             return batch
+
+    def _count_rejected(self, dumps: list[records.Dump]) -> None:
+        rejected = self.stats.netlink_rejected
+        rejected["seq"] += sum(d.stats.rejected_seq for d in dumps)
+        rejected["malformed"] += sum(d.stats.rejected_malformed for d in dumps)
 
     async def _dump_all(self, jobs: list[DumpJob]) -> list[DumpResult]:
         try:
