@@ -1,9 +1,21 @@
 /*
- * Netlink, once: the constants we use and the one bounds-checked walk over the nlmsghdrs of a
- * received buffer. The ring (ring.c), the decoder (nl_decode.c) and the plain-socket backend
- * (through xtcp_nl_scan) use these and nothing else. Every length is checked before it is
- * followed (xtcp_nl_next): a lying nlmsg_len ends the walk of that buffer, counted as
- * malformed. Host byte order throughout (netlink is).
+ * Netlink, once: the constants we use, how we open a SOCK_DIAG socket, and the one
+ * bounds-checked walk over the nlmsghdrs of a received buffer. The ring (ring.c), the decoder
+ * (nl_decode.c), the plain-socket backend (through xtcp_nl_scan) and benchmarks/raw_dump.c use
+ * these and nothing else.
+ *
+ * The rule for every netlink socket we open, now and later: only the kernel may feed it.
+ *   1. It is connect()ed to the kernel (nl_pid 0) as soon as it exists, before its fd leaves
+ *      C. A connected netlink socket takes unicasts from its peer only: the kernel refuses
+ *      everyone else's with ECONNREFUSED (netlink_getsockbyportid). Without it, anyone with
+ *      CAP_NET_ADMIN in the namespace's user namespace (any user, in a namespace of their own)
+ *      can unicast to our port id.
+ *   2. Whoever receives checks the sender where it can (the plain-socket backend: nl_pid 0),
+ *      and every dump carries a random nlmsg_seq: a message of another seq is dropped and
+ *      counted, never decoded (the rest of an abandoned dump, or something forged).
+ *   3. Every length is checked before it is followed (xtcp_nl_next): a lying nlmsg_len ends
+ *      the walk of that buffer, counted as malformed.
+ * Host byte order throughout (netlink is).
  */
 #ifndef XTCP_NL_H
 #define XTCP_NL_H
@@ -12,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 
@@ -25,6 +39,30 @@ _Static_assert(sizeof(struct nlattr) == 4, "nlattr/rtattr header is 4 bytes");
 
 static inline uint16_t xtcp_nl_ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t xtcp_nl_ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/* Open a NETLINK_SOCK_DIAG socket in the calling thread's namespace, connected to the kernel
+ * (rule 1), close-on-exec; extra_type adds SOCK_NONBLOCK or nothing. Anything queued in the
+ * instant between connect()'s autobind and the socket turning connected is discarded, and
+ * counted in *drained. Returns the fd or -errno. */
+static inline int xtcp_nl_open_diag(int extra_type, uint32_t *drained)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | extra_type, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof kernel);
+    kernel.nl_family = AF_NETLINK;   /* nl_pid 0: the kernel; nl_groups 0: no multicast */
+    if (connect(fd, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    /* A datagram is at least one skb of the receive buffer: this ends long before the limit. */
+    uint8_t byte;
+    for (int i = 0; i < 100000 && recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) >= 0; i++)
+        (*drained)++;
+    return fd;
+}
 
 /* The errno an NLMSG_ERROR / NLMSG_DONE status carries, as a positive number: 0 (none, or an
  * ACK) or 1..4095. A status no kernel sends (positive, or below -4095, INT32_MIN included: its

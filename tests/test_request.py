@@ -2,8 +2,8 @@
 
 The first part needs no kernel: bytes are compared with xtcp2's captures, and bytecode is
 checked against small test-only models of the kernel's inet_diag_bc_audit / inet_diag_bc_run.
-The last part sends the requests to the running kernel over a plain NETLINK_SOCK_DIAG socket
-(no privilege needed: the dump covers this process's own network namespace) and checks which
+The last part sends the requests to the running kernel over a NETLINK_SOCK_DIAG socket
+opened as the poller opens it (no privilege needed: the dump covers this process's own network namespace) and checks which
 of our own loopback sockets each filter returns.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from xtcp_uring import native
 from xtcp_uring.request import (
     AF_INET,
     AF_INET6,
@@ -42,7 +43,6 @@ from xtcp_uring.request import (
     INET_DIAG_NOCOOKIE,
     INET_DIAG_REQ_BYTECODE,
     IPPROTO_TCP,
-    NETLINK_SOCK_DIAG,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     REQUEST_LEN,
@@ -525,7 +525,8 @@ def kernel_dump(family: int, flt: Filter | bytes | None = None,
                 states: int = DEFAULT_STATES) -> set[tuple]:
     """Send one request and return (family, src, sport, dst, dport) of every reply."""
     found = set()
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
+    with socket.socket(fileno=native.open_diag_socket()[0]) as nl:  # connected, like the poller's
+        nl.setblocking(True)
         nl.sendall(build_request(family, filter=flt, states=states, ext=0, seq=7))
         while True:
             data, pos = nl.recv(65536), 0

@@ -22,7 +22,8 @@ exactly those fds and nothing else.
    handed to the opener.
 3. **Open** (one dedicated opener thread, never the event loop): open the namespace file,
    check it is still the scanned inode, ``setns`` in, open the socket, ``setns`` back
-   (``csrc/netns.c``), read ``SO_NETNS_COOKIE``. Only fds cross back to the loop.
+   (``csrc/netns.c``; connected to the kernel, so only the kernel can write to it), read
+   ``SO_NETNS_COOKIE``. Only fds cross back to the loop.
 
 Identity: the dedupe key is ``(st_dev, st_ino)``, checked before anything is opened. While
 this manager holds a namespace's socket the namespace cannot be freed, so its inode cannot be
@@ -122,6 +123,7 @@ class NamespaceStats:
     task_scans: int = 0
     reopened: int = 0  # sockets closed after an abandoned dump, reopened by the next reconcile
     opener_restarts: int = 0  # opener threads retired after failing to return to their namespace
+    netlink_drained: int = 0  # datagrams found on a socket before it was connected: discarded
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
     last_scan_ns: int = 0  # duration of the last /proc + bind-mount scan
@@ -568,31 +570,33 @@ class NamespaceManager:
         for cand in todo:
             if self._closed:
                 break
-            if cand.key == here:
-                fd = lib.xtcp_open_diag_socket_in(-1)  # this thread's own namespace: no setns
-            else:
-                try:
-                    nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError as exc:
-                    results.append((cand, exc))
-                    continue
-                try:
-                    st = os.fstat(nsfd)
-                    if (st.st_dev, st.st_ino) != cand.key:
-                        # The pid died and was reused (or the mount changed) since the scan.
-                        results.append((cand, FileNotFoundError(errno.ENOENT, "namespace changed since the scan", cand.path)))
+            try:
+                if cand.key == here:
+                    fd, drained = native.open_diag_socket(-1)  # this thread's own namespace: no setns
+                else:
+                    try:
+                        nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError as exc:
+                        results.append((cand, exc))
                         continue
-                    fd = lib.xtcp_open_diag_socket_in(nsfd)
-                finally:
-                    os.close(nsfd)
-            if fd == -errno.ENOTRECOVERABLE:
-                return results, True  # this thread is stuck in a foreign namespace: retire it
-            if fd < 0:
-                results.append((cand, OSError(-fd, os.strerror(-fd), cand.path)))
+                    try:
+                        st = os.fstat(nsfd)
+                        if (st.st_dev, st.st_ino) != cand.key:
+                            # The pid died and was reused (or the mount changed) since the scan.
+                            results.append((cand, FileNotFoundError(errno.ENOENT, "namespace changed since the scan", cand.path)))
+                            continue
+                        fd, drained = native.open_diag_socket(nsfd)
+                    finally:
+                        os.close(nsfd)
+            except OSError as exc:
+                if exc.errno == errno.ENOTRECOVERABLE:
+                    return results, True  # this thread is stuck in a foreign namespace: retire it
+                results.append((cand, OSError(exc.errno, exc.strerror, cand.path)))
                 continue
             rc = lib.xtcp_netns_cookie(fd, cookie_out)
             cookie = cookie_out[0] if rc == 0 else 0
             with self._lock:
+                self.stats.netlink_drained += drained
                 if self._closed:
                     os.close(fd)
                     break

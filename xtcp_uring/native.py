@@ -128,6 +128,24 @@ def pool_stats() -> dict[str, int]:
     return {"kept_blocks": s.kept_blocks, "kept_bytes": s.kept_bytes, "reused": s.reused, "allocated": s.allocated}
 
 
+def open_diag_socket(nsfd: int = -1) -> tuple[int, int]:
+    """A non-blocking SOCK_DIAG socket connected to the kernel (csrc/nl.h: only the kernel may
+    feed it), in the namespace of ``nsfd`` (-1: the calling thread's own).
+
+    Returns:
+        (fd, drained): the socket, and how many datagrams someone slipped in before it was
+        connected (discarded; count them as rejected senders).
+    Raises:
+        OSError: socket, setns or connect failed (ENOTRECOVERABLE: this thread could not go
+        back to its namespace and must be retired).
+    """
+    drained = ffi.new("uint32_t *")
+    fd = lib.xtcp_open_diag_socket_in(nsfd, drained)
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd))
+    return fd, drained[0]
+
+
 def scan_chunk(buf, seq: int) -> tuple[int, int]:
     """What one received datagram means for the dump whose request had nlmsg_seq ``seq``.
 

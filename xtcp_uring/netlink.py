@@ -11,6 +11,10 @@ ends with ``NLMSG_DONE`` (whose payload carries an errno if the dump failed midw
 ``NLMSG_ERROR`` when the kernel refused the request (``native.scan_chunk``, the ring's own
 end-of-dump scan). Jobs are coroutines gathered together; each yields to the loop every few
 milliseconds so one big namespace cannot stall the loop.
+
+Only the kernel may feed these sockets (``csrc/nl.h``): they are connected to it, every recv
+checks that the sender is the kernel (nl_pid 0; others are dropped unread and counted in
+``DumpResult.rejected_sender``), and the decoder drops messages of another nlmsg_seq.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import struct
 import time
 from typing import Sequence
@@ -30,6 +35,7 @@ __all__ = ["SocketBackend", "RECV_BUFFER_SIZE"]
 
 RECV_BUFFER_SIZE = 64 * 1024  # one recv is one skb of <= ~32 KiB; smaller buffers truncate (MSG_TRUNC)
 DEFAULT_TIMEOUT = 10.0
+KERNEL_PORT_ID = 0  # nl_pid of every message the kernel sends
 _YIELD_AFTER = 0.002  # seconds of recv work before letting other tasks run
 _MAX_DRAIN_RECVS = 100_000  # bound on discarding a stale dump (about 3 GB of messages)
 
@@ -109,35 +115,44 @@ class SocketBackend:
             os.write(fd, request)
         slice_start = loop.time()
         bufsize = self.bufsize
-        while True:
-            try:
-                data = os.read(fd, bufsize)
-            except BlockingIOError:
-                await _readable_or_writable(loop, fd, deadline)
-                slice_start = loop.time()
-                continue
-            if not data:
-                raise _error(errno.ECONNRESET, "netlink socket closed mid-dump")
-            result.buffers.append(data)
-            result.nbytes += len(data)
-            result.recvs += 1
-            state, code = native.scan_chunk(data, seq)
-            if state == native.SCAN_DONE:
-                if code:
-                    result.error = _error(code, "dump ended early")
-                return
-            if state == native.SCAN_REFUSED:
-                if code:
-                    raise _error(code, "kernel refused the dump request")
-                return  # an ACK: the kernel is done with the request
-            if state == native.SCAN_MALFORMED:
-                raise _error(code, "dump reply")
-            now = loop.time()
-            if now >= deadline:
-                raise TimeoutError
-            if now - slice_start >= _YIELD_AFTER:
-                await asyncio.sleep(0)
-                slice_start = loop.time()
+        sock = socket.socket(fileno=fd)  # for recvfrom's sender; detached below, never closed
+        try:
+            while True:
+                try:
+                    data, (sender, _groups) = sock.recvfrom(bufsize)
+                except BlockingIOError:
+                    await _readable_or_writable(loop, fd, deadline)
+                    slice_start = loop.time()
+                    continue
+                if sender != KERNEL_PORT_ID:
+                    # Only the kernel answers a dump (our sockets are connected to it, so this
+                    # should never pass the kernel's own check): dropped unread, counted.
+                    result.rejected_sender += 1
+                    continue
+                if not data:
+                    raise _error(errno.ECONNRESET, "netlink socket closed mid-dump")
+                result.buffers.append(data)
+                result.nbytes += len(data)
+                result.recvs += 1
+                state, code = native.scan_chunk(data, seq)
+                if state == native.SCAN_DONE:
+                    if code:
+                        result.error = _error(code, "dump ended early")
+                    return
+                if state == native.SCAN_REFUSED:
+                    if code:
+                        raise _error(code, "kernel refused the dump request")
+                    return  # an ACK: the kernel is done with the request
+                if state == native.SCAN_MALFORMED:
+                    raise _error(code, "dump reply")
+                now = loop.time()
+                if now >= deadline:
+                    raise TimeoutError
+                if now - slice_start >= _YIELD_AFTER:
+                    await asyncio.sleep(0)
+                    slice_start = loop.time()
+        finally:
+            sock.detach()
 
     async def _drain(self, loop, fd: int, deadline: float) -> None:
         """Discard what a cut-short dump left: recv (which builds the rest) until empty."""

@@ -207,6 +207,7 @@ class Poller:
         self._kernel_release = ""
         self._layout = native.HOST_TCP_INFO_LAYOUT
         self._poll_id = 0
+        self._drained_seen = 0
         self._label_cache: dict[tuple, bytes] = {}
         self._version_labels = self._host_labels = b""
         self._poll_lock: asyncio.Lock | None = None
@@ -420,7 +421,7 @@ class Poller:
                     self._manager.reopen(r.net_id)
             dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq) for r in results
                      if r.net_id in namespaces]  # a backend answers only for the jobs it got
-            self._count_rejected(dumps)
+            self._count_rejected(results, dumps)
             for failure in self._manager.failures:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
                 dump.error = str(failure.error)
@@ -435,8 +436,11 @@ class Poller:
             s.last_poll_ns = batch.duration_ns
             return batch
 
-    def _count_rejected(self, dumps: list[records.Dump]) -> None:
+    def _count_rejected(self, results: list[DumpResult], dumps: list[records.Dump]) -> None:
         rejected = self.stats.netlink_rejected
+        drained = self._manager.stats.netlink_drained  # slipped in before a socket was connected
+        rejected["sender"] += sum(r.rejected_sender for r in results) + drained - self._drained_seen
+        self._drained_seen = drained
         rejected["seq"] += sum(d.stats.rejected_seq for d in dumps)
         rejected["malformed"] += sum(d.stats.rejected_malformed for d in dumps)
 

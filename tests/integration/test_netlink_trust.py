@@ -1,0 +1,70 @@
+"""Only the kernel feeds our netlink sockets (csrc/nl.h), checked on the real kernel.
+
+Sending a unicast to another process's netlink port id needs CAP_NET_ADMIN in the owner of
+the namespace (root here; any user in a namespace of their own, tests/integration/test_attack.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+from netlink_attacker import NETLINK_SOCK_DIAG, forged_socket
+
+from xtcp_uring import native, request
+from xtcp_uring.backend import DumpJob
+from xtcp_uring.netlink import SocketBackend
+
+pytestmark = pytest.mark.root
+
+
+def portid(sock: socket.socket) -> int:
+    return sock.getsockname()[0]
+
+
+def test_a_socket_we_open_refuses_every_sender_but_the_kernel():
+    ours = socket.socket(fileno=native.open_diag_socket()[0])
+    unconnected = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    unconnected.bind((0, 0))
+    attacker = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    try:
+        gram = forged_socket(1)
+        attacker.sendto(gram, (portid(unconnected), 0))  # the control: the same send goes through
+        assert unconnected.recv(65536) == gram
+        with pytest.raises(ConnectionRefusedError):
+            attacker.sendto(gram, (portid(ours), 0))
+        # The kernel still answers it.
+        ours.setblocking(True)
+        ours.send(request.build_request(request.AF_INET, seq=99))
+        _, (sender, groups) = ours.recvfrom(65536)
+        assert (sender, groups) == (0, 0)
+    finally:
+        for s in (ours, unconnected, attacker):
+            s.close()
+
+
+async def test_the_socket_backend_drops_datagrams_not_sent_by_the_kernel():
+    """A netlink socket someone forgot to connect: the sender check still keeps it clean."""
+    victim = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, NETLINK_SOCK_DIAG)
+    victim.bind((0, 0))
+    attacker = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    seq = 0x1234_5678
+    try:
+        for _ in range(3):  # forged replies with the right seq, queued before the dump starts
+            attacker.sendto(forged_socket(seq), (portid(victim), 0))
+        backend = SocketBackend()
+        req = request.build_request(request.AF_INET, seq=seq)
+        [result] = await backend.dump_all([DumpJob(1, victim.fileno(), ((request.AF_INET, req),))])
+        assert result.error is None and result.rejected_sender == 3
+        from xtcp_uring.records import decode_buffers
+
+        dump = decode_buffers(result.buffers, seq=seq)
+        ports = set(dump.array()["inet_diag_msg_socket_source_port"].tolist())
+        assert listener.getsockname()[1] in ports and 31337 not in ports
+    finally:
+        for s in (victim, attacker, listener):
+            s.close()
