@@ -55,6 +55,8 @@ from xtcp_uring.request import (
     RequestError,
     build_request,
     ext_for,
+    random_seqs,
+    with_seq,
 )
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2"
@@ -128,6 +130,21 @@ def test_request_passes_raw_bytecode_through() -> None:
         build_request(AF_INET, filter=b"\x00\x04\x00")
     with pytest.raises(TypeError, match="Filter, bytecode bytes or None"):
         build_request(AF_INET, filter="sport 22")
+
+
+def test_with_seq_stamps_only_nlmsg_seq() -> None:
+    flt = Filter.sport(22)
+    for seq in (1, 0xDEADBEEF, 0xFFFFFFFF):
+        assert with_seq(build_request(AF_INET6, filter=flt), seq) == build_request(AF_INET6, filter=flt, seq=seq)
+    with pytest.raises(RequestError, match="u32 nlmsg_seq"):
+        with_seq(build_request(AF_INET), 1 << 32)
+
+
+def test_random_seqs_are_one_per_dump_and_never_zero() -> None:
+    seqs = random_seqs(4096)
+    assert len(seqs) == 4096 and all(0 < s <= 0xFFFFFFFF for s in seqs)
+    assert len(set(seqs)) > 4090  # 32 random bits: a collision among 4096 is rare, many is a bug
+    assert random_seqs(0) == []
 
 
 def test_unspec_family_rejected_with_reason() -> None:

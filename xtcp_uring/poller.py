@@ -22,8 +22,9 @@ ticker task) → closed. Two rules:
    reaps what is in flight), then the namespace fds; it is idempotent.
 
 A poll: ``NamespaceManager.reconcile()`` → one ``DumpJob`` per open namespace with one request
-per family (``nlmsg_seq`` = the poll id, so a stale dump's messages are never mistaken for
-this one's, and the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
+per family (each with a random ``nlmsg_seq`` of its own, so neither a stale dump's messages nor
+forged ones are mistaken for this one's; they are counted in ``stats.netlink_rejected``, and
+the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
 (and with ``encode``, encodes) each chunk as it arrives, while the sockets path returns bytes
 for ``records.decode_buffers()`` → optional sampling (a numpy mask over the cookie column) →
 ``Batch``.
@@ -404,23 +405,24 @@ class Poller:
             await self._manager.reconcile()
             self.stats.last_reconcile_ns = time.monotonic_ns() - t0
             namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
-            seq = poll_id & 0xFFFFFFFF or 1
-            requests = tuple(
-                (fam, request.build_request(fam, states=self.states, ext=self.ext,
-                                            filter=self._requests_args[fam], seq=seq))
-                for fam in self.families
-            )
+            templates = {fam: request.build_request(fam, states=self.states, ext=self.ext,
+                                                    filter=self._requests_args[fam])
+                         for fam in self.families}
+            seqs = iter(request.random_seqs(len(namespaces) * len(self.families)))
+            seq_of = {(net_id, fam): next(seqs) for net_id in namespaces for fam in self.families}
             timestamp_ns = time.time_ns()
             poll_labels = records.encode_labels(timestamp_ns=timestamp_ns, poll_id=poll_id)
-            jobs = [DumpJob(net_id, ns.fd, requests, tuple(self._labels(poll_labels, ns, fam) for fam in self.families))
+            jobs = [DumpJob(net_id, ns.fd,
+                            tuple((fam, request.with_seq(templates[fam], seq_of[net_id, fam])) for fam in self.families),
+                            tuple(self._labels(poll_labels, ns, fam) for fam in self.families))
                     for net_id, ns in namespaces.items()]
             labels = {job.net_id: dict(zip(self.families, job.labels)) for job in jobs}
             results = await self._dump_all(jobs) if jobs else []
             for r in results:
                 if isinstance(r.error, OSError) and r.error.errno in _SOCKET_LEFT_BUSY:
                     self._manager.reopen(r.net_id)
-            dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq) for r in results
-                     if r.net_id in namespaces]  # a backend answers only for the jobs it got
+            dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq_of[r.net_id, r.family])
+                     for r in results if r.net_id in namespaces]  # a backend answers only for the jobs it got
             self._count_rejected(results, dumps)
             for failure in self._manager.failures:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)

@@ -15,6 +15,7 @@ from netlink_attacker import NETLINK_SOCK_DIAG, forged_socket
 from xtcp_uring import native, request
 from xtcp_uring.backend import DumpJob
 from xtcp_uring.netlink import SocketBackend
+from xtcp_uring.poller import Poller
 
 pytestmark = pytest.mark.root
 
@@ -68,3 +69,50 @@ async def test_the_socket_backend_drops_datagrams_not_sent_by_the_kernel():
     finally:
         for s in (victim, attacker, listener):
             s.close()
+
+
+class RecordingBackend:
+    """The real plain-socket backend, remembering the requests it was given."""
+
+    def __init__(self):
+        self.inner = SocketBackend()
+        self.name = self.inner.name
+        self.requests: list[bytes] = []
+
+    async def dump_all(self, jobs):
+        self.requests += [req for job in jobs for _, req in job.requests]
+        return await self.inner.dump_all(jobs)
+
+    def close(self):
+        self.inner.close()
+
+
+async def test_every_dump_has_its_own_unguessable_seq(netns_farm):
+    netns_farm.add(3)
+    backend = RecordingBackend()
+    async with Poller(namespaces=netns_farm.glob, backend=backend) as poller:
+        first, second = await poller.poll(), await poller.poll()
+        assert len(first) == len(second) > 0  # the replies matched their requests
+        assert poller.stats.netlink_rejected == {"sender": 0, "seq": 0, "malformed": 0}
+    seqs = [int.from_bytes(req[8:12], sys.byteorder) for req in backend.requests]
+    assert len(seqs) == 2 * 3 * 2 and len(set(seqs)) == len(seqs)  # polls x namespaces x families
+    assert not set(seqs) & {0, 1, 2}  # not the poll counter they used to be
+
+
+async def test_a_reply_of_another_dump_is_counted_as_rejected(netns_farm, backend_options):
+    """The end of a dump someone else ran on our socket: dropped by seq, counted, never decoded."""
+    [name] = netns_farm.add(1)
+    async with Poller(namespaces=name, **backend_options) as poller:
+        first = await poller.poll()
+        [ns] = poller.manager.namespaces
+        stray = socket.socket(fileno=ns.fd)
+        try:
+            stray.send(request.build_request(request.AF_INET, seq=7))  # builds the first datagram
+            stray.recv(65536)  # the sockets; reading them makes the kernel queue the NLMSG_DONE
+        finally:
+            stray.detach()
+        second = await poller.poll()
+        assert not any(d.error for d in second.dumps)
+        assert len(second) == len(first)
+        assert sum(d.stats.rejected_seq for d in second.dumps) == 1
+        assert poller.stats.netlink_rejected == {"sender": 0, "seq": 1, "malformed": 0}
