@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 
+import fuzz_ring
 import pytest
 from netlink_attacker import HDR, SOCK_DIAG_BY_FAMILY, forged_socket, status_message
 
@@ -107,3 +108,16 @@ def test_a_status_no_kernel_sends_reads_as_eproto(mode, mtype):
     for status in (-2**31, 5, -4096):
         r = run_ring(mode, [real(1) + status_message(mtype, SEQ, status)])
         assert (r["errno"], r["sports"]) == (errno.EPROTO, [1]), status
+
+
+def test_fuzz_inputs_replay_through_the_ring_as_the_plain_decoder_reads_them(tmp_path):
+    """The ring target's seeds (``make fuzz``, tests/fuzz_ring.py): for each, the ring hands
+    over exactly the records and encoded bytes the plain decoder makes of the same datagrams."""
+    fuzz_ring.write_seed_corpus(tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) >= 100
+    try:
+        for f in files:
+            fuzz_ring.one_input(f.read_bytes())
+    finally:
+        fuzz_ring.close_rings()
