@@ -14,7 +14,9 @@ the first message's, so real captures decode.
 The oracle is the plain decoder: the ring must hand over exactly the records (and encoded
 bytes) that ``records.decode_buffers`` makes of the datagrams up to the one that ended the
 dump, with the matching error. A crash, a sanitizer report, a hang or a mismatch is a bug.
-Seeds: the shared captures' responses, one datagram per recv, as the kernel sent them.
+Seeds: the shared captures' replies re-cut into small datagrams. tests/data/fuzz-corpus-ring
+is what a 5.1M-input run kept (libFuzzer -merge=1, which re-runs argv[0]: call this file through
+an executable wrapper for that); test_ring_input replays it in the normal suite.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The job's fd is one end of an AF_UNIX SOCK_SEQPACKET pair: the ring's SEND goes 
 end and each of its RECVs reads one datagram the test wrote there, so the real io_uring code
 runs on exactly these bytes. Each case runs in a child process: a crash (the one these inputs
 caused before the ring and the decoder shared one bounds-checked walker) fails the test, it
-does not take the test run down.
+does not take the test run down. The last test replays the inputs ``make fuzz`` kept for the
+ring (tests/fuzz_ring.py) against the plain decoder.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import struct
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import fuzz_ring
 import pytest
 from netlink_attacker import HDR, SOCK_DIAG_BY_FAMILY, forged_socket, status_message
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "fuzz-corpus-ring"
 SEQ = 0x5EC0_0001
 MODES = {"decode-thread": "True", "inline-decode": "False"}
 
@@ -111,11 +114,13 @@ def test_a_status_no_kernel_sends_reads_as_eproto(mode, mtype):
 
 
 def test_fuzz_inputs_replay_through_the_ring_as_the_plain_decoder_reads_them(tmp_path):
-    """The ring target's seeds (``make fuzz``, tests/fuzz_ring.py): for each, the ring hands
-    over exactly the records and encoded bytes the plain decoder makes of the same datagrams."""
+    """What ``make fuzz`` kept for the ring target (tests/fuzz_ring.py), and its seeds: for
+    each, the ring hands over exactly the records and encoded bytes the plain decoder makes of
+    the same datagrams, in both decode modes and every framing."""
     fuzz_ring.write_seed_corpus(tmp_path)
-    files = sorted(tmp_path.iterdir())
-    assert len(files) >= 100
+    files = sorted(CORPUS.iterdir()) + sorted(tmp_path.iterdir())
+    modes = {(data[0] & 1, (data[0] >> 1) % 3) for data in (f.read_bytes() for f in files) if data}
+    assert len(files) >= 600 and modes == {(t, f) for t in (0, 1) for f in (0, 1, 2)}
     try:
         for f in files:
             fuzz_ring.one_input(f.read_bytes())
