@@ -28,9 +28,12 @@ test: install
 bench: install
 	$(PY) -m benchmarks $(or $(BENCH_ARGS),--scenario big --rounds 10 --json)
 
-# The decoder under AddressSanitizer + UBSan, driven by atheris (FUZZ_RUNS inputs). The
-# sanitized extension is built beside the checkout (build/fuzz) so the normal one stays.
+# Under AddressSanitizer + UBSan, driven by atheris, FUZZ_RUNS inputs per target: `decoder`
+# (xtcp_decode and the encoder on one buffer) and `ring` (the io_uring chunk path: scan, decode
+# thread or inline decode, encode, checked against the plain decoder). The sanitized extension
+# is built beside the checkout (build/fuzz) so the normal one stays.
 FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS ?= decoder ring
 FUZZ_DIR := build/fuzz
 fuzz: install
 	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
@@ -39,9 +42,10 @@ fuzz: install
 	ln -s ../../csrc $(FUZZ_DIR)/csrc && ln -s ../../proto $(FUZZ_DIR)/proto && cp xtcp_uring/*.py $(FUZZ_DIR)/xtcp_uring/
 	cd $(FUZZ_DIR) && CC=clang LDSHARED="clang -shared" XTCP_SANITIZE=fuzz ../../$(PY) -c "import sys; \
 	  sys.path.insert(0, '../..'); from cffi_build import ffibuilder; ffibuilder.compile(tmpdir='.')"
-	PYTHONPATH=$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0 \
+	for target in $(FUZZ_TARGETS); do \
+	  PYTHONPATH=$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0 \
 	  LD_PRELOAD="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
-	  $(PY) tests/fuzz_decoder.py -runs=$(FUZZ_RUNS) -print_final_stats=1
+	  $(PY) tests/fuzz_$$target.py -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_ARGS) || exit 1; done
 
 generate: $(STAMPS)/deps
 	$(PY) tools/gen_schema.py

@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BUILD = HERE / "build"
 RAW_SOURCE = HERE / "raw_dump.c"
+RAW_HEADER = HERE.parent / "csrc" / "nl.h"  # the netlink socket and walk it shares with the library
 RAW_BINARY = BUILD / "raw_dump"
 DEFAULT_OUT = HERE / "results"
 PYROUTE2_MAX_SOCKETS = 5_000
@@ -58,8 +59,9 @@ def log(msg: str) -> None:
 
 
 def build_raw_dump() -> Path:
-    """Compile raw_dump.c into benchmarks/build/ when missing or older than its source."""
-    if RAW_BINARY.exists() and RAW_BINARY.stat().st_mtime >= RAW_SOURCE.stat().st_mtime:
+    """Compile raw_dump.c into benchmarks/build/ when missing or older than its sources."""
+    newest = max(RAW_SOURCE.stat().st_mtime, RAW_HEADER.stat().st_mtime)
+    if RAW_BINARY.exists() and RAW_BINARY.stat().st_mtime >= newest:
         return RAW_BINARY
     BUILD.mkdir(parents=True, exist_ok=True)
     cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(RAW_BINARY), str(RAW_SOURCE)]

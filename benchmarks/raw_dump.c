@@ -7,10 +7,12 @@
  * NSFILE is a namespace file (/var/run/netns/NAME, /proc/PID/ns/net) or "-" for our own.
  * One SOCK_DIAG socket is opened per namespace first (setns in, socket, setns back: a socket
  * stays in the namespace it was opened in), so only the dumps are timed, as for a poller that
- * keeps its namespace fds. Without --serve: one dump round, one JSON line. With --serve: one
+ * keeps its namespace fds. Sockets are opened and walked as the library does (csrc/nl.h:
+ * connected to the kernel, one bounds-checked header walk). Without --serve: one dump round, one JSON line. With --serve: one
  * round and one JSON line per line read on stdin, until EOF (the harness alternates tools).
  *
- * Build: gcc -O2 -Wall -o raw_dump raw_dump.c (the harness does it into benchmarks/build/).
+ * Build: gcc -O2 -Wall -o raw_dump raw_dump.c (the harness does it into benchmarks/build/;
+ * it includes ../csrc/nl.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +30,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../csrc/nl.h"
 
 #define BUF_SIZE (64 * 1024) /* one recv is one skb of <= ~32 KiB; smaller buffers truncate */
 
@@ -56,8 +60,9 @@ static int open_diag(const char *path, int home)
             return -1;
         }
     }
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    err = errno;
+    uint32_t drained = 0;
+    fd = xtcp_nl_open_diag(0, &drained);
+    err = fd < 0 ? -fd : 0;
     if (nsfd >= 0) {
         if (setns(home, CLONE_NEWNET) < 0) {
             perror("setns back home");
@@ -103,18 +108,23 @@ static long dump(int fd, int family, uint8_t ext, uint32_t states, uint32_t seq,
             return -ECONNRESET;
         *bytes += n;
         *recvs += 1;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_seq != seq)
+        struct xtcp_nl_walk w = xtcp_nl_walk((const uint8_t *)buf, (size_t)n);
+        struct xtcp_nl_msg m;
+        enum xtcp_nl_step step;
+        while ((step = xtcp_nl_next(&w, &m)) == XTCP_NL_NEXT) {
+            if (m.seq != seq)
                 continue;
-            if (h->nlmsg_type == NLMSG_DONE)
+            if (m.type == NLMSG_DONE)
                 return count;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                const struct nlmsgerr *e = NLMSG_DATA(h);
-                return e->error ? e->error : -EPROTO;
+            if (m.type == NLMSG_ERROR) {
+                int32_t err = xtcp_nl_msg_errno(&m);
+                return err ? -err : -EPROTO;
             }
-            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+            if (m.type == SOCK_DIAG_BY_FAMILY)
                 count++;
         }
+        if (step == XTCP_NL_BAD)
+            return -EBADMSG;
     }
 }
 

@@ -2,27 +2,18 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "netns.h"
+#include "nl.h"
 
-#ifndef NETLINK_SOCK_DIAG
-#define NETLINK_SOCK_DIAG 4
-#endif
-
-static int open_diag_socket(void)
+int xtcp_open_diag_socket_in(int nsfd, uint32_t *drained)
 {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_SOCK_DIAG);
-    return fd < 0 ? -errno : fd;
-}
-
-int xtcp_open_diag_socket_in(int nsfd)
-{
+    *drained = 0;
     if (nsfd < 0)
-        return open_diag_socket();
+        return xtcp_nl_open_diag(SOCK_NONBLOCK, drained);
 
     /* thread-self, not self: setns moved this thread only, and this thread is who goes back. */
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -35,7 +26,7 @@ int xtcp_open_diag_socket_in(int nsfd)
         close(home);
         return ret;
     }
-    ret = open_diag_socket();
+    ret = xtcp_nl_open_diag(SOCK_NONBLOCK, drained);
     if (setns(home, CLONE_NEWNET) < 0) {
         if (ret >= 0)
             close(ret);

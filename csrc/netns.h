@@ -15,11 +15,13 @@
 
 /* BEGIN CDEF */
 /* Open a non-blocking, close-on-exec NETLINK_SOCK_DIAG socket in the namespace of nsfd (an fd
- * of a /proc/<pid>/ns/net or bind-mounted namespace file); nsfd < 0 opens it in the calling
- * thread's own namespace without setns. Returns the socket fd, or -errno. Returns
- * -ENOTRECOVERABLE (socket closed) when the thread could not go back to its own namespace: the
- * caller must retire that thread, it now lives in the wrong namespace. */
-int xtcp_open_diag_socket_in(int nsfd);
+ * of a /proc/<pid>/ns/net or bind-mounted namespace file), connected to the kernel (nl.h: only
+ * the kernel may feed it); nsfd < 0 opens it in the calling thread's own namespace without
+ * setns. *drained counts datagrams someone slipped in before it was connected (discarded).
+ * Returns the socket fd, or -errno. Returns -ENOTRECOVERABLE (socket closed) when the thread
+ * could not go back to its own namespace: the caller must retire that thread, it now lives in
+ * the wrong namespace. The one way this package opens a netlink socket. */
+int xtcp_open_diag_socket_in(int nsfd, uint32_t *drained);
 
 /* SO_NETNS_COOKIE of a socket's namespace into *out (unique per boot). Returns 0 or -errno
  * (-ENOPROTOOPT before Linux 5.14). */

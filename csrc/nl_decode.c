@@ -13,23 +13,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "nl.h"
 #include "xtcp_native.h"
-
-#define NLMSG_HDR_LEN 16
-#define NLMSG_ALIGN4(n) (((n) + 3u) & ~3u)
-#define NLMSG_NOOP_T 1
-#define NLMSG_ERROR_T 2
-#define NLMSG_DONE_T 3
-#define SOCK_DIAG_BY_FAMILY_T 20
-#define NLM_F_REQUEST_F 0x1
-#define INET_DIAG_MSG_LEN XTCP_INET_DIAG_MSG_LEN
-#define RTA_HDR_LEN 4
-#define NLA_TYPE_MASK_ 0x3fff
 
 _Static_assert(sizeof(struct xtcp_decode_stats) % 8 == 0, "stats stay 8-byte sized");
 
-static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+#define ld16 xtcp_nl_ld16
+#define ld32 xtcp_nl_ld32
 static inline uint64_t ld64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static inline uint16_t ldbe16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
@@ -366,16 +356,16 @@ static void xtcp_decode_socket(const uint8_t *m, size_t len, struct xtcp_record 
     r->inet_diag_msg_uid = ld32(m + 64);
     r->inet_diag_msg_inode = ld32(m + 68);
 
-    off = INET_DIAG_MSG_LEN; /* already 4-aligned */
-    while (off + RTA_HDR_LEN <= len) {
+    off = XTCP_INET_DIAG_MSG_LEN; /* already 4-aligned */
+    while (off + XTCP_NL_ATTR_HDR_LEN <= len) {
         uint16_t rta_len = ld16(m + off);
-        uint16_t type = ld16(m + off + 2) & NLA_TYPE_MASK_;
-        if (rta_len < RTA_HDR_LEN || rta_len > len - off) {
+        uint16_t type = ld16(m + off + 2) & NLA_TYPE_MASK;
+        if (rta_len < XTCP_NL_ATTR_HDR_LEN || rta_len > len - off) {
             st->bad_attributes++;
             return;
         }
-        const uint8_t *payload = m + off + RTA_HDR_LEN;
-        size_t plen = rta_len - RTA_HDR_LEN;
+        const uint8_t *payload = m + off + XTCP_NL_ATTR_HDR_LEN;
+        size_t plen = rta_len - XTCP_NL_ATTR_HDR_LEN;
         if (type < XTCP_ATTR_KNOWN && xtcp_attr_decoders[type]) {
             if (xtcp_attr_decoders[type](r, payload, plen, layout) == 0) {
                 ATTR_SEEN(r, type);
@@ -389,7 +379,7 @@ static void xtcp_decode_socket(const uint8_t *m, size_t len, struct xtcp_record 
             st->unknown_by_type[type < XTCP_ATTR_TYPES ? type : XTCP_ATTR_TYPES - 1]++;
             ATTR_SEEN(r, 31);
         }
-        off += NLMSG_ALIGN4((size_t)rta_len);
+        off += XTCP_NL_ALIGN((size_t)rta_len);
     }
 }
 
@@ -399,16 +389,11 @@ size_t xtcp_record_max_encoded(void) { return XTCP_RECORD_MAX_ENCODED; }
 
 size_t xtcp_count_socket_messages(const uint8_t *buf, size_t len)
 {
-    size_t off = 0, n = 0;
-    while (len - off >= NLMSG_HDR_LEN) {
-        uint32_t mlen = ld32(buf + off);
-        if (mlen < NLMSG_HDR_LEN || mlen > len - off)
-            break;
-        if (ld16(buf + off + 4) == SOCK_DIAG_BY_FAMILY_T)
-            n++;
-        off += NLMSG_ALIGN4((size_t)mlen);
-        if (off > len) break;
-    }
+    struct xtcp_nl_walk w = xtcp_nl_walk(buf, len);
+    struct xtcp_nl_msg m;
+    size_t n = 0;
+    while (xtcp_nl_next(&w, &m) == XTCP_NL_NEXT)
+        n += m.type == SOCK_DIAG_BY_FAMILY;
     return n;
 }
 
@@ -417,59 +402,52 @@ int64_t xtcp_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, siz
 {
     /* Counters accumulate across calls (all buffers of one dump share st); the flags below are
      * this buffer's, OR-ed in at the end. */
-    size_t off = 0;
+    struct xtcp_nl_walk w = xtcp_nl_walk(buf, len);
+    struct xtcp_nl_msg m;
+    enum xtcp_nl_step step;
+    size_t consumed = 0;
     int64_t n = 0;
-    int done = 0, full = 0, malformed = 0;
+    int done = 0, full = 0;
     int32_t error = 0;
 
-    while (len - off >= NLMSG_HDR_LEN) {
-        const uint8_t *h = buf + off;
-        uint32_t mlen = ld32(h);
-        uint16_t type = ld16(h + 4);
-        uint16_t flags = ld16(h + 6);
-
-        if (mlen < NLMSG_HDR_LEN || mlen > len - off) {
-            malformed = 1;
-            break;
-        }
-        if (seq >= 0 && ld32(h + 8) != (uint32_t)seq) {
-            st->stale_messages++;
-        } else if (type == SOCK_DIAG_BY_FAMILY_T && !(flags & NLM_F_REQUEST_F)) {
-            if (mlen - NLMSG_HDR_LEN < INET_DIAG_MSG_LEN) {
+    while ((step = xtcp_nl_next(&w, &m)) == XTCP_NL_NEXT) {
+        if (seq >= 0 && m.seq != (uint32_t)seq) {
+            st->rejected_seq++;   /* not the dump in flight: dropped, never decoded */
+        } else if (m.type == SOCK_DIAG_BY_FAMILY && !(m.flags & NLM_F_REQUEST)) {
+            if (m.len - XTCP_NL_HDR_LEN < XTCP_INET_DIAG_MSG_LEN) {
                 st->short_messages++;
             } else {
                 if ((size_t)n == cap) {
-                    full = 1;
+                    full = 1;   /* resume at this message */
                     break;
                 }
-                xtcp_decode_socket(h + NLMSG_HDR_LEN, mlen - NLMSG_HDR_LEN, &out[n], tcp_info_layout, st);
+                xtcp_decode_socket(m.hdr + XTCP_NL_HDR_LEN, m.len - XTCP_NL_HDR_LEN, &out[n], tcp_info_layout, st);
                 n++;
             }
-        } else if (type == NLMSG_DONE_T) {
+        } else if (m.type == NLMSG_DONE) {
             done = 1;
-        } else if (type == NLMSG_ERROR_T) {
-            int32_t err = mlen >= NLMSG_HDR_LEN + 4 ? (int32_t)ld32(h + NLMSG_HDR_LEN) : -EBADMSG;
-            if (err != 0) /* 0 is an ACK */
-                error = err < 0 ? -err : err;
+        } else if (m.type == NLMSG_ERROR) {
+            error = xtcp_nl_msg_errno(&m);   /* 0 is an ACK */
         } else {
             st->other_messages++;
         }
         st->messages++;
-        off += NLMSG_ALIGN4((size_t)mlen);
-        if (off > len) off = len;
+        consumed = w.off;
         if (done || error)
             break;
     }
-    if (!done && !error && !full && off < len)
-        malformed = 1; /* a lying length, or trailing bytes too short for a header: a cut buffer */
-    if (malformed && !st->malformed) {
-        st->malformed = 1;
-        st->malformed_offset = (uint32_t)off;
+    if (step == XTCP_NL_BAD) {
+        /* A lying length, or trailing bytes too short for a header: the rest is not read. */
+        st->rejected_malformed++;
+        if (!st->malformed) {
+            st->malformed = 1;
+            st->malformed_offset = (uint32_t)w.off;
+        }
     }
     st->done |= done;
     if (error)
         st->error = error;
     st->records += (uint64_t)n;
-    st->consumed = off;
+    st->consumed = full ? m.off : consumed;
     return full ? -ENOSPC : n;
 }

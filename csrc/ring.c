@@ -33,11 +33,9 @@
 #include <liburing.h>
 
 #include "bufpool.h"
+#include "nl.h"
 #include "ring.h"
 
-#define NLMSG_HDR_LEN 16
-#define NLMSG_ERROR_T 2
-#define NLMSG_DONE_T 3
 #define REAP_BATCH 128
 #define TEARDOWN_WAIT_NS 2000000000ull   /* cancelled netlink ops complete in microseconds */
 
@@ -135,9 +133,6 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
-static inline uint32_t ld32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint16_t ld16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 static void count_error(struct xtcp_ring *r, int err)
 {
@@ -258,7 +253,7 @@ static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, s
     uint64_t t0 = now_ns();
     /* Room for as many sockets as the chunk could hold (a socket message is at least a header
      * and an inet_diag_msg): no counting pass, and untouched room costs no memory. */
-    size_t most = len / (NLMSG_HDR_LEN + XTCP_INET_DIAG_MSG_LEN) + 1;
+    size_t most = len / (XTCP_NL_HDR_LEN + XTCP_INET_DIAG_MSG_LEN) + 1;
     if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, most, sizeof *j->recs, XTCP_BUF_RECORDS) < 0)
         return -ENOMEM;
     int64_t k = xtcp_decode(p, len, j->recs + j->nrecs, j->recs_cap - j->nrecs, r->layout, j->seq,
@@ -530,39 +525,16 @@ static void finish(struct xtcp_ring *r, uint32_t idx, int err)
         complete(r, idx);
 }
 
-/* Scan the nlmsghdrs of one received chunk (one skb: whole messages only) for the end. */
-static void scan_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, size_t len)
+/* Does this chunk end the job's dump? Messages of another seq (the rest of an abandoned dump,
+ * or anything else not ours) never do: the decoder drops and counts them. */
+static void scan_chunk(struct job *j, const uint8_t *p, size_t len)
 {
-    size_t off = 0;
-    while (len - off >= NLMSG_HDR_LEN) {
-        const uint8_t *h = p + off;
-        uint32_t mlen = ld32(h);
-        uint16_t type = ld16(h + 4);
-        if (mlen < NLMSG_HDR_LEN || mlen > len - off) {
-            j->finished = 1;
-            if (!j->error)
-                j->error = EBADMSG;
-            return;
-        }
-        if (ld32(h + 8) != j->seq) {
-            /* Left over from an abandoned dump on this socket: not ours, and its DONE must not
-             * end our job. The decoder skips such messages by seq too. */
-            r->st.seq_mismatches++;
-            off += (mlen + 3u) & ~3u;
-            continue;
-        }
-        if (type == NLMSG_DONE_T || type == NLMSG_ERROR_T) {
-            /* DONE carries the dump's own status (netlink_dump_done), ERROR the request's. */
-            int32_t status = mlen >= NLMSG_HDR_LEN + 4 ? (int32_t)ld32(h + NLMSG_HDR_LEN) : 0;
-            if (type == NLMSG_ERROR_T && mlen < NLMSG_HDR_LEN + 4)
-                status = -EBADMSG;
-            j->finished = 1;
-            if (status < 0 && !j->error)
-                j->error = -status;
-            return;
-        }
-        off += (mlen + 3u) & ~3u;
-    }
+    int32_t error;
+    if (xtcp_nl_scan(p, len, j->seq, &error) == XTCP_NL_SCAN_MORE)
+        return;
+    j->finished = 1;
+    if (error && !j->error)
+        j->error = error;
 }
 
 static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
@@ -600,7 +572,7 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
     uint8_t *chunk = NULL;
     if (res > 0) {
         chunk = j->buf[j->cur];
-        scan_chunk(r, j, chunk, (size_t)res);
+        scan_chunk(j, chunk, (size_t)res);
         j->bytes += (uint64_t)res;
         j->recvs++;
         r->st.recvs++;
@@ -766,7 +738,7 @@ int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t
 {
     if (r->poisoned)
         return -EBUSY;
-    if (req_len < NLMSG_HDR_LEN || req_len > UINT32_MAX)
+    if (req_len < XTCP_NL_HDR_LEN || req_len > UINT32_MAX)
         return -EINVAL;
     if (r->njobs > XTCP_RING_REQUEST_MAX)
         return -E2BIG;
@@ -793,7 +765,7 @@ int64_t xtcp_ring_add_job(xtcp_ring_t *r, uint32_t net_id, int fd, const uint8_t
     j->req_len = req_len;
     j->label = copy + req_len;
     j->label_len = label_len;
-    j->seq = ld32(copy + 8);
+    j->seq = xtcp_nl_ld32(copy + 8);   /* nlmsg_seq */
 
     /* A bad fd gets no chaining: its SEND fails on its own with EBADF. */
     int64_t prev = fd >= 0 ? r->fd_last[fd] : -1;

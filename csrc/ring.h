@@ -84,7 +84,6 @@ struct xtcp_ring_stats {
     uint64_t jobs_failed;          /* of which with an error */
     uint64_t timeouts;             /* jobs cancelled by xtcp_ring_expire */
     uint64_t unknown_completions;  /* CQEs naming no live job: counted, never fatal */
-    uint64_t seq_mismatches;       /* messages whose nlmsg_seq is not the job's request seq */
     uint64_t submit_errors;        /* io_uring_submit returning -errno (retried later) */
     uint64_t leaked_buffers;       /* receive buffers never freed: their CQE never came (teardown) */
     uint64_t cqe_errors[256];      /* CQEs with res < 0, by errno (ECANCELED counts cancels) */

@@ -13,7 +13,7 @@
 #include "xtcp_record.h"
 
 /* Bumped whenever a declaration below changes; native.py refuses a stale build. */
-#define XTCP_NATIVE_ABI 4
+#define XTCP_NATIVE_ABI 5
 
 #define XTCP_TCP_INFO_MAX 280          /* sizeof(struct tcp_info) on 6.18 .. 7.0 */
 #define XTCP_TCP_INFO_LAYOUT_6_18 0    /* bytes 276..279: u16 accecn_fail_mode, u16 accecn_opt_seen */
@@ -37,12 +37,15 @@ struct xtcp_decode_stats {
     uint64_t short_attributes;    /* attribute smaller than its struct: ignored */
     uint64_t unknown_attributes;  /* attribute types this decoder does not know: counted */
     uint64_t tcp_info_longer;     /* INFO payloads beyond 280 B (a newer kernel): tail ignored */
-    uint64_t stale_messages;      /* nlmsg_seq of another request (an abandoned dump): skipped */
+    uint64_t rejected_seq;        /* messages of another nlmsg_seq than the dump's (the rest of an
+                                     abandoned dump, or forged): dropped, never decoded */
+    uint64_t rejected_malformed;  /* buffers whose walk stopped at a lying nlmsg_len or a cut
+                                     header: the rest of that buffer dropped */
     uint64_t unknown_by_type[64]; /* per attribute type (type >= 63 counted at 63) */
     int32_t done;                 /* 1 once NLMSG_DONE was seen */
     int32_t error;                /* errno carried by NLMSG_ERROR (positive), 0 if none */
-    int32_t malformed;            /* 1 if the walk stopped at a bad nlmsg_len */
-    uint32_t malformed_offset;    /* byte offset of that message */
+    int32_t malformed;            /* 1 if a walk stopped at a bad nlmsg_len (rejected_malformed) */
+    uint32_t malformed_offset;    /* byte offset of the first such message in its buffer */
 };
 
 int xtcp_native_abi(void);

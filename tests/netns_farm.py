@@ -180,10 +180,15 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def unprivileged(*argv: str) -> list[str]:
+    """The command line running argv as nobody (65534) with every capability dropped (needs root)."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", *argv]
+
+
 def run_unprivileged(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``python -c script args`` as nobody (65534) with every capability dropped (needs root)."""
-    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-           "--bounding-set=-all", sys.executable, "-c", script, *args]
+    cmd = unprivileged(sys.executable, "-c", script, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/")
 
 

@@ -52,6 +52,19 @@ def test_counters_follow_cumulative_stats_without_double_counting():
     assert samples(m, "xtcp_backend_info") == {(("backend", "sockets"), ("fallback", "true")): 1}
 
 
+def test_netlink_rejections_are_exported_by_reason_from_the_first_scrape():
+    m = Metrics()
+    stats = PollerStats(polls=1)
+    m.observe_poll(batch_of(["a"]), stats)
+    assert samples(m, "xtcp_netlink_rejected_total") == {(("reason", r),): 0 for r in ("sender", "seq", "malformed")}
+    stats.netlink_rejected.update(sender=2, seq=40)
+    m.observe_poll(batch_of(["a"]), stats)
+    stats.netlink_rejected.update(seq=41, malformed=1)
+    m.observe_poll(batch_of(["a"]), stats)
+    assert samples(m, "xtcp_netlink_rejected_total") == {
+        (("reason", "sender"),): 2, (("reason", "seq"),): 41, (("reason", "malformed"),): 1}
+
+
 def test_json_log_lines_are_one_object_each():
     import json
     import logging

@@ -2,8 +2,8 @@
 
 The first part needs no kernel: bytes are compared with xtcp2's captures, and bytecode is
 checked against small test-only models of the kernel's inet_diag_bc_audit / inet_diag_bc_run.
-The last part sends the requests to the running kernel over a plain NETLINK_SOCK_DIAG socket
-(no privilege needed: the dump covers this process's own network namespace) and checks which
+The last part sends the requests to the running kernel over a NETLINK_SOCK_DIAG socket
+opened as the poller opens it (no privilege needed: the dump covers this process's own network namespace) and checks which
 of our own loopback sockets each filter returns.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from xtcp_uring import native
 from xtcp_uring.request import (
     AF_INET,
     AF_INET6,
@@ -42,7 +43,6 @@ from xtcp_uring.request import (
     INET_DIAG_NOCOOKIE,
     INET_DIAG_REQ_BYTECODE,
     IPPROTO_TCP,
-    NETLINK_SOCK_DIAG,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     REQUEST_LEN,
@@ -55,6 +55,8 @@ from xtcp_uring.request import (
     RequestError,
     build_request,
     ext_for,
+    random_seqs,
+    with_seq,
 )
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2"
@@ -128,6 +130,21 @@ def test_request_passes_raw_bytecode_through() -> None:
         build_request(AF_INET, filter=b"\x00\x04\x00")
     with pytest.raises(TypeError, match="Filter, bytecode bytes or None"):
         build_request(AF_INET, filter="sport 22")
+
+
+def test_with_seq_stamps_only_nlmsg_seq() -> None:
+    flt = Filter.sport(22)
+    for seq in (1, 0xDEADBEEF, 0xFFFFFFFF):
+        assert with_seq(build_request(AF_INET6, filter=flt), seq) == build_request(AF_INET6, filter=flt, seq=seq)
+    with pytest.raises(RequestError, match="u32 nlmsg_seq"):
+        with_seq(build_request(AF_INET), 1 << 32)
+
+
+def test_random_seqs_are_one_per_dump_and_never_zero() -> None:
+    seqs = random_seqs(4096)
+    assert len(seqs) == 4096 and all(0 < s <= 0xFFFFFFFF for s in seqs)
+    assert len(set(seqs)) > 4090  # 32 random bits: a collision among 4096 is rare, many is a bug
+    assert random_seqs(0) == []
 
 
 def test_unspec_family_rejected_with_reason() -> None:
@@ -525,7 +542,8 @@ def kernel_dump(family: int, flt: Filter | bytes | None = None,
                 states: int = DEFAULT_STATES) -> set[tuple]:
     """Send one request and return (family, src, sport, dst, dport) of every reply."""
     found = set()
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
+    with socket.socket(fileno=native.open_diag_socket()[0]) as nl:  # connected, like the poller's
+        nl.setblocking(True)
         nl.sendall(build_request(family, filter=flt, states=states, ext=0, seq=7))
         while True:
             data, pos = nl.recv(65536), 0

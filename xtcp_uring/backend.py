@@ -34,6 +34,7 @@ class DumpResult:
     recvs: int = 0
     elapsed_ns: int = 0
     error: OSError | None = None  # the dump failed or was cut short (namespace gone, EBUSY…)
+    rejected_sender: int = 0  # datagrams from anyone but the kernel: dropped unread
 
 
 class DumpBackend(Protocol):

@@ -266,7 +266,8 @@ def _log_poll(batch, poller, warnings: _RateLimitedWarnings) -> None:
     for d in failed:
         warnings.warn(("dump", d.netns, d.error), "netns %s: %s", d.netns, d.error)
     s = batch.stats
-    if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes:
-        warnings.warn(("decode",), "decoder: malformed message at %s, %d bad and %d unknown attributes "
-                      "(counted in xtcp_decode_errors_total / xtcp_unknown_attributes_total)",
-                      s.malformed_offset, s.bad_attributes, s.unknown_attributes)
+    if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes or s.rejected_seq:
+        warnings.warn(("decode",), "decoder: malformed message at %s, %d messages of another dump dropped, "
+                      "%d bad and %d unknown attributes (counted in xtcp_netlink_rejected_total, "
+                      "xtcp_decode_errors_total, xtcp_unknown_attributes_total)",
+                      s.malformed_offset, s.rejected_seq, s.bad_attributes, s.unknown_attributes)

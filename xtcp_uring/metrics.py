@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .errors import ConfigError
+from .poller import REJECT_REASONS as NETLINK_REJECT_REASONS
 from .records import Batch
 
 log = logging.getLogger("xtcp_uring.metrics")
@@ -30,7 +31,7 @@ MAX_CONNECTIONS = 32  # at once; more are closed unanswered (Prometheus scrapes 
 REQUEST_TIMEOUT_S = 5.0  # the whole request, so a slow sender cannot hold a connection
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
 FD_EXHAUSTED_WHERE = ("scan", "open", "accept")
-DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages", "stale_messages", "malformed_message")
+DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages")
 _FAMILY = {2: "inet", 10: "inet6"}
 
 
@@ -55,9 +56,15 @@ class Metrics:
         self.dump_errors = Counter("xtcp_dump_errors_total", "Dumps that failed or were cut short",
                                    ["netns"], registry=r)
         self.decode_errors = Counter("xtcp_decode_errors_total",
-                                     "Malformed netlink seen by the decoder, by kind", ["kind"], registry=r)
+                                     "Socket messages or attributes the decoder could not read whole, by kind", ["kind"], registry=r)
         for kind in DECODE_ERROR_KINDS:  # at 0 from the start, so alerts can rate() them
             self.decode_errors.labels(kind)
+        self.netlink_rejected = Counter(
+            "xtcp_netlink_rejected_total",
+            "Netlink input dropped unread: not from the kernel (datagrams), another dump's nlmsg_seq "
+            "(messages), a lying length (datagrams)", ["reason"], registry=r)
+        for reason in NETLINK_REJECT_REASONS:
+            self.netlink_rejected.labels(reason)
         self.unknown_attributes = Counter("xtcp_unknown_attributes_total",
                                           "INET_DIAG attributes of types this decoder does not know",
                                           ["type"], registry=r)
@@ -120,17 +127,17 @@ class Metrics:
         for ns, n in sockets.items():
             self.sockets.labels(ns).set(n)
         s = batch.stats
-        for kind in DECODE_ERROR_KINDS[:4]:
+        for kind in DECODE_ERROR_KINDS:
             if getattr(s, kind):
                 self.decode_errors.labels(kind).inc(getattr(s, kind))
-        if s.malformed_offset is not None:
-            self.decode_errors.labels("malformed_message").inc()
         for t, n in s.unknown_by_type.items():
             self.unknown_attributes.labels(str(t)).inc(n)
 
         ps = poller_stats
         for name, value in self._delta("poller", {"polls": ps.polls, "skipped": ps.skipped_ticks}).items():
             (self.polls if name == "polls" else self.polls_skipped).inc(value)
+        for reason, value in self._delta("rejected", ps.netlink_rejected).items():
+            self.netlink_rejected.labels(reason).inc(value)
         ns = ps.namespaces
         for event, value in self._delta("ns", {"opened": ns.opened, "failed": ns.failed,
                                                "vanished": ns.vanished, "churn": ns.churn,

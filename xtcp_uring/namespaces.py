@@ -22,7 +22,8 @@ exactly those fds and nothing else.
    handed to the opener.
 3. **Open** (one dedicated opener thread, never the event loop): open the namespace file,
    check it is still the scanned inode, ``setns`` in, open the socket, ``setns`` back
-   (``csrc/netns.c``), read ``SO_NETNS_COOKIE``. Only fds cross back to the loop.
+   (``csrc/netns.c``; connected to the kernel, so only the kernel can write to it), read
+   ``SO_NETNS_COOKIE``. Only fds cross back to the loop.
 
 Identity: the dedupe key is ``(st_dev, st_ino)``, checked before anything is opened. While
 this manager holds a namespace's socket the namespace cannot be freed, so its inode cannot be
@@ -134,6 +135,7 @@ class NamespaceStats:
     evicted: int = 0  # namespaces of other user namespaces closed to make room for ours
     fd_exhausted_scan: int = 0  # EMFILE/ENFILE listing /proc or a bind-mount directory
     fd_exhausted_open: int = 0  # EMFILE/ENFILE opening a namespace or its socket
+    netlink_drained: int = 0  # datagrams found on a socket before it was connected: discarded
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
     skipped: int = 0  # namespaces found and selected but not polled now (limit or user namespace)
@@ -650,6 +652,12 @@ class NamespaceManager:
 
         lib, ffi = native.lib, native.ffi
         cookie_out = ffi.new("uint64_t *")
+
+        def _open_diag(nsfd: int) -> tuple[int, int]:
+            try:
+                return native.open_diag_socket(nsfd)
+            except OSError as exc:
+                return -exc.errno, 0
         here = _thread_ns_key()
         results: list[_Opened] = []
         for i, cand in enumerate(todo):
@@ -660,7 +668,7 @@ class NamespaceManager:
                 if cand.lookup_only:
                     results.append(_Opened(cand, owner=owner))
                     continue
-                fd = lib.xtcp_open_diag_socket_in(-1)  # this thread's own namespace: no setns
+                fd, drained = _open_diag(-1)  # this thread's own namespace: no setns
             else:
                 try:
                     nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -681,7 +689,7 @@ class NamespaceManager:
                     if cand.lookup_only or self._admission.leaves_out(owner):
                         results.append(_Opened(cand, owner=owner))
                         continue
-                    fd = lib.xtcp_open_diag_socket_in(nsfd)
+                    fd, drained = _open_diag(nsfd)
                 finally:
                     os.close(nsfd)
             if fd == -errno.ENOTRECOVERABLE:
@@ -695,6 +703,7 @@ class NamespaceManager:
             rc = lib.xtcp_netns_cookie(fd, cookie_out)
             cookie = cookie_out[0] if rc == 0 else 0
             with self._lock:
+                self.stats.netlink_drained += drained
                 if self._closed:
                     os.close(fd)
                     break

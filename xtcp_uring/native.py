@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 4
+EXPECTED_ABI = 5
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
@@ -34,6 +34,10 @@ FRAME_DELIMITED = lib.XTCP_FRAME_DELIMITED
 FRAME_ENVELOPE_ROWS = lib.XTCP_FRAME_ENVELOPE_ROWS
 TCP_INFO_LAYOUT_6_18 = lib.XTCP_TCP_INFO_LAYOUT_6_18
 TCP_INFO_LAYOUT_7_0 = lib.XTCP_TCP_INFO_LAYOUT_7_0
+SCAN_MORE = lib.XTCP_NL_SCAN_MORE  # what one received datagram means for its dump (scan_chunk)
+SCAN_DONE = lib.XTCP_NL_SCAN_DONE
+SCAN_REFUSED = lib.XTCP_NL_SCAN_REFUSED
+SCAN_MALFORMED = lib.XTCP_NL_SCAN_MALFORMED
 
 _STAT_COUNTERS = (
     "messages",
@@ -44,7 +48,8 @@ _STAT_COUNTERS = (
     "short_attributes",
     "unknown_attributes",
     "tcp_info_longer",
-    "stale_messages",
+    "rejected_seq",
+    "rejected_malformed",
 )
 
 
@@ -60,7 +65,8 @@ class DecodeStats:
     short_attributes: int = 0
     unknown_attributes: int = 0
     tcp_info_longer: int = 0
-    stale_messages: int = 0
+    rejected_seq: int = 0  # messages of another nlmsg_seq: not the dump in flight, never decoded
+    rejected_malformed: int = 0  # buffers whose walk stopped at a lying length
     unknown_by_type: dict[int, int] = field(default_factory=dict)
     done: bool = False
     error: int = 0  # errno from NLMSG_ERROR
@@ -120,6 +126,38 @@ def pool_stats() -> dict[str, int]:
     s = ffi.new("struct xtcp_pool_stats *")
     lib.xtcp_pool_stats(s)
     return {"kept_blocks": s.kept_blocks, "kept_bytes": s.kept_bytes, "reused": s.reused, "allocated": s.allocated}
+
+
+def open_diag_socket(nsfd: int = -1) -> tuple[int, int]:
+    """A non-blocking SOCK_DIAG socket connected to the kernel (csrc/nl.h: only the kernel may
+    feed it), in the namespace of ``nsfd`` (-1: the calling thread's own).
+
+    Returns:
+        (fd, drained): the socket, and how many datagrams someone slipped in before it was
+        connected (discarded; count them as rejected senders).
+    Raises:
+        OSError: socket, setns or connect failed (ENOTRECOVERABLE: this thread could not go
+        back to its namespace and must be retired).
+    """
+    drained = ffi.new("uint32_t *")
+    fd = lib.xtcp_open_diag_socket_in(nsfd, drained)
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd))
+    return fd, drained[0]
+
+
+def scan_chunk(buf, seq: int) -> tuple[int, int]:
+    """What one received datagram means for the dump whose request had nlmsg_seq ``seq``.
+
+    Returns:
+        (state, errno): ``SCAN_MORE`` (the dump goes on), ``SCAN_DONE`` (errno set if the dump
+        failed midway), ``SCAN_REFUSED`` (NLMSG_ERROR: the kernel refused the request, or 0 for
+        an ACK) or ``SCAN_MALFORMED`` (EBADMSG). Messages of another seq never end a dump.
+    """
+    src = ffi.from_buffer(buf)
+    error = ffi.new("int32_t *")
+    state = lib.xtcp_nl_scan(src, len(src), seq, error)
+    return state, error[0]
 
 
 def count_socket_messages(buf) -> int:

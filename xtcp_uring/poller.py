@@ -22,8 +22,9 @@ ticker task) → closed. Two rules:
    reaps what is in flight), then the namespace fds; it is idempotent.
 
 A poll: ``NamespaceManager.reconcile()`` → one ``DumpJob`` per open namespace with one request
-per family (``nlmsg_seq`` = the poll id, so a stale dump's messages are never mistaken for
-this one's, and the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
+per family (each with a random ``nlmsg_seq`` of its own, so neither a stale dump's messages nor
+forged ones are mistaken for this one's; they are counted in ``stats.netlink_rejected``, and
+the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
 (and with ``encode``, encodes) each chunk as it arrives, while the sockets path returns bytes
 for ``records.decode_buffers()`` → optional sampling (a numpy mask over the cookie column) →
 ``Batch``.
@@ -64,6 +65,9 @@ _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequen
 _fallback_logged = False
 # A dump that ended this way may still be pending in the kernel on that socket: reopen it.
 _SOCKET_LEFT_BUSY = (errno.ETIMEDOUT, errno.EBUSY, errno.ECANCELED)
+# Why netlink input was dropped unread: not from the kernel, not the dump in flight (another
+# nlmsg_seq: per message), a lying length (the rest of that datagram).
+REJECT_REASONS = ("sender", "seq", "malformed")
 
 
 @dataclass
@@ -80,6 +84,7 @@ class PollerStats:
     last_poll_ns: int = 0  # duration of the last poll, reconcile to batch
     last_reconcile_ns: int = 0
     namespaces: NamespaceStats = field(default_factory=NamespaceStats)
+    netlink_rejected: dict = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))  # by reason
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -213,6 +218,7 @@ class Poller:
         self._kernel_release = ""
         self._layout = native.HOST_TCP_INFO_LAYOUT
         self._poll_id = 0
+        self._drained_seen = 0
         self._label_cache: dict[tuple, bytes] = {}
         self._version_labels = self._host_labels = b""
         self._poll_lock: asyncio.Lock | None = None
@@ -410,23 +416,25 @@ class Poller:
             await self._manager.reconcile()
             self.stats.last_reconcile_ns = time.monotonic_ns() - t0
             namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
-            seq = poll_id & 0xFFFFFFFF or 1
-            requests = tuple(
-                (fam, request.build_request(fam, states=self.states, ext=self.ext,
-                                            filter=self._requests_args[fam], seq=seq))
-                for fam in self.families
-            )
+            templates = {fam: request.build_request(fam, states=self.states, ext=self.ext,
+                                                    filter=self._requests_args[fam])
+                         for fam in self.families}
+            seqs = iter(request.random_seqs(len(namespaces) * len(self.families)))
+            seq_of = {(net_id, fam): next(seqs) for net_id in namespaces for fam in self.families}
             timestamp_ns = time.time_ns()
             poll_labels = records.encode_labels(timestamp_ns=timestamp_ns, poll_id=poll_id)
-            jobs = [DumpJob(net_id, ns.fd, requests, tuple(self._labels(poll_labels, ns, fam) for fam in self.families))
+            jobs = [DumpJob(net_id, ns.fd,
+                            tuple((fam, request.with_seq(templates[fam], seq_of[net_id, fam])) for fam in self.families),
+                            tuple(self._labels(poll_labels, ns, fam) for fam in self.families))
                     for net_id, ns in namespaces.items()]
             labels = {job.net_id: dict(zip(self.families, job.labels)) for job in jobs}
             results = await self._dump_all(jobs) if jobs else []
             for r in results:
                 if isinstance(r.error, OSError) and r.error.errno in _SOCKET_LEFT_BUSY:
                     self._manager.reopen(r.net_id)
-            dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq) for r in results
-                     if r.net_id in namespaces]  # a backend answers only for the jobs it got
+            dumps = [self._decode(r, namespaces[r.net_id], labels[r.net_id][r.family], seq_of[r.net_id, r.family])
+                     for r in results if r.net_id in namespaces]  # a backend answers only for the jobs it got
+            self._count_rejected(results, dumps)
             for failure in self._manager.failures:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
                 dump.error = str(failure.error)
@@ -440,6 +448,14 @@ class Poller:
             s.sockets = len(batch)
             s.last_poll_ns = batch.duration_ns
             return batch
+
+    def _count_rejected(self, results: list[DumpResult], dumps: list[records.Dump]) -> None:
+        rejected = self.stats.netlink_rejected
+        drained = self._manager.stats.netlink_drained  # slipped in before a socket was connected
+        rejected["sender"] += sum(r.rejected_sender for r in results) + drained - self._drained_seen
+        self._drained_seen = drained
+        rejected["seq"] += sum(d.stats.rejected_seq for d in dumps)
+        rejected["malformed"] += sum(d.stats.rejected_malformed for d in dumps)
 
     async def _dump_all(self, jobs: list[DumpJob]) -> list[DumpResult]:
         try:

@@ -106,7 +106,7 @@ def decode_buffers(
         labels: encoded [ns] fields (``encode_labels``) for every record of this dump.
         netns: name used in errors.
         seq: the request's nlmsg_seq; replies to anything else (the rest of a dump abandoned
-            on the same socket) are skipped and counted in ``stats.stale_messages``.
+            on the same socket, or forged) are dropped and counted in ``stats.rejected_seq``.
         strict: raise on NLMSG_ERROR / malformed input; otherwise keep what decoded and
             report it in ``stats`` (the poller's choice: never lose the other sockets).
 

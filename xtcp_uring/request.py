@@ -13,6 +13,7 @@ A ``Filter`` compiles to ``INET_DIAG_REQ_BYTECODE``, the program the kernel runs
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import struct
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,7 @@ __all__ = [
     "INET_DIAG_BC_D_COND", "INET_DIAG_BC_DEV_COND", "INET_DIAG_BC_MARK_COND",
     "INET_DIAG_BC_S_EQ", "INET_DIAG_BC_D_EQ", "INET_DIAG_BC_CGROUP_COND",
     "EXT_GROUPS", "ALL_GROUPS", "DEFAULT_GROUPS", "DEFAULT_EXT", "ext_for",
-    "NLMSGHDR_LEN", "INET_DIAG_REQ_V2_LEN", "REQUEST_LEN", "build_request",
+    "NLMSGHDR_LEN", "INET_DIAG_REQ_V2_LEN", "REQUEST_LEN", "build_request", "random_seqs", "with_seq",
     "Filter", "Condition", "PortCond", "HostCond", "CgroupCond",
     "RequestError", "FilterError", "FilterSyntaxError",
 ]
@@ -84,6 +85,7 @@ INET_DIAG_NOCOOKIE = 0xFFFFFFFF  # ~0U; dumps ignore the cookie, exact lookups c
 INET_DIAG_REQ_BYTECODE = 1
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid (host order)
+_SEQ = struct.Struct("=I")  # nlmsg_seq, at offset 8
 _REQ_V2_HEAD = struct.Struct("=BBBBI")  # family, protocol, ext, pad, states
 _SOCKID = struct.Struct("=2s2s16s16sI8s")  # ports and addresses are big-endian on the wire
 _RTATTR = struct.Struct("=HH")  # rta_len, rta_type
@@ -239,6 +241,21 @@ def build_request(
     header = _NLMSGHDR.pack(NLMSGHDR_LEN + len(body), SOCK_DIAG_BY_FAMILY,
                             NLM_F_REQUEST | NLM_F_DUMP, seq, pid)
     return header + body
+
+
+def random_seqs(n: int) -> list[int]:
+    """``n`` nlmsg_seq values, one per dump: unpredictable (os.urandom) and never 0.
+
+    The seq is what ties a reply to the dump in flight: a counter would let anyone who can
+    reach the socket guess it, and a reply of another seq is dropped (csrc/nl.h)."""
+    return [seq or 1 for seq in struct.unpack(f"={n}I", os.urandom(4 * n))]
+
+
+def with_seq(request: bytes, seq: int) -> bytes:
+    """``request`` (from ``build_request``) with nlmsg_seq ``seq``: build once, stamp per dump."""
+    if not 0 <= seq <= _U32_MAX:
+        raise RequestError(f"seq {seq!r} does not fit the u32 nlmsg_seq")
+    return request[:8] + _SEQ.pack(seq) + request[12:]
 
 
 # --- inet_diag bytecode ---------------------------------------------------------------------

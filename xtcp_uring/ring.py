@@ -86,7 +86,7 @@ def unpack_user_data(user_data: int) -> tuple[int, int, int]:
 
 _COUNTERS = (
     "submits", "enters", "sqes", "cqes", "recvs", "bytes", "jobs", "jobs_failed", "timeouts",
-    "unknown_completions", "seq_mismatches", "submit_errors", "leaked_buffers",
+    "unknown_completions", "submit_errors", "leaked_buffers",
 )
 
 

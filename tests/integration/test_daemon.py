@@ -104,8 +104,10 @@ def test_daemon_polls_namespaces_into_the_store_exports_metrics_and_stops_cleanl
         # Exported from the start; its value depends on the machine's load (a tick that finds the
         # last poll still waiting for the consumer is skipped), so no number is asserted.
         assert metric(body, "xtcp_polls_skipped_total") >= 0
-        for kind in ("bad_attributes", "short_attributes", "short_messages", "stale_messages", "malformed_message"):
+        for kind in ("bad_attributes", "short_attributes", "short_messages"):
             assert metric(body, "xtcp_decode_errors_total", kind=kind) == 0
+        for reason in ("sender", "seq", "malformed"):
+            assert metric(body, "xtcp_netlink_rejected_total", reason=reason) == 0
         assert "# TYPE xtcp_unknown_attributes_total counter" in body
         assert metric(body, "xtcp_records_dropped_total", reason="queue_full") == 0
         assert 0 < metric(body, "xtcp_last_poll_timestamp_seconds") <= time.time()

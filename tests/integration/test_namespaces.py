@@ -309,11 +309,11 @@ def test_opener_thread_stuck_in_another_namespace_is_replaced(netns_farm, monkey
         def __getattr__(self, name):
             return getattr(real, name)
 
-        def xtcp_open_diag_socket_in(self, nsfd):
+        def xtcp_open_diag_socket_in(self, nsfd, drained):
             if nsfd >= 0 and not StuckOnce.fired:
                 StuckOnce.fired = True
                 return -errno.ENOTRECOVERABLE
-            return real.xtcp_open_diag_socket_in(nsfd)
+            return real.xtcp_open_diag_socket_in(nsfd, drained)
 
     monkeypatch.setattr(native, "lib", StuckOnce())
     with NamespaceManager(netns_farm.glob) as m:

@@ -241,5 +241,5 @@ def test_replies_to_another_request_are_skipped_by_seq():
     buf = _message(_header()) + _message(_header(sport=4001))  # _message writes nlmsg_seq 1
     assert records.decode_buffers([buf], seq=1).count == 2
     stale = records.decode_buffers([buf], seq=2)
-    assert stale.count == 0 and stale.stats.stale_messages == 2
+    assert stale.count == 0 and stale.stats.rejected_seq == 2
     assert records.decode_buffers([buf]).count == 2  # captures: any seq
