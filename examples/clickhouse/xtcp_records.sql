@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_records
     `container_runtime` LowCardinality(String),
     `container_name` LowCardinality(String),
     `container_image` LowCardinality(String),
+    `pod_name` LowCardinality(String),
+    `pod_namespace` LowCardinality(String),
     `label` LowCardinality(String),
     `tag` LowCardinality(String),
     `record_counter` UInt64,
