@@ -57,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
+from .enrich.host import StableNames, find_host_namespace
 from .errors import ConfigError, PrivilegeError
 from .limits import FD_EXHAUSTED
 from .namespace_admission import SKIP_LIMIT, SKIP_USERNS, Admission, owning_userns
@@ -94,7 +95,7 @@ class Namespace:
     """One network namespace with its open SOCK_DIAG socket, and its labels."""
 
     net_id: int  # this manager's 32-bit id (io_uring user_data carries it)
-    name: str  # bind-mount name, else "pid:<pid>"; the process's own namespace is "host"
+    name: str  # bind-mount name, else "pid:<pid>" (kept while it lives); the initial one is "host"
     inode: int
     cookie: int  # SO_NETNS_COOKIE, 0 where the kernel lacks it (< 5.14)
     pid: int  # one process inside (the lowest pid seen), 0 if none (bind mount only)
@@ -103,6 +104,7 @@ class Namespace:
     path: str = ""  # where it was found
     is_host: bool = False
     userns: int = 0  # inode of the owning user namespace (0: unknown)
+    pids: tuple[int, ...] = ()  # every process inside at the last scan (the host's: none listed)
 
     @property
     def key(self) -> _Key:
@@ -204,11 +206,15 @@ class _Candidate:
     bind_name: str | None = None
     pid: int = 0
     lookup_only: bool = False  # the opener only reads its owner (no budget left to open it)
+    pids: list[int] = field(default_factory=list)  # every process seen inside
+    stable_name: str | None = None  # "pid:N" kept while the namespace lives (enrich.host)
 
     @property
     def name(self) -> str:
         if self.bind_name is not None:
             return self.bind_name
+        if self.stable_name is not None:
+            return self.stable_name
         return f"pid:{self.pid}" if self.pid else f"inode:{self.key[1]}"
 
 
@@ -274,6 +280,9 @@ class NamespaceManager:
         self._next_task_scan = 0.0
         self._next_id = 1
         self._host_key: _Key | None = None
+        self._host = None  # enrich.host.HostNamespace: which namespace is "host", and why
+        self._own_key: _Key | None = None  # the namespace this process runs in
+        self._names = StableNames()
         self._nsfs_dev = 0
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # guards _inflight and _closed against the opener thread
@@ -313,6 +322,11 @@ class NamespaceManager:
     @property
     def host(self) -> Namespace | None:
         return self._by_key.get(self._host_key) if self._host_key else None
+
+    @property
+    def host_namespace(self):
+        """Which namespace is ``host`` and by which rule (``enrich.host``); None before the first reconcile."""
+        return self._host
 
     async def reconcile(self) -> ReconcileReport:
         """Scan, close what vanished, open what is new (in the opener thread)."""
@@ -381,7 +395,9 @@ class NamespaceManager:
         self._nsfs_dev = st.st_dev
         # /var/run is usually a symlink to /run: list each real directory once.
         self._bind_roots = tuple(dict.fromkeys(os.path.realpath(r) for r in self._bind_roots))
-        self._host_key = (st.st_dev, st.st_ino)
+        self._host = find_host_namespace(self._proc)  # the initial namespace (the rule: enrich.host)
+        self._host_key = self._host.key
+        self._own_key = (st.st_dev, st.st_ino)
         self._admission.start()
         self._started = True
 
@@ -390,7 +406,9 @@ class NamespaceManager:
         self._next_task_scan = 0.0
 
     def _host_candidate(self) -> _Candidate:
-        return _Candidate(self._host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
+        if self._host_key == self._own_key:  # we run in it: our own pid, no setns needed
+            return _Candidate(self._host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
+        return _Candidate(self._host_key, self._host.path, HOST_NAME, self._host.pid)
 
     def _scan(self) -> dict[_Key, _Candidate]:
         self._scan_incomplete = False
@@ -409,6 +427,11 @@ class NamespaceManager:
             self._scan_tasks(pids, found)
         else:
             self._recheck_task_only(found)
+        for key, cand in found.items():
+            if cand.bind_name is None:
+                cand.stable_name = self._names.name(key, key[1], cand.pids or (cand.pid,))
+        if not self._scan_incomplete:
+            self._names.prune(found)
         return found
 
     def _scan_bind_roots(self, found: dict[_Key, _Candidate]) -> None:
@@ -480,11 +503,12 @@ class NamespaceManager:
             pid = int(p)
             cand = found.get(key)
             if cand is None:
-                found[key] = _Candidate(key, path, None, pid)
+                found[key] = cand = _Candidate(key, path, None, pid)
             elif cand.pid == 0 or pid < cand.pid:
                 cand.pid = pid
                 if cand.bind_name is None:
                     cand.path = path
+            cand.pids.append(pid)  # all of them: the container enricher reads each one's cgroup
         self.stats.churn += gone
         self.stats.proc_denied = len(denied)
         self.stats.last_scan_pids = len(pids)
@@ -555,7 +579,7 @@ class NamespaceManager:
                     continue
                 key = (dev, ino)
                 if key not in found:
-                    found[key] = task_only[key] = _Candidate(key, path, None, int(p))
+                    found[key] = task_only[key] = _Candidate(key, path, None, int(p), pids=[int(p)])
         if not complete:  # keep the threads seen before, and scan them all again next time
             task_only = {**self._task_only, **task_only}
             self._next_task_scan = 0.0
@@ -592,7 +616,7 @@ class NamespaceManager:
             if cand is not None:
                 name = HOST_NAME if key == self._host_key else cand.name
                 if self.selection.matches(name):
-                    ns.name, ns.pid = name, cand.pid
+                    ns.name, ns.pid, ns.pids = name, cand.pid, tuple(cand.pids)
                     continue
                 self.stats.deselected += 1
             elif not complete:
@@ -737,7 +761,7 @@ class NamespaceManager:
                 ns = Namespace(
                     net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=r.cookie,
                     pid=cand.pid, fd=r.fd, dev=cand.key[0], path=cand.path,
-                    is_host=cand.key == self._host_key, userns=r.owner,
+                    is_host=cand.key == self._host_key, userns=r.owner, pids=tuple(cand.pids),
                 )
                 self._by_key[ns.key] = ns
                 self._by_id[ns.net_id] = ns

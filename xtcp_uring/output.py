@@ -3,6 +3,11 @@
 JSON lines are for reading and grepping, so addresses are text and the congestion control is
 a string; built from numpy columns per dump (one tolist() per field), not per socket objects
 from protobuf.
+
+64-bit numbers: every integer field is a JSON number, whatever its width (``timestamp_ns``,
+``poll_id``, ``netns_inode``, ``netns_cookie`` and the socket cookie alike; not proto3 JSON's
+strings). Values above 2**53 (cookies, byte counters) lose precision in parsers that read
+numbers as doubles (JavaScript's JSON.parse); Python, jq >= 1.7 and ClickHouse keep them exact.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ from .records import Batch, Dump
 
 FORMATS = ("jsonl", "pb", "pblist")
 _ADDRESS_FIELDS = ("inet_diag_msg_socket_source", "inet_diag_msg_socket_destination")
+_WIDE_LABELS = frozenset(f.name for f in schema.label_fields() if f.type in ("int64", "uint64"))
 
 
 def _label_dict(dump: Dump) -> dict:
     if not dump.labels:
         return {}
     record_cls, _ = schema.message_classes()
-    return MessageToDict(record_cls.FromString(dump.labels), preserving_proto_field_name=True,
-                         always_print_fields_with_no_presence=False)
+    labels = MessageToDict(record_cls.FromString(dump.labels), preserving_proto_field_name=True,
+                           always_print_fields_with_no_presence=False)
+    for name in _WIDE_LABELS.intersection(labels):  # proto3 JSON writes 64-bit as strings: see above
+        labels[name] = int(labels[name])
+    return labels
 
 
 def _rows(dump: Dump):
