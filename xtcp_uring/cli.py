@@ -22,6 +22,7 @@ import sys
 from . import __version__, native, output, records
 from .clickhouse import DEFAULT_DATA_DIR
 from .daemon import add_daemon_options, env_default
+from .enrich.options import add_context_options
 from .errors import ConfigError, XtcpError
 
 log = logging.getLogger("xtcp_uring")
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", default=env_default("format", "jsonl"), choices=output.FORMATS,
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
+    add_context_options(p)
     add_daemon_options(p)  # the daemon's own flags live beside its loop
     return p
 
@@ -93,6 +95,7 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         p.description = "List the network namespaces found, their labels and socket counts."
         p.add_argument("--namespaces", default="all")
         p.add_argument("--json", action="store_true")
+        add_context_options(p)
     elif cmd == "query":
         p.description = "Run SQL against the embedded ClickHouse store (chDB)."
         p.add_argument("sql")
@@ -132,21 +135,28 @@ def cmd_once(args) -> int:
 
 def cmd_namespaces(args) -> int:
     from .limits import raise_open_file_limit
+    from .enrich.options import context_options_from_args
     from .poller import list_namespaces
 
     raise_open_file_limit()
-    rows = asyncio.run(list_namespaces(args.namespaces))
+    rows = asyncio.run(list_namespaces(args.namespaces, **context_options_from_args(args)))
     if args.json:
         import json
 
         for row in rows:
             print(json.dumps(row))
         return 0
-    cols = ("net_id", "name", "inode", "cookie", "pid", "sockets", "error")
-    print("  ".join(f"{c:>12}" if c != "name" else f"{c:<24}" for c in cols))
-    for row in rows:
-        print("  ".join(f"{str(row.get(c, '')):>12}" if c != "name" else f"{str(row.get(c, '')):<24}" for c in cols))
+    print_namespace_table(rows, sys.stdout)
     return 0
+
+
+def print_namespace_table(rows: list[dict], out) -> None:
+    """One line per namespace, columns as wide as their longest value."""
+    cols = ("net_id", "name", "kind", "pod", "container", "image", "location", "pid", "sockets", "error")
+    cells = [[str(row.get(c, "")) for c in cols] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    for line in [list(cols), *cells]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip(), file=out)
 
 
 def cmd_query(args) -> int:

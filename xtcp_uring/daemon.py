@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 
 from . import sinks
@@ -156,6 +157,11 @@ async def _serve(args) -> int:
     poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
                     hostname=args.hostname, encode=group.encoding, **options)
     metrics = Metrics(args.max_namespace_series)
+    # The host's --location/--label/--tag: in /metrics and on every Kafka message too.
+    poller.host_labels.register_target_info(metrics.registry, args.hostname or socket.gethostname())
+    for sink in group.sinks:
+        if sink.scheme == "kafka":
+            sink.add_headers(poller.host_labels.kafka_headers())
     watch = DeliveryWatch()
 
     def observe_sinks() -> None:
