@@ -14,12 +14,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+KAFKA_OUT = ROOT / "examples" / "clickhouse" / "kafka_pipeline.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
 
-def _load_schema():
+def _load_schema(module: str = "schema"):
     # By path, so generating does not import the package (whose extension may not be built yet).
-    spec = importlib.util.spec_from_file_location("_xtcp_schema", ROOT / "xtcp_uring" / "schema.py")
+    spec = importlib.util.spec_from_file_location(f"_xtcp_{module}", ROOT / "xtcp_uring" / f"{module}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -177,7 +178,8 @@ def render_ddl(schema) -> str:
             ctype = _CH_TYPES[f.type]
         if f.type == "string" and f.namespace_label:
             ctype = f"LowCardinality({ctype})"
-        cols.append(f"    `{f.name}` {ctype}")
+        cols.append(f"    `{f.name}` {ctype}{column_comment(f)}")
+    cols += alias_columns()
     return "\n".join(
         [
             f"-- {BANNER}",
@@ -196,9 +198,96 @@ def render_ddl(schema) -> str:
     )
 
 
+# --- readable columns: units as COMMENTs, aliases for addresses and the time (#12) ---------
+
+
+def column_comment(field) -> str:
+    """`` COMMENT '<unit> - <the .proto comment>'`` for a field (units: xtcp_uring/schema_units.py)."""
+    unit = _load_schema("schema_units").unit_of(field.name)
+    if unit is None:
+        raise SystemExit(f"{field.name}: no unit; add a rule to xtcp_uring/schema_units.py")
+    text = " - ".join(t for t in (unit, field.comment, "xtcp2 column, not filled" if field.reserved else "") if t)
+    return f" COMMENT {_sql_text(text)}"
+
+
+def _sql_text(text: str) -> str:
+    text = text.replace(";", ",")  # the DDL files are split into statements at ";"
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ipv6_of(column: str) -> str:
+    # 4 address bytes become IPv4-mapped IPv6 (::ffff:a.b.c.d), 16 stay; none gives ::
+    return (f"CAST(toFixedString(if(length({column}) = 4, concat(unhex('00000000000000000000FFFF'), {column}), "
+            f"{column}), 16) AS IPv6)")
+
+
+# (name, type, expression, comment): computed when read, never stored, never inserted.
+ALIASES = (
+    ("sec", "Int64", "intDiv(timestamp_ns, 1000000000)", "seconds since the Unix epoch (UTC): the poll time"),
+    ("nsec", "UInt32", "timestamp_ns % 1000000000", "nanoseconds past sec"),
+    ("src", "IPv6", _ipv6_of("inet_diag_msg_socket_source"),
+     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_source, for SQL and dictGet('xtcp.asn', ...)"),
+    ("dst", "IPv6", _ipv6_of("inet_diag_msg_socket_destination"),
+     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_destination"),
+)
+
+
+def alias_columns() -> list[str]:
+    return [f"    `{name}` {typ} ALIAS {expr} COMMENT {_sql_text(comment)}" for name, typ, expr, comment in ALIASES]
+
+
+def render_kafka_ddl(schema) -> str:
+    """The Kafka-engine table and its view: the record table's stored columns with their
+    COMMENTs (a Kafka table may not have ALIAS columns), read by name from the .proto."""
+    table = render_ddl(schema)
+    body = table[table.index("(\n") + 2 : table.index("\n)")]
+    stored = [line.rstrip(",") for line in body.splitlines() if " ALIAS " not in line]
+    return "\n".join([f"-- {BANNER}", *_KAFKA_PROSE, "CREATE TABLE IF NOT EXISTS xtcp.xtcp_records_kafka", "(",
+                      ",\n".join(stored), ")", *_KAFKA_TAIL, ""])
+
+
+_KAFKA_PROSE = """\
+-- Many hosts -> Kafka -> ClickHouse: each host runs
+--     python -m xtcp_uring --sink kafka://kafka:9092/xtcp
+-- and the server reads the topic with a Kafka engine table and a materialized view into
+-- the MergeTree table of xtcp_records.sql (create that first, with {db} = xtcp, {ttl} empty
+-- or a TTL clause).
+--
+-- Message format (checked by tests/integration/test_sinks_kafka.py against chDB):
+--   one Kafka message = one ClickHouse ProtobufList message
+--                     = varint(length of Envelope) + Envelope { repeated XtcpFlatRecord row = 1 }
+--   ClickHouse reads exactly one length-delimited Envelope per message. Kafka engine support
+--   for ProtobufList needs ClickHouse >= 26.3.1 (earlier versions fail from the second message
+--   of a poll with "Unexpected end of ProtobufList message", ClickHouse issue #78746).
+--   Key: the sending host's name. Headers: schema_version, and the host's location, label and
+--   tag when set (--location, --label, --tag).
+--
+-- The .proto: copy proto/xtcp_flat_record.proto into the server's format_schema_path
+-- (default /var/lib/clickhouse/format_schemas/). Columns are matched to fields by name. The
+-- Kafka table lists the record table's stored columns (a Kafka table refuses ALIAS columns:
+-- sec, nsec, src and dst exist on the record table only).""".splitlines()
+
+_KAFKA_TAIL = """\
+ENGINE = Kafka
+SETTINGS
+    kafka_broker_list = 'kafka:9092',
+    kafka_topic_list = 'xtcp',
+    kafka_group_name = 'clickhouse_xtcp',
+    kafka_format = 'ProtobufList',
+    kafka_schema = 'xtcp_flat_record.proto:XtcpFlatRecord',
+    kafka_num_consumers = 1,
+    kafka_max_block_size = 1048576;
+
+-- Moves each block the Kafka table reads into the MergeTree table. A message that does not
+-- parse stops the consumer with an error in the server log; to skip such messages instead
+-- (each one is a whole poll batch), add kafka_skip_broken_messages = N above.
+CREATE MATERIALIZED VIEW IF NOT EXISTS xtcp.xtcp_records_kafka_mv TO xtcp.xtcp_records AS
+SELECT * FROM xtcp.xtcp_records_kafka;""".splitlines()
+
+
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
-    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema)}
+    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema), KAFKA_OUT: render_kafka_ddl(schema)}
 
 
 def main() -> int:

@@ -5,6 +5,7 @@
     python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
     python -m xtcp_uring namespaces            list the namespaces found
     python -m xtcp_uring query "SQL"           query the embedded store
+    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn
 
 Every daemon flag also reads from an XTCP_* environment variable (--interval: XTCP_INTERVAL).
 Errors print one line and exit with a code per error class; never a traceback for a user
@@ -22,12 +23,13 @@ import sys
 from . import __version__, native, output, records
 from .clickhouse import DEFAULT_DATA_DIR
 from .daemon import add_daemon_options, env_default
+from .enrich import asn_command
 from .enrich.options import add_context_options
 from .errors import ConfigError, XtcpError
 
 log = logging.getLogger("xtcp_uring")
 
-SUBCOMMANDS = ("decode", "namespaces", "query")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn")
 
 
 def _add_poll_options(p: argparse.ArgumentParser) -> None:
@@ -101,6 +103,8 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("sql")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "load-asn":
+        asn_command.add_arguments(p)
     return p
 
 
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], _subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
-            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
+            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
+                    "load-asn": asn_command.run}[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
         from .daemon import run_daemon, sinks_given

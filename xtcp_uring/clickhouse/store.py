@@ -74,6 +74,16 @@ class Store:
     def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None) -> None:
         self.query(f"CREATE DATABASE IF NOT EXISTS {db}")
         self.query(table_ddl(db, ttl_days))
+        self._add_missing_columns(db)
+
+    def _add_missing_columns(self, db: str) -> None:
+        """A table made by an older version gets the columns added since (``columns``)."""
+        from .columns import missing_column_statements
+
+        existing = str(self.query(f"SELECT name FROM system.columns WHERE database = '{db}' AND table = '{TABLE}'",
+                                  "TabSeparated")).split()
+        for statement in missing_column_statements(db, TABLE, set(existing)):
+            self.query(statement)
 
     def insert_arrow(self, table, db: str = DATABASE) -> int:
         """Insert a table made by ``arrow_table()``; returns its row count."""
