@@ -32,4 +32,4 @@ def test_generated_ddl_comments_every_column_and_adds_the_aliases():
     assert defs["src"].startswith("IPv6 ALIAS ")
     kafka = clickhouse.KAFKA_PIPELINE_PATH.read_text()
     assert kafka.startswith("-- generated from proto/xtcp_flat_record.proto")
-    assert " ALIAS " not in kafka and "`tcp_info_rtt` UInt32 COMMENT 'microseconds'" in kafka
+    assert "` IPv6 ALIAS" not in kafka and "`sec`" not in kafka and "`tcp_info_rtt` UInt32 COMMENT 'microseconds'" in kafka
