@@ -3,17 +3,23 @@ every column, the ASN dictionary loaded by the CLI, and a store made before thes
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import socket
 import subprocess
 import sys
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
-from xtcp_uring import clickhouse, schema
+from golden import cases
+from xtcp_uring import clickhouse, records, schema
 from xtcp_uring.clickhouse.columns import column_definitions
+from xtcp_uring.pcap import response_payloads
 from xtcp_uring.schema_units import unit_of
+from xtcp_uring.sinks import open_sink
 
 pytestmark = pytest.mark.root
 pytest.importorskip("chdb")
@@ -135,5 +141,57 @@ def test_a_store_made_before_these_columns_gets_them_at_start(tmp_path):
         names = str(store.query("SELECT name FROM system.columns WHERE database = 'xtcp' AND "
                                 "table = 'xtcp_records'", "TabSeparated")).split()
         assert names == list(column_definitions())
+    finally:
+        store.release()
+
+
+async def test_clickhouse_http_sink_adds_the_new_columns_to_an_older_server_table(tmp_path):
+    """A stand-in ClickHouse HTTP interface answering from chDB: the sink's start brings an
+    older table up to date, then its rows (pod_name included) go in."""
+    store = clickhouse.open_store(tmp_path / "server")
+
+    async def handle(reader, writer):
+        while line := await reader.readline():
+            target = line.decode().split(" ")[1]
+            length = 0
+            while (h := await reader.readline()) not in (b"\r\n", b""):
+                k, v = h.decode().split(":", 1)
+                length = int(v) if k.strip().lower() == "content-length" else length
+            body = await reader.readexactly(length)
+            sql = parse_qs(urlsplit(target).query)["query"][0]
+            if sql.startswith("INSERT"):
+                sql, fmt = sql.rsplit(" FORMAT ", 1)
+                store.insert(sql, fmt, body)
+                text = b""
+            else:
+                text = store.query(sql, "TabSeparated").bytes()
+            writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(text)}\r\n\r\n".encode() + text)
+            await writer.drain()
+        writer.close()
+
+    try:
+        old = "\n".join(line for line in clickhouse.table_ddl().splitlines()
+                        if not line.startswith(("    `pod_name` ", "    `pod_namespace` ", "    `sec` ")))
+        store.query("CREATE DATABASE IF NOT EXISTS xtcp")
+        store.query(old)
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        capture = cases.testdata_root() / "6_6_44" / "tcp_100_sockets_bbr.pcap"
+        dump = records.decode_buffers([bytes(p) for p in response_payloads(capture)], strict=False,
+                                      labels=records.encode_labels(hostname="h", pod_name="web-0"))
+        batch = records.Batch([dump])
+        try:
+            async with open_sink(f"clickhouse+http://127.0.0.1:{port}/xtcp?format=arrow&create_table=true") as sink:
+                await sink.send(batch)
+                await sink.flush(timeout=30)
+            assert sink.stats.sent_records == dump.count
+        finally:
+            srv.close()
+            await srv.wait_closed()
+        names = str(store.query("SELECT name FROM system.columns WHERE database = 'xtcp' AND "
+                                "table = 'xtcp_records'", "TabSeparated")).split()
+        assert names == list(column_definitions())
+        got = str(store.query("SELECT pod_name, count() FROM xtcp.xtcp_records GROUP BY pod_name", "CSV")).strip()
+        assert got == f'"web-0",{dump.count}'
     finally:
         store.release()
