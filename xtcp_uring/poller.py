@@ -434,9 +434,10 @@ class Poller:
             self._poll_id += 1
             poll_id = self._poll_id
             await self._manager.reconcile()
-            namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
-            await asyncio.to_thread(self.labeler.refresh, namespaces.values())  # reads files on churn only
             self.stats.last_reconcile_ns = time.monotonic_ns() - t0
+            namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
+            # Container/pod context: reads files on churn only (cost: labeler.enricher.stats)
+            await asyncio.to_thread(self.labeler.refresh, namespaces.values())
             templates = {fam: request.build_request(fam, states=self.states, ext=self.ext,
                                                     filter=self._requests_args[fam])
                          for fam in self.families}
