@@ -557,6 +557,9 @@ class Poller:
 
 def container_roots(container_root: str | None, proc_root: str = "/proc") -> ContainerRoots:
     """Where the runtimes' state is read: the host's ``/`` at ``container_root`` (default ``/``)."""
+    if container_root and not container_root.startswith("/"):
+        raise ConfigError(f"--container-root {container_root!r}: give an absolute path (where the host's / is "
+                          "mounted, such as /host)")
     return ContainerRoots.under(container_root or "/", proc=proc_root)
 
 

@@ -57,11 +57,14 @@ def test_every_record_carries_the_host_labels_from_flags_or_environment():
     assert {json.loads(line)["label"] for line in r.stdout.splitlines()} == {"rack=r9"}
 
 
-def test_a_bad_label_is_one_line_and_exit_64():
+def test_a_bad_label_or_container_root_is_one_line_and_exit_64():
     r = _once("--label", "rack")
     assert r.returncode == ConfigError.exit_code
     assert r.stderr.strip() == "xtcp_uring: --label 'rack': expected KEY=VALUE"
     assert r.stdout == ""
+    r = _once("--container-root", "host")
+    assert (r.returncode, r.stderr.strip()) == (ConfigError.exit_code, "xtcp_uring: --container-root 'host': give an "
+                                                "absolute path (where the host's / is mounted, such as /host)")
 
 
 def _target_info(port: int, deadline: float) -> list[str]:
