@@ -58,20 +58,16 @@ def ready(*containers):
             c.wait_ready()
 
 
-def test_once_shows_pod_container_image_and_location_on_every_record_of_a_pod(farm, host_root, tmp_path):
+def test_once_shows_pod_container_image_and_location_on_every_record_of_a_pod(farm, host_root):
     """The issue's demo: `python -m xtcp_uring --once --location ams1 --namespaces all`."""
     ns = farm.netns()
     pod = farm.containerd_pod(ns, "web-0", "shop", [("nginx", NGINX)])
     ready(*pod.containers)
-    # stdout to a file, not a pipe: under heavy load a JSONL line read from a pipe was seen cut
-    # short (on main too, without this change; reported, not this test's subject)
-    out = tmp_path / "once.jsonl"
-    with open(out, "w") as f:
-        r = subprocess.run([sys.executable, "-m", "xtcp_uring", "--once", "--location", "ams1", "--namespaces",
-                            "all", "--container-root", host_root, "--format", "jsonl"],
-                           stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "xtcp_uring", "--once", "--location", "ams1", "--namespaces", "all",
+                        "--container-root", host_root, "--format", "jsonl"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    all_rows = [json.loads(line) for line in out.read_text().splitlines()]
+    all_rows = [json.loads(line) for line in r.stdout.splitlines()]
     rows = [row for row in all_rows if row["netns_inode"] == ns.inode]
     (app,) = pod.apps
     assert {(row["netns"], row["location"], row["pod_name"], row["pod_namespace"], row["container_name"],
