@@ -47,12 +47,15 @@ def test_lowest_readable_pid_and_own_namespace_fallbacks(tmp_path):
         (tmp_path / pid / "ns").mkdir(parents=True)
         os.symlink(target, tmp_path / pid / "ns" / "net")
     (tmp_path / "self").symlink_to("/proc/self")
-    host = find_host_namespace(str(tmp_path))
+    host = find_host_namespace(str(tmp_path), may_read_others=True)
     assert (host.rule, host.pid, host.key) == ("lowest-pid", 5, own)
+    # Without CAP_SYS_PTRACE only our own user's pids are readable, in any namespace: our own.
+    host = find_host_namespace(str(tmp_path), may_read_others=False)
+    assert (host.rule, host.pid, host.key) == ("self", 0, own)
     # Nothing readable at all: our own namespace.
     for pid in ("5", "9"):
         os.unlink(tmp_path / pid / "ns" / "net")
-    host = find_host_namespace(str(tmp_path))
+    host = find_host_namespace(str(tmp_path), may_read_others=True)
     assert (host.rule, host.pid, host.key) == ("self", 0, own)
 
 

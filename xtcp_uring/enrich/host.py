@@ -7,7 +7,10 @@ The rule for ``host``
 ``<proc>/1/ns/net`` points to (with ``hostPID`` in a pod, pid 1 is the host's init). Where pid
 1's namespace cannot be read even by root (pid 1 belongs to a sandbox or an LSM denies it), the
 namespace of the lowest pid whose ``ns/net`` can be read stands in: on Linux that is pid 2,
-``kthreadd``, whose kernel threads always live in the initial namespace. Namespaces are
+``kthreadd``, whose kernel threads always live in the initial namespace. That fallback needs
+``CAP_SYS_PTRACE`` (reading other users' ``ns/net``): without it the readable pids are only our
+own user's, which may sit in any namespace, so an unprivileged daemon takes its own namespace as
+``host`` (it could not enter another one anyway: ``setns`` needs ``CAP_SYS_ADMIN``). Namespaces are
 compared by the inode of their nsfs file (one superblock for all of them, and an inode is not
 reused while the namespace lives). The daemon's own namespace, when it is another one (a pod
 without ``hostNetwork``, ``ip netns exec``), is named like any other namespace. When nothing
@@ -53,16 +56,38 @@ def _stat_key(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def find_host_namespace(proc: str = "/proc") -> HostNamespace:
-    """The initial network namespace as seen under ``proc`` (the rule: module docstring)."""
+_CAP_SYS_PTRACE = 19
+
+
+def _may_read_others() -> bool:
+    """Is CAP_SYS_PTRACE in our effective set (``CapEff`` of /proc/self/status)?"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_SYS_PTRACE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def find_host_namespace(proc: str = "/proc", may_read_others: bool | None = None) -> HostNamespace:
+    """The initial network namespace as seen under ``proc`` (the rule: module docstring).
+
+    ``may_read_others``: whether other users' ``ns/net`` can be read (default: CAP_SYS_PTRACE);
+    without, pid 1 or our own namespace."""
     proc = proc.rstrip("/") or "/"
     key = _stat_key(f"{proc}/1/ns/net")
     if key is not None:
         return HostNamespace(key, f"{proc}/1/ns/net", 1, "init")
-    try:
-        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
-    except OSError:
-        pids = []
+    if may_read_others is None:
+        may_read_others = _may_read_others()
+    pids: list[int] = []
+    if may_read_others:
+        try:
+            pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+        except OSError:
+            pass
     for pid in pids:
         path = f"{proc}/{pid}/ns/net"
         key = _stat_key(path)
