@@ -45,7 +45,7 @@ fuzz: install
 	for target in $(FUZZ_TARGETS); do \
 	  PYTHONPATH=$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0 \
 	  LD_PRELOAD="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
-	  $(PY) tests/fuzz_$$target.py -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_ARGS) || exit 1; done
+	  $(PY) tests/fuzz/fuzz_$$target.py -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_ARGS) || exit 1; done
 
 generate: $(STAMPS)/deps
 	$(PY) tools/gen_schema.py

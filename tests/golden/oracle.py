@@ -1,6 +1,6 @@
 """A slow, plain-`struct` decoder of SOCK_DIAG messages: the test oracle for the C decoder.
 
-Written independently from csrc/nl_decode.c, straight from KERNEL.md's tables, so the two can
+Written independently from csrc/nl_decode.c, straight from the kernel's structs (docs/kernel.md), so the two can
 disagree. Test code only: never imported by the package.
 """
 
