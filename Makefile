@@ -10,7 +10,7 @@ APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc
 # Named after the package list, so adding a package checks again on machines already set up.
 APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d' ' -f1)
 EXTRAS := test,kafka,chdb,fast,metrics,bench
-NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
+NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h csrc/generated/*.h) cffi_build.py setup.py
 
 # Flags for the daemon; see `python -m xtcp_uring --help`.
 RUN_ARGS ?=

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
+HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
