@@ -65,11 +65,17 @@ $(PY): | $(APT_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel cffi
 
+# The dependencies alone (read from pyproject.toml): installing the package here as well would
+# build the extension, and the rule below builds it again.
 $(STAMPS)/deps: pyproject.toml $(PY) | $(APT_STAMP)
 	$(PIP) install setuptools wheel cffi
-	$(PIP) install -e ".[$(EXTRAS)]" --no-build-isolation
+	$(PY) -c 'import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(p["dependencies"] + [d for e in sys.argv[1].split(",") for d in p["optional-dependencies"][e]]))' \
+	  $(EXTRAS) > $(STAMPS)/requirements.txt
+	$(PIP) install -r $(STAMPS)/requirements.txt
 	@touch $@
 
+# The one place the extension is built: once per change of its sources (or of the deps).
 $(STAMPS)/native: $(NATIVE_SOURCES) $(STAMPS)/deps
 	$(PIP) install -e . --no-build-isolation --no-deps
 	@touch $@
