@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 
-# (offset, struct format, field) of struct tcp_info, KERNEL.md §3; bitfield bytes 6/7 below.
+# (offset, struct format, field) of struct tcp_info (docs/kernel.md); bitfield bytes 6/7 below.
 TCP_INFO_FIELDS = [
     (0, "B", "tcp_info_state"), (1, "B", "tcp_info_ca_state"), (2, "B", "tcp_info_retransmits"),
     (3, "B", "tcp_info_probes"), (4, "B", "tcp_info_backoff"), (5, "B", "tcp_info_options"),
