@@ -1,5 +1,8 @@
 /*
- * io_uring dump driver (see ring.h for the API).
+ * io_uring dump driver (see ring.h for the API). The chunk path and the decode thread are in
+ * ring_decoder.c; what both share is in ring_internal.h. Over 450 lines on purpose: it is one
+ * state machine (the job life below), and its invariants (one CQE per SQE, buffers live while
+ * named by an SQE) are easiest to check in one file.
  *
  * Theory of operation. A job is one dump: (net id, fd, family, request). Its life:
  *
