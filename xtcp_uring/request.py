@@ -76,7 +76,7 @@ TCP_STATES: Mapping[str, int] = MappingProxyType({
 })
 
 # Bits 1-12. Never bit 13: BOUND_INACTIVE walks the global bind hash, 18-26 ms per dump even
-# in a near-empty namespace (DESIGN.md). Callers who want it must set it themselves.
+# in a near-empty namespace (docs/kernel.md). Callers who want it must set it themselves.
 DEFAULT_STATES = 0x1FFE
 
 # --- inet_diag_req_v2 -----------------------------------------------------------------------

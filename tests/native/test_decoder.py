@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import oracle
+from golden import oracle
 from xtcp_uring import native, records
 from xtcp_uring.errors import DecodeError, NetlinkError
 from xtcp_uring.pcap import PcapError, response_payloads

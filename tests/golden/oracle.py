@@ -1,6 +1,6 @@
 """A slow, plain-`struct` decoder of SOCK_DIAG messages: the test oracle for the C decoder.
 
-Written independently from csrc/nl_decode.c, straight from KERNEL.md's tables, so the two can
+Written independently from csrc/nl_decode.c, straight from the kernel's structs (docs/kernel.md), so the two can
 disagree. Test code only: never imported by the package.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import struct
 
-# (offset, struct format, field) of struct tcp_info, KERNEL.md §3; bitfield bytes 6/7 below.
+# (offset, struct format, field) of struct tcp_info (docs/kernel.md); bitfield bytes 6/7 below.
 TCP_INFO_FIELDS = [
     (0, "B", "tcp_info_state"), (1, "B", "tcp_info_ca_state"), (2, "B", "tcp_info_retransmits"),
     (3, "B", "tcp_info_probes"), (4, "B", "tcp_info_backoff"), (5, "B", "tcp_info_options"),

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from xtcp_uring import clickhouse, schema
 from xtcp_uring.errors import ConfigError
 
+REPO = Path(__file__).resolve().parents[2]
+KAFKA_PIPELINE = REPO / "examples" / "clickhouse" / "kafka_pipeline.sql"  # for servers, not shipped
 _SCALAR = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
 _COLUMN = re.compile(r"^\s+`(\w+)` (.+?),?$")
 
@@ -38,7 +41,7 @@ def ddl_columns(sql: str) -> list[tuple[str, str]]:
 
 
 def test_generated_files_are_current():
-    proc = subprocess.run([sys.executable, str(clickhouse.ROOT / "tools" / "gen_schema.py"), "--check"],
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "gen_schema.py"), "--check"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -63,7 +66,7 @@ def test_table_ddl_fills_the_placeholders():
 
 
 def pipeline_settings() -> dict[str, str]:
-    sql = clickhouse.KAFKA_PIPELINE_PATH.read_text()
+    sql = KAFKA_PIPELINE.read_text()
     return dict(re.findall(r"^\s+(kafka_\w+) = '?([^',;\n]+)'?", sql, re.M))
 
 
@@ -107,7 +110,7 @@ def test_ddl_and_pipeline_run_in_chdb(store):
 
     # The Kafka engine cannot run embedded (chDB has no background consumers): the same
     # statements with a Null engine give the same columns and the same materialized view.
-    sql = re.sub(r"ENGINE = Kafka\s+SETTINGS.*?;", "ENGINE = Null;", clickhouse.KAFKA_PIPELINE_PATH.read_text(),
+    sql = re.sub(r"ENGINE = Kafka\s+SETTINGS.*?;", "ENGINE = Null;", KAFKA_PIPELINE.read_text(),
                  flags=re.S)
     for stmt in statements(sql):
         store.query(stmt)

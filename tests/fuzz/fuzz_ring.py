@@ -31,7 +31,7 @@ from pathlib import Path
 from xtcp_uring import native, records, request
 from xtcp_uring.native import ffi, lib
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2"
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
 MAX_LEN = 8192  # default -max_len: room for several messages per datagram, fast enough for 10M runs
 MAX_DATAGRAMS = 9  # the peer queues at most net.unix.max_dgram_qlen (10): 9 + the request
 FRAMINGS = (None, native.FRAME_DELIMITED, native.FRAME_ENVELOPE_ROWS)

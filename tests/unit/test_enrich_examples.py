@@ -8,7 +8,7 @@ import yaml
 
 from xtcp_uring.enrich import ContainerRoots
 
-DAEMONSET = Path(__file__).resolve().parent.parent / "examples" / "kubernetes" / "daemonset.yaml"
+DAEMONSET = Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "daemonset.yaml"
 
 
 def test_runtime_state_is_mounted_read_only_at_host_under_its_own_path():

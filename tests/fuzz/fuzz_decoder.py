@@ -13,7 +13,7 @@ import atheris
 with atheris.instrument_imports():
     from xtcp_uring import native, records, schema
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2"
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
 RECORD_CLS, _ = schema.message_classes()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not an installed package
 
 from benchmarks.farm import NETNS_DIR, SocketFarm  # noqa: E402

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pytest
 
-import oracle
+from golden import oracle
 from golden import cases as golden_cases
 from golden.ss_text import compare_socket, parse_ss_file
 from xtcp_uring import native, records

@@ -59,7 +59,7 @@ from xtcp_uring.request import (
     with_seq,
 )
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2"
+TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
 CAPTURES = sorted((TESTDATA / "6_6_44").glob("netlink_sock_diag_request_bytes*"))
 
 NLMSGHDR = struct.Struct("=IHHII")

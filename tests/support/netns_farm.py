@@ -2,14 +2,12 @@
 
 ``NetnsFarm`` creates namespaces with ``ip netns add`` (names ``xtcptest-<pid>-<n>-<i>``) and
 one kind without a bind mount (``unshare --net sleep``, named ``pid:<pid>`` by the manager).
-One helper process holds every socket: for each namespace it enters it (setns), brings ``lo``
-up, opens a listener, a client and the accepted end for IPv4 and for IPv6, and comes back.
-A socket stays in the namespace it was opened in, so 200 namespaces cost 1,200 fds in that
-one process, far under the 20,000 limit, and no process per namespace.
-
-The helper answers one JSON line per command on stdin:
-``{"op": "open", "key": NAME, "path": NSFILE}`` → ``{"sockets": [{"family", "state", "inode",
-"sport", "dport"}, ...]}`` and ``{"op": "close", "key": NAME}``. EOF ends it (and closes all).
+One helper process holds every socket: a worker of the benchmarks' socket farm
+(``benchmarks/farm.py``, the one farm of this repository; its ``loopback`` op). For each
+namespace it enters it, brings ``lo`` up, opens a listener, a client and the accepted end for
+IPv4 and for IPv6, and comes back. A socket stays in the namespace it was opened in, so 200
+namespaces cost 1,200 fds in that one process, far under the 20,000 limit, and no process per
+namespace. EOF on its stdin ends it (and closes all).
 
 Run as root (namespaces). ``close()`` (or the ``with`` block) deletes everything it made;
 ``sweep_stale()`` removes namespaces left by test runs whose process died.
@@ -17,7 +15,6 @@ Run as root (namespaces). ``close()`` (or the ``with`` block) deletes everything
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
 import os
@@ -28,7 +25,11 @@ import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+# Run by path, not imported: benchmarks/ is not an installed package, and the worker is a
+# process of its own anyway. benchmarks/ does not import tests/: it runs on its own.
+FARM_WORKER = Path(__file__).resolve().parents[2] / "benchmarks" / "farm.py"
 PORT = 5555  # the same in every namespace: only the namespace tells the sockets apart
 TCP_ESTABLISHED, TCP_LISTEN = 1, 10
 _counter = itertools.count(1)
@@ -82,7 +83,7 @@ class NetnsFarm:
             path = f"/run/netns/{name}"
             self.namespaces[name] = FarmNamespace(name, path, os.stat(path).st_ino)
             if sockets:
-                self.namespaces[name].sockets = self._helper_call({"op": "open", "key": name, "path": path})["sockets"]
+                self.namespaces[name].sockets = self._helper_call({"op": "loopback", "ns": name, "path": path, "port": PORT})["sockets"]
         return names
 
     def add_unshared(self, *, sockets: bool = True) -> str:
@@ -105,14 +106,14 @@ class NetnsFarm:
         ns = FarmNamespace(name, path, os.stat(path).st_ino, holder=holder)
         self.namespaces[name] = ns
         if sockets:
-            ns.sockets = self._helper_call({"op": "open", "key": name, "path": path})["sockets"]
+            ns.sockets = self._helper_call({"op": "loopback", "ns": name, "path": path, "port": PORT})["sockets"]
         return name
 
     def remove(self, name: str) -> None:
         """Close the namespace's sockets and delete it (unmount, or end its holder)."""
         ns = self.namespaces.pop(name)
         if ns.sockets:
-            self._helper_call({"op": "close", "key": name})
+            self._helper_call({"op": "drop", "ns": [name]})
         if ns.holder is not None:
             _end(ns.holder)
         else:
@@ -144,7 +145,7 @@ class NetnsFarm:
     def _helper_call(self, cmd: dict) -> dict:
         if self._helper is None:
             self._helper = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--serve"],
+                [sys.executable, str(FARM_WORKER), "--worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
             )
         self._helper.stdin.write(json.dumps(cmd) + "\n")
@@ -153,8 +154,8 @@ class NetnsFarm:
         if not line:
             raise RuntimeError(f"netns farm helper died (exit {self._helper.poll()})")
         reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"netns farm helper: {reply['error']}")
+        if not reply.get("ok"):
+            raise RuntimeError(f"netns farm helper: {reply.get('error')}")
         return reply
 
 
@@ -217,76 +218,8 @@ def _end(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-# --- the helper process ----------------------------------------------------------------------
-
-def _serve() -> None:  # pragma: no cover - runs in the child
-    import fcntl
-    import socket
-    import struct
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    clone_newnet = 0x40000000
-    siocsifflags, iff_up = 0x8914, 0x1
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    held: dict[str, list[socket.socket]] = {}
-
-    def setns(fd: int) -> None:
-        if libc.setns(fd, clone_newnet) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-
-    def describe(s: socket.socket, state: int) -> dict:
-        sport = s.getsockname()[1]
-        dport = s.getpeername()[1] if state == TCP_ESTABLISHED else 0
-        return {"family": int(s.family), "state": state, "inode": os.fstat(s.fileno()).st_ino,
-                "sport": sport, "dport": dport}
-
-    def open_in(path: str) -> tuple[list[socket.socket], list[dict]]:
-        nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        socks: list[socket.socket] = []
-        info: list[dict] = []
-        try:
-            setns(nsfd)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
-                fcntl.ioctl(ctl, siocsifflags, struct.pack("16sH14x", b"lo", iff_up))
-            for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-                lst = socket.socket(family, socket.SOCK_STREAM)
-                lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                lst.bind((addr, PORT))
-                lst.listen(8)
-                cli = socket.create_connection((addr, PORT))
-                srv, _ = lst.accept()
-                socks += [lst, cli, srv]
-                info += [describe(lst, TCP_LISTEN), describe(cli, TCP_ESTABLISHED), describe(srv, TCP_ESTABLISHED)]
-        finally:
-            setns(home)  # if this fails the helper dies: never leave it in the wrong namespace
-            os.close(nsfd)
-        return socks, info
-
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        try:
-            if cmd["op"] == "open":
-                socks, info = open_in(cmd["path"])
-                held[cmd["key"]] = socks
-                reply = {"sockets": info}
-            elif cmd["op"] == "close":
-                for s in held.pop(cmd["key"], []):
-                    s.close()
-                reply = {}
-            else:
-                reply = {"error": f"unknown op {cmd['op']!r}"}
-        except OSError as exc:
-            reply = {"error": f"{cmd.get('op')} {cmd.get('key')}: {exc}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    if sys.argv[1:] == ["--serve"]:
-        _serve()
-    else:
-        with NetnsFarm() as farm:
-            farm.add(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
-            farm.add_unshared()
-            print(json.dumps({n: sorted(ns.inodes()) for n, ns in farm.namespaces.items()}, indent=1))
+    with NetnsFarm() as farm:
+        farm.add(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+        farm.add_unshared()
+        print(json.dumps({n: sorted(ns.inodes()) for n, ns in farm.namespaces.items()}, indent=1))

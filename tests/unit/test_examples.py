@@ -12,7 +12,7 @@ import yaml
 
 from xtcp_uring import privileges
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 NEEDED = set(privileges.NEEDS)  # CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_NET_ADMIN
 

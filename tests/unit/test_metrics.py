@@ -8,7 +8,7 @@ from xtcp_uring.metrics import OTHER, Metrics
 from xtcp_uring.poller import PollerStats
 from xtcp_uring.pcap import response_payloads
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2" / "6_8_12" / "6_8_12_tcp_10_sockets.pcap"
+CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2" / "6_8_12" / "6_8_12_tcp_10_sockets.pcap"
 
 
 def batch_of(names: list[str]) -> records.Batch:
