@@ -39,7 +39,8 @@ fuzz: install
 	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
 	$(PIP) install atheris
 	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/xtcp_uring
-	ln -s ../../csrc $(FUZZ_DIR)/csrc && ln -s ../../proto $(FUZZ_DIR)/proto && cp xtcp_uring/*.py $(FUZZ_DIR)/xtcp_uring/
+	ln -s ../../csrc $(FUZZ_DIR)/csrc && ln -s ../../proto $(FUZZ_DIR)/proto && \
+	  (cd xtcp_uring && cp --parents $$(find . -name '*.py' -not -path '*/__pycache__/*') ../$(FUZZ_DIR)/xtcp_uring/)
 	cd $(FUZZ_DIR) && CC=clang LDSHARED="clang -shared" XTCP_SANITIZE=fuzz ../../$(PY) -c "import sys; \
 	  sys.path.insert(0, '../..'); from cffi_build import ffibuilder; ffibuilder.compile(tmpdir='.')"
 	for target in $(FUZZ_TARGETS); do \

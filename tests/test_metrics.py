@@ -6,7 +6,7 @@ from xtcp_uring import records
 from xtcp_uring.logs import JsonFormatter
 from xtcp_uring.metrics import OTHER, Metrics
 from xtcp_uring.poller import PollerStats
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 
 CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "xtcp2" / "6_8_12" / "6_8_12_tcp_10_sockets.pcap"
 

@@ -102,7 +102,7 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
 
 
 def cmd_decode(args) -> int:
-    from .pcap import response_payloads
+    from .wire.pcap import response_payloads
 
     layout = native.tcp_info_layout(args.kernel_release) if args.kernel_release else native.TCP_INFO_LAYOUT_6_18
     labels = records.encode_labels(kernel_release=args.kernel_release) if args.kernel_release else b""

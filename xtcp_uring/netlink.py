@@ -23,28 +23,20 @@ import asyncio
 import errno
 import os
 import socket
-import struct
 import time
 from typing import Sequence
 
 from . import native
 from .backend import DumpJob, DumpResult
 from .errors import NetlinkError
+from .wire.netlink import KERNEL_PORT_ID, message_seq
 
 __all__ = ["SocketBackend", "RECV_BUFFER_SIZE"]
 
 RECV_BUFFER_SIZE = 64 * 1024  # one recv is one skb of <= ~32 KiB; smaller buffers truncate (MSG_TRUNC)
 DEFAULT_TIMEOUT = 10.0
-KERNEL_PORT_ID = 0  # nl_pid of every message the kernel sends
 _YIELD_AFTER = 0.002  # seconds of recv work before letting other tasks run
 _MAX_DRAIN_RECVS = 100_000  # bound on discarding a stale dump (about 3 GB of messages)
-
-_SEQ = struct.Struct("=I")  # nlmsg_seq, at offset 8 of the request's nlmsghdr
-
-
-def _request_seq(request: bytes) -> int:
-    return _SEQ.unpack_from(request, 8)[0]
-
 
 def _error(code: int, what: str) -> OSError:
     if code == errno.EBADMSG:
@@ -107,7 +99,7 @@ class SocketBackend:
         return results
 
     async def _dump(self, loop, fd: int, request: bytes, result: DumpResult, deadline: float) -> None:
-        seq = _request_seq(request)
+        seq = message_seq(request)
         try:
             os.write(fd, request)
         except BlockingIOError:

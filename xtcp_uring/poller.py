@@ -47,7 +47,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import native, records, request, schema
+from . import native, records, schema
+from .wire import request
+from .wire.filter import Filter
 from .backend import DumpBackend, DumpJob, DumpResult
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
@@ -102,7 +104,7 @@ class Poller:
             or a sequence); see ``namespaces.Selection``.
         families: address families to dump, one request each (AF_INET and AF_INET6).
         states: TCP state mask (``request.DEFAULT_STATES``) or an iterable of state names.
-        filter: a ``request.Filter``, filter text (``"dport 443"``) or raw bytecode.
+        filter: a ``wire.filter.Filter``, filter text (``"dport 443"``) or raw bytecode.
         groups: attribute groups (``request.ALL_GROUPS``); default ``request.DEFAULT_GROUPS``.
         sample: keep every Nth socket, chosen by a hash of its cookie, so a socket is kept in
             every poll or in none.
@@ -140,7 +142,7 @@ class Poller:
         namespaces: str | Sequence[str] = "all",
         families: Iterable[int | str] = DEFAULT_FAMILIES,
         states: int | Iterable[str] | None = None,
-        filter: request.Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
+        filter: Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
         groups: Iterable[str] | str | None = None,
         sample: int = 1,
         use_uring: bool | str = "auto",
@@ -183,7 +185,7 @@ class Poller:
         self.ext = request.ext_for(_split(groups)) if groups is not None else request.DEFAULT_EXT
         if isinstance(filter, str):
             try:
-                filter = request.Filter.parse(filter)  # noqa: A001
+                filter = Filter.parse(filter)  # noqa: A001
             except request.RequestError as exc:
                 raise ConfigError(f"filter {filter!r}: {exc}") from exc
         # Checked now (and compiled once per family): a bad filter is a ConfigError at once.
@@ -193,7 +195,7 @@ class Poller:
                 request.build_request(fam, states=self.states, ext=self.ext, filter=filter)
             except request.RequestError as exc:
                 raise ConfigError(str(exc)) from exc
-            bytecode = filter.bytecode(fam) if isinstance(filter, request.Filter) else filter
+            bytecode = filter.bytecode(fam) if isinstance(filter, Filter) else filter
             self._requests_args[fam] = bytecode
         self.sample = int(sample)
         self.use_uring = use_uring

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from .errors import InputError
+
 PROTO_PATH = Path(__file__).resolve().parent.parent / "proto" / "xtcp_flat_record.proto"
 PACKAGE = "xtcp_flat_record.v1"
 RECORD_MESSAGE = "XtcpFlatRecord"
@@ -29,7 +31,7 @@ _ENUM_VALUE_RE = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\s*;")
 _ANNOTATION_RE = re.compile(r"\[([a-z0-9_]+)(?::([a-z0-9_]+))?\]")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """The .proto uses something this parser does not understand (a developer must fix it)."""
 
 

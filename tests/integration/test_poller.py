@@ -19,7 +19,8 @@ import pytest
 
 from netns_farm import TCP_ESTABLISHED, TCP_LISTEN, NetnsFarm, open_fds, run_unprivileged
 from xtcp_uring import poller as poller_mod
-from xtcp_uring import records, request
+from xtcp_uring import records
+from xtcp_uring.wire import request
 from xtcp_uring.backend import DumpResult
 from xtcp_uring.errors import ConfigError, RingUnavailableError
 from xtcp_uring.poller import Poller, poll_once

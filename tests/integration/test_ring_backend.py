@@ -31,7 +31,7 @@ AF_INET, AF_INET6 = 2, 10
 TCP_TIME_WAIT = 6
 
 try:
-    from xtcp_uring.request import build_request
+    from xtcp_uring.wire.request import build_request
 except ImportError:  # request.py is written in parallel; the 72-byte request it will build
     def build_request(family: int, *, seq: int = 0) -> bytes:
         hdr = struct.pack("=IHHII", 72, 20, 0x301, seq, 0)

@@ -31,7 +31,7 @@ _CHILD = textwrap.dedent("""
     import asyncio, json, socket, sys
     from xtcp_uring import native
     from xtcp_uring.backend import DumpJob
-    from xtcp_uring.request import build_request
+    from xtcp_uring.wire.request import build_request
     from xtcp_uring.ring import UringBackend
 
     decode_thread, grams = sys.argv[1] == "True", [bytes.fromhex(g) for g in sys.argv[2:]]
