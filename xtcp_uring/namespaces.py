@@ -648,14 +648,11 @@ class NamespaceManager:
     def _open_batch(self, todo: list[_Candidate]) -> tuple[list[_Opened], bool]:
         """Runs in the opener thread: each candidate opened, its owner read, or its error.
         Returns (results, poisoned): poisoned when this thread could not leave a namespace."""
-        from . import native  # only for lib; kept out of module import so tests can scan without it
-
-        lib, ffi = native.lib, native.ffi
-        cookie_out = ffi.new("uint64_t *")
+        from .native import netns  # kept out of module import so tests can scan without the extension
 
         def _open_diag(nsfd: int) -> tuple[int, int]:
             try:
-                return native.open_diag_socket(nsfd)
+                return netns.open_diag_socket(nsfd)
             except OSError as exc:
                 return -exc.errno, 0
         here = _thread_ns_key()
@@ -700,8 +697,7 @@ class NamespaceManager:
                     results += [_Opened(c, attempted=False) for c in todo[i + 1:]]
                     break
                 continue
-            rc = lib.xtcp_netns_cookie(fd, cookie_out)
-            cookie = cookie_out[0] if rc == 0 else 0
+            cookie = netns.netns_cookie(fd)
             with self._lock:
                 self.stats.netlink_drained += drained
                 if self._closed:
