@@ -50,10 +50,10 @@ import numpy as np
 from . import native, records, schema
 from .wire import request
 from .wire.filter import Filter
-from .backend import DumpBackend, DumpJob, DumpResult
+from .backends import DumpBackend, DumpJob, DumpResult
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
-from .netlink import SocketBackend
+from .backends.sockets import SocketBackend
 
 __all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces", "poller_options_from_args"]
 
@@ -489,7 +489,7 @@ class Poller:
 
     def _decode(self, r: DumpResult, ns, labels: bytes, seq: int) -> records.Dump:
         dump = r.dump
-        if dump is None:  # the sockets backend: whole netlink bytes, decoded here
+        if dump is None:  # a backend of the caller's that returns raw bytes only: decoded here
             dump = records.decode_buffers(r.buffers, layout=self._layout, labels=labels, netns=ns.name,
                                           strict=False, seq=seq)
         dump.netns = ns.name
@@ -523,7 +523,7 @@ class Poller:
 
     def _choose_backend(self) -> DumpBackend:
         if self.use_uring is False:
-            return SocketBackend(timeout=self.dump_timeout)
+            return SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         try:
             return _uring_backend(async_dumps=self.async_dumps, decode_thread=self.decode_thread,
                                   timeout=self.dump_timeout,
@@ -537,7 +537,7 @@ class Poller:
         global _fallback_logged
         if self._backend is not None:
             self._backend.close()
-        self._backend = SocketBackend(timeout=self.dump_timeout)
+        self._backend = SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         self.stats.backend = self._backend.name
         self.stats.fallback = True
         self.stats.fallback_reason = f"{type(exc).__name__}: {exc}"
@@ -548,7 +548,7 @@ class Poller:
 
 
 def _uring_backend(**options) -> DumpBackend:
-    from .ring import UringBackend  # ImportError where the extension lacks the ring
+    from .backends.uring import UringBackend  # ImportError where the extension lacks the ring
 
     return UringBackend(**options)
 

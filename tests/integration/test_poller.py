@@ -21,7 +21,7 @@ from netns_farm import TCP_ESTABLISHED, TCP_LISTEN, NetnsFarm, open_fds, run_unp
 from xtcp_uring import poller as poller_mod
 from xtcp_uring import records
 from xtcp_uring.wire import request
-from xtcp_uring.backend import DumpResult
+from xtcp_uring.backends import DumpResult
 from xtcp_uring.errors import ConfigError, RingUnavailableError
 from xtcp_uring.poller import Poller, poll_once
 

@@ -1,4 +1,4 @@
-"""io_uring backend: every namespace's dump in flight at once, one eventfd, no Python threads.
+"""The io_uring backend: every namespace's dump in flight at once, one eventfd, no Python threads.
 
 The per-recv work is C (``csrc/ring.c``): it re-arms RECVs, decodes (and, if asked, encodes)
 each chunk as it arrives, spots NLMSG_DONE and chains a namespace's families on its fd. Python
@@ -31,10 +31,11 @@ import time
 import warnings
 from typing import Sequence
 
-from . import native, records
-from .backend import DumpJob, DumpResult
-from .errors import InternalError
-from .native.ring import ASYNC, ASYNC_RECV, COUNTERS, DECODE_THREAD, NET_ID_MAX, Ring, check_int
+from .. import native, records
+from ..errors import InternalError
+from ..native.ring import ASYNC, ASYNC_RECV, COUNTERS, DECODE_THREAD, NET_ID_MAX, Ring, check_int
+
+from . import DumpJob, DumpResult
 
 __all__ = ["UringBackend"]
 
