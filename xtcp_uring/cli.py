@@ -118,7 +118,7 @@ def cmd_decode(args) -> int:
 
 
 def cmd_once(args) -> int:
-    from .limits import raise_open_file_limit
+    from .namespaces.limits import raise_open_file_limit
     from .poller import poll_once, poller_options_from_args
 
     raise_open_file_limit()  # every namespace at once needs a socket each
@@ -131,7 +131,7 @@ def cmd_once(args) -> int:
 
 
 def cmd_namespaces(args) -> int:
-    from .limits import raise_open_file_limit
+    from .namespaces.limits import raise_open_file_limit
     from .poller import list_namespaces
 
     raise_open_file_limit()

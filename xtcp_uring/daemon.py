@@ -23,7 +23,7 @@ import time
 from . import sinks
 from .clickhouse import DEFAULT_DATA_DIR
 from .delivery import DeliveryWatch
-from .limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
+from .namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from .privileges import current as current_privileges
 from .errors import ConfigError
 

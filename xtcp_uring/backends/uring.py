@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
-import os
 import time
 import warnings
 from typing import Sequence
