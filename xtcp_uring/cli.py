@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 
-from . import __version__, native, output, records
+from . import __version__, framing, native, output, records
 from .clickhouse import DEFAULT_DATA_DIR
 from .daemon import add_daemon_options, env_default
 from .errors import ConfigError, XtcpError
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("one-shot")
     g.add_argument("--once", action="store_true",
                    help="poll once, write the records to stdout (or deliver them to --sink), exit")
-    g.add_argument("--format", default=env_default("format", "jsonl"), choices=output.FORMATS,
+    g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
     add_daemon_options(p)  # the daemon's own flags live beside its loop
@@ -86,7 +86,7 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
     if cmd == "decode":
         p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
         p.add_argument("pcap")
-        p.add_argument("--format", default="jsonl", choices=output.FORMATS)
+        p.add_argument("--format", default=framing.JSONL, choices=framing.FORMATS)
         p.add_argument("--kernel-release", default=None,
                        help="release of the captured kernel; picks the meaning of tcp_info bytes 276-279")
     elif cmd == "namespaces":

@@ -104,7 +104,7 @@ def query_options(args) -> dict:
     import grp
 
     from .clickhouse import QueryLimits
-    from .sinks.base import parse_size
+    from .sinks.config import parse_size
 
     sizes = {}
     for flag, value in (("--query-max-result-bytes", args.query_max_result_bytes),

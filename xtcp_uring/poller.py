@@ -47,7 +47,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import native, records, schema
+from . import framing, native, records, schema
 from .wire import request
 from .wire.filter import Filter
 from .backends import DumpBackend, DumpJob, DumpResult
@@ -60,7 +60,6 @@ __all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces", "poller_opti
 log = logging.getLogger("xtcp_uring.poller")
 
 DEFAULT_FAMILIES = (request.AF_INET, request.AF_INET6)
-_ENCODINGS = {None: None, "envelope": native.FRAME_ENVELOPE_ROWS, "delimited": native.FRAME_DELIMITED}
 _FAMILY_NAMES = {"inet": request.AF_INET, "inet4": request.AF_INET, "ipv4": request.AF_INET, "4": request.AF_INET,
                  "inet6": request.AF_INET6, "ipv6": request.AF_INET6, "6": request.AF_INET6}
 _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential cookies
@@ -169,8 +168,8 @@ class Poller:
             raise ConfigError(f"sample keeps every Nth socket: an integer >= 1, not {sample!r}")
         if use_uring not in (True, False, "auto"):
             raise ConfigError(f"use_uring is True, False or 'auto', not {use_uring!r}")
-        if encode not in _ENCODINGS:
-            raise ConfigError(f"encode is 'envelope', 'delimited' or None, not {encode!r}")
+        if encode is not None and encode not in framing.FRAMINGS:
+            raise ConfigError(f"encode is {', '.join(map(repr, framing.FRAMINGS))} or None, not {encode!r}")
         if not dump_timeout > 0 or queue_size < 1:
             raise ConfigError("dump_timeout must be > 0 and queue_size >= 1")
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
@@ -527,7 +526,7 @@ class Poller:
         try:
             return _uring_backend(async_dumps=self.async_dumps, decode_thread=self.decode_thread,
                                   timeout=self.dump_timeout,
-                                  tcp_info_layout=self._layout, encode=_ENCODINGS[self.encode])
+                                  tcp_info_layout=self._layout, encode=framing.native_framing(self.encode))
         except (RingUnavailableError, ImportError) as exc:
             if self.use_uring is True:
                 raise

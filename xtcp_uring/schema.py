@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import InputError
+try:
+    from .errors import InputError
+except ImportError:  # loaded by path by tools/gen_schema.py, which must not need the package
+    InputError = ValueError
 
 PROTO_PATH = Path(__file__).resolve().parent.parent / "proto" / "xtcp_flat_record.proto"
 PACKAGE = "xtcp_flat_record.v1"

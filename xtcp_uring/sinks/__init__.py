@@ -23,7 +23,9 @@ import importlib
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig, SinkGroup, SinkStats, envelope_messages
+from .base import Payload, Sink, SinkGroup, SinkStats
+from .config import SinkConfig
+from .encoded import Encoded, envelope_messages
 
 # scheme -> (module, class)
 SCHEMES = {

@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 from .. import clickhouse
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 
 log = logging.getLogger("xtcp_uring.sinks")
 

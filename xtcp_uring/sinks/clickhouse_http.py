@@ -30,7 +30,10 @@ from .. import clickhouse, schema
 from ..clickhouse import errors as ch_errors
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _FORMATS = ("arrow", "protobuf_list")
@@ -109,7 +112,7 @@ class ClickHouseHttpSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope" if self.config.format == "protobuf_list" else None
+        return ENVELOPE if self.config.format == "protobuf_list" else None
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         if self.config.format == "protobuf_list":

@@ -30,7 +30,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import schema
 from ..errors import ConfigError, SinkError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _COMPRESSION = ("zstd", "lz4", "gzip", "snappy", "none")
@@ -154,7 +157,7 @@ class KafkaSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope"
+        return ENVELOPE
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         c = self.config

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 
 
 @dataclass(kw_only=True)
@@ -48,7 +51,7 @@ class UdpSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope"
+        return ENVELOPE
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         return [Payload(m, len(m), n) for m, n in encoded.protobuf_list(0, self.config.max_datagram)]
