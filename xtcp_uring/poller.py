@@ -1,5 +1,8 @@
 """The library face: poll every selected network namespace, one ``records.Batch`` per poll.
 
+(Longer than 450 lines: one state machine, the Poller, whose lifecycle, ticker, poll and
+backend fallback share its state; the rooms it drives are elsewhere.)
+
     async with Poller(interval=10.0, namespaces="all") as poller:
         async for batch in poller:          # one Batch per poll
             ...
@@ -25,8 +28,8 @@ A poll: ``NamespaceManager.reconcile()`` → one ``DumpJob`` per open namespace 
 per family (each with a random ``nlmsg_seq`` of its own, so neither a stale dump's messages nor
 forged ones are mistaken for this one's; they are counted in ``stats.netlink_rejected``, and
 the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
-(and with ``encode``, encodes) each chunk as it arrives, while the sockets path returns bytes
-for ``records.decode_buffers()`` → optional sampling (a numpy mask over the cookie column) →
+(and with ``encode``, encodes) each chunk as it arrives, while the sockets path decodes each
+dump once it has ended → optional sampling (a numpy mask over the cookie column) →
 ``Batch``.
 Namespaces that exist but could not be opened appear as empty dumps with ``error`` set.
 """
@@ -55,7 +58,7 @@ from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
 from .backends.sockets import SocketBackend
 
-__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces", "poller_options_from_args"]
+__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces"]
 
 log = logging.getLogger("xtcp_uring.poller")
 
@@ -626,19 +629,3 @@ async def list_namespaces(namespaces: str | Sequence[str] = "all", **options) ->
         rows += [{"net_id": "", "name": f.name, "inode": f.inode, "cookie": "", "pid": "", "sockets": "",
                   "error": str(f.error)} for f in poller.manager.failures]
         return rows
-
-
-def poller_options_from_args(args) -> dict:
-    """``Poller`` keyword arguments from the CLI's parsed poll options."""
-    options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
-               "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
-               "async_dumps": bool(args.async_dumps),
-               "max_namespaces": getattr(args, "max_namespaces", None),
-               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
-    if args.states:
-        options["states"] = args.states
-    if args.filter:
-        options["filter"] = args.filter
-    if args.groups:
-        options["groups"] = args.groups
-    return options
