@@ -6,7 +6,7 @@ the poll in flight finish, so its batch still reaches the sinks, then the sinks 
 process exits 0 — unless a sink delivered nothing in the whole run (``delivery``: exit 75).
 SIGHUP rescans every namespace source (threads included) before the next poll.
 
-At start the soft open-file limit is raised to the hard one (``limits``); the namespace cap
+At start the soft open-file limit is raised to the hard one (``namespaces.limits``); the namespace cap
 (``--max-namespaces``) is sized from it. ``--once`` with ``--sink`` is one poll delivered to
 those sinks, flushed, with the same exit code, and no listener.
 """
