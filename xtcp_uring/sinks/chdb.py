@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import clickhouse
 from ..clickhouse.errors import ClickHouseError
@@ -33,8 +32,7 @@ class ChdbConfig(SinkConfig):
     database: str = clickhouse.DATABASE
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ChdbConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ChdbConfig":
         path = u.netloc + u.path  # chdb:///abs/dir, or chdb://rel/dir relative to the cwd
         if not path:
             raise ConfigError(f"{url}: expected chdb:///path/to/dir")

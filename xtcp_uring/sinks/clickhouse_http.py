@@ -24,7 +24,7 @@ import asyncio
 import base64
 import http.client
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from .. import clickhouse, schema
 from ..clickhouse import errors as ch_errors
@@ -57,8 +57,7 @@ class ClickHouseHttpConfig(SinkConfig):
     ttl_days: int | None = None
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ClickHouseHttpConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ClickHouseHttpConfig":
         if not u.hostname:
             raise ConfigError(f"{url}: expected clickhouse+http://[user:password@]host:8123/db")
         fixed = dict(host=u.hostname, secure=u.scheme == "clickhouse+https")

@@ -10,14 +10,19 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from ..errors import ConfigError
 from .security import SECRET_OPTIONS, public_url
 
-__all__ = ["SinkConfig", "parse_size"]
+__all__ = ["SinkConfig", "parse_size", "split_url"]
 
 _SIZE_SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def split_url(url: str) -> SplitResult:
+    """A sink URL's parts (``-`` is ``stdout:``): the one place a sink URL is split."""
+    return urlsplit("stdout:" if url == "-" else url)
 
 
 @dataclass(kw_only=True)
@@ -38,7 +43,13 @@ class SinkConfig:
 
     @classmethod
     def from_url(cls, url: str, **opts):
-        """Parse a sink URL. Subclasses read scheme, host and path, then call ``_build``."""
+        """The config a sink URL (and keyword options) describe; the URL is split once, here
+        or in ``open_sink``."""
+        return cls.from_parts(url, split_url(url), opts)
+
+    @classmethod
+    def from_parts(cls, url: str, parts: SplitResult, opts: dict):
+        """Subclasses read scheme, host and path from ``parts``, then call ``_build``."""
         raise NotImplementedError
 
     @classmethod

@@ -13,7 +13,6 @@ import io
 import os
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import output
 from ..errors import ConfigError
@@ -29,8 +28,7 @@ class FileConfig(SinkConfig):
     fsync: bool = False  # fsync after every batch
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "FileConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "FileConfig":
         path = u.netloc + u.path
         if not path:
             raise ConfigError(f"{url}: expected file:///path/to/file.pb")
@@ -42,8 +40,7 @@ class StdoutConfig(SinkConfig):
     format: str = JSONL
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "StdoutConfig":
-        u = urlsplit(url) if url != "-" else urlsplit("stdout:")
+    def from_parts(cls, url: str, u, opts: dict) -> "StdoutConfig":
         return cls._build(url, u.query, opts)
 
     def validate(self) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from .. import schema
 from ..errors import ConfigError, SinkError
@@ -66,8 +66,7 @@ class KafkaConfig(SinkConfig):
     password: str = field(default="", repr=False)  # from the URL's user info or a keyword only
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "KafkaConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "KafkaConfig":
         topic = u.path.strip("/")
         userinfo, _, hosts = u.netloc.rpartition("@")
         if not hosts or not topic or "/" in topic:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..framing import ENVELOPE
@@ -24,8 +23,7 @@ class UdpConfig(SinkConfig):
     max_datagram: int = 60_000
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "UdpConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "UdpConfig":
         try:
             port = u.port
         except ValueError:
