@@ -182,7 +182,7 @@ def render_ddl(schema) -> str:
         [
             f"-- {BANNER}",
             "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
-            "-- xtcp_uring.clickhouse_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
+            "-- xtcp_uring.clickhouse.table_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
             "CREATE TABLE IF NOT EXISTS {db}.xtcp_records",
             "(",
             ",\n".join(cols),
