@@ -97,6 +97,22 @@ def test_only_native_imports_the_extension():
     assert offenders == []
 
 
+def test_nothing_outside_native_touches_cdata_calls():
+    """``ffi``/``lib`` stay inside native/: elsewhere only Python values cross (tests of the C
+    API excepted)."""
+    offenders = []
+    for p in SOURCES:
+        if room_of(module_name(p)) == "native":
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("native"):
+                offenders += [f"{p.name}:{node.lineno}" for a in node.names if a.name in ("ffi", "lib")]
+            if isinstance(node, ast.Attribute) and node.attr in ("ffi", "lib") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "native":
+                offenders.append(f"{p.name}:{node.lineno}")
+    assert offenders == []
+
+
 def test_no_import_points_up_the_stack():
     upward = []
     for p in SOURCES:
