@@ -71,8 +71,14 @@ $(STAMPS)/deps: pyproject.toml $(PY) | $(APT_STAMP)
 	$(PIP) install -e ".[$(EXTRAS)]" --no-build-isolation
 	@touch $@
 
+# The editable install of deps already built the extension: build again only when a native
+# source is newer than the built .so, so each change is compiled once.
 $(STAMPS)/native: $(NATIVE_SOURCES) $(STAMPS)/deps
-	$(PIP) install -e . --no-build-isolation --no-deps
+	@so=$$(ls -t xtcp_uring/_native*.so 2>/dev/null | head -1); \
+	if [ -z "$$so" ] || [ -n "$$(find $(NATIVE_SOURCES) -newer "$$so" 2>/dev/null)" ]; then \
+	  echo "$(PIP) install -e . --no-build-isolation --no-deps"; \
+	  $(PIP) install -e . --no-build-isolation --no-deps || exit 1; \
+	fi
 	@touch $@
 
 clean:
