@@ -65,7 +65,7 @@ def emit(obj: dict) -> None:
 
 
 def _poller(cfg: dict, **overrides):
-    from xtcp_uring import request
+    from xtcp_uring.wire import request
     from xtcp_uring.poller import Poller
 
     options = dict(namespaces=cfg["namespaces"], groups=request.ALL_GROUPS, interval=cfg.get("interval", 3600.0),

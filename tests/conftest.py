@@ -80,7 +80,7 @@ def backend_options(request) -> dict:
     options = dict(BACKENDS[request.param])
     if options["use_uring"]:
         try:
-            from xtcp_uring.ring import UringBackend  # noqa: F401
+            from xtcp_uring.backends.uring import UringBackend  # noqa: F401
         except ImportError as exc:
             pytest.fail(f"io_uring backend not importable: {exc}")
     return options

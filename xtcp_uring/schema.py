@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+try:
+    from .errors import InputError
+except ImportError:  # loaded by path by tools/gen_schema.py, which must not need the package
+    InputError = ValueError
+
 PROTO_PATH = Path(__file__).resolve().parent / "data" / "xtcp_flat_record.proto"
 PACKAGE = "xtcp_flat_record.v1"
 RECORD_MESSAGE = "XtcpFlatRecord"
@@ -30,7 +35,7 @@ _ENUM_VALUE_RE = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\s*;")
 _ANNOTATION_RE = re.compile(r"\[([a-z0-9_]+)(?::([a-z0-9_]+))?\]")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """The .proto uses something this parser does not understand (a developer must fix it)."""
 
 

@@ -27,7 +27,7 @@ def one_input(data: bytes) -> None:
 
 
 def write_seed_corpus(corpus: Path) -> None:
-    from xtcp_uring.pcap import PcapError, response_payloads
+    from xtcp_uring.wire.pcap import PcapError, response_payloads
 
     corpus.mkdir(parents=True, exist_ok=True)
     for pcap in sorted(SEEDS.glob("*/*.pcap")):

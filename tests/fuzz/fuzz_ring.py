@@ -28,7 +28,8 @@ import struct
 import sys
 from pathlib import Path
 
-from xtcp_uring import native, records, request
+from xtcp_uring import native, records
+from xtcp_uring.wire import request
 from xtcp_uring.native import ffi, lib
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
@@ -152,7 +153,7 @@ def _messages(payload: bytes) -> list[bytes]:
 def write_seed_corpus(corpus: Path) -> None:
     """Each capture's replies re-cut into small datagrams of one to three whole messages (the
     fuzzer runs with a small -max_len: many short inputs beat a few 32 KiB ones), in each mode."""
-    from xtcp_uring.pcap import PcapError, response_payloads
+    from xtcp_uring.wire.pcap import PcapError, response_payloads
 
     corpus.mkdir(parents=True, exist_ok=True)
     for pcap in sorted(SEEDS.glob("*/*.pcap")):

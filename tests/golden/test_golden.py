@@ -16,7 +16,7 @@ from golden import oracle
 from golden import cases as golden_cases
 from golden.ss_text import compare_socket, parse_ss_file
 from xtcp_uring import native, records
-from xtcp_uring.pcap import PcapError, response_payloads
+from xtcp_uring.wire.pcap import PcapError, response_payloads
 
 CASES = golden_cases.golden_cases()
 COMPARABLE = [c for c in CASES if c.problem is None]

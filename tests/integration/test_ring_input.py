@@ -30,9 +30,9 @@ MODES = {"decode-thread": "True", "inline-decode": "False"}
 _CHILD = textwrap.dedent("""
     import asyncio, json, socket, sys
     from xtcp_uring import native
-    from xtcp_uring.backend import DumpJob
-    from xtcp_uring.request import build_request
-    from xtcp_uring.ring import UringBackend
+    from xtcp_uring.backends import DumpJob
+    from xtcp_uring.wire.request import build_request
+    from xtcp_uring.backends.uring import UringBackend
 
     decode_thread, grams = sys.argv[1] == "True", [bytes.fromhex(g) for g in sys.argv[2:]]
     ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

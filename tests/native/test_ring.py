@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from xtcp_uring import ring
+from xtcp_uring.native import ring
 from xtcp_uring.native import ffi, lib
-from xtcp_uring.ring import (NET_ID_MAX, OP_CANCEL, OP_MAX, OP_NOP, OP_RECV, OP_SEND,
+from xtcp_uring.native.ring import (NET_ID_MAX, OP_CANCEL, OP_MAX, OP_NOP, OP_RECV, OP_SEND,
                              REQUEST_ID_MAX, pack_user_data, unpack_user_data)
 
 OPS = [0, 1, OP_SEND, OP_RECV, OP_CANCEL, OP_NOP, 0x7F, 0x80, OP_MAX - 1, OP_MAX]

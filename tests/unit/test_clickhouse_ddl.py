@@ -103,7 +103,7 @@ def describe(store, table: str) -> list[tuple[str, str]]:
 def test_ddl_and_pipeline_run_in_chdb(store):
     from golden import cases
     from xtcp_uring import records
-    from xtcp_uring.pcap import response_payloads
+    from xtcp_uring.wire.pcap import response_payloads
 
     store.ensure_table(ttl_days=30)
     assert describe(store, "xtcp.xtcp_records") == expected_columns()

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from xtcp_uring import records
-from xtcp_uring.logs import JsonFormatter
-from xtcp_uring.metrics import OTHER, Metrics
+from xtcp_uring.app.logs import JsonFormatter
+from xtcp_uring.app.metrics import OTHER, Metrics
 from xtcp_uring.poller import PollerStats
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 
 CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2" / "6_8_12" / "6_8_12_tcp_10_sockets.pcap"
 
@@ -81,7 +81,7 @@ import asyncio  # noqa: E402
 import pytest  # noqa: E402
 
 from xtcp_uring.errors import ConfigError  # noqa: E402
-from xtcp_uring.metrics import MAX_CONNECTIONS, MAX_REQUEST_BYTES, MetricsServer, parse_listen  # noqa: E402
+from xtcp_uring.app.metrics import MAX_CONNECTIONS, MAX_REQUEST_BYTES, MetricsServer, parse_listen  # noqa: E402
 
 GOOD_LISTEN = {
     "off": None,

@@ -8,10 +8,9 @@ import pytest
 
 from golden import cases
 from golden.cases import capture_files
-from xtcp_uring.pcap import (
+from xtcp_uring.wire.netlink import NETLINK_SOCK_DIAG, NLM_F_REQUEST
+from xtcp_uring.wire.pcap import (
     ARPHRD_NETLINK,
-    NETLINK_SOCK_DIAG,
-    NLM_F_REQUEST,
     NetlinkPacket,
     PcapError,
     iter_netlink_packets,

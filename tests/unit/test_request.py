@@ -21,14 +21,7 @@ from pathlib import Path
 import pytest
 
 from xtcp_uring import native
-from xtcp_uring.request import (
-    AF_INET,
-    AF_INET6,
-    AF_UNSPEC,
-    ALL_GROUPS,
-    DEFAULT_EXT,
-    DEFAULT_GROUPS,
-    DEFAULT_STATES,
+from xtcp_uring.wire.filter import (
     INET_DIAG_BC_CGROUP_COND,
     INET_DIAG_BC_D_COND,
     INET_DIAG_BC_D_EQ,
@@ -40,18 +33,25 @@ from xtcp_uring.request import (
     INET_DIAG_BC_S_EQ,
     INET_DIAG_BC_S_GE,
     INET_DIAG_BC_S_LE,
-    INET_DIAG_NOCOOKIE,
-    INET_DIAG_REQ_BYTECODE,
-    IPPROTO_TCP,
-    NLM_F_DUMP,
-    NLM_F_REQUEST,
-    REQUEST_LEN,
-    SOCK_DIAG_BY_FAMILY,
-    TCP_BOUND_INACTIVE,
-    TCP_LISTEN,
     Filter,
     FilterError,
     FilterSyntaxError,
+)
+from xtcp_uring.wire.netlink import NLM_F_DUMP, NLM_F_REQUEST, SOCK_DIAG_BY_FAMILY
+from xtcp_uring.wire.request import (
+    AF_INET,
+    AF_INET6,
+    AF_UNSPEC,
+    ALL_GROUPS,
+    DEFAULT_EXT,
+    DEFAULT_GROUPS,
+    DEFAULT_STATES,
+    INET_DIAG_NOCOOKIE,
+    INET_DIAG_REQ_BYTECODE,
+    IPPROTO_TCP,
+    REQUEST_LEN,
+    TCP_BOUND_INACTIVE,
+    TCP_LISTEN,
     RequestError,
     build_request,
     ext_for,

@@ -15,7 +15,7 @@ from google.protobuf.internal.decoder import _DecodeVarint32
 from golden import cases
 from xtcp_uring import clickhouse, native, records, schema
 from xtcp_uring.errors import ConfigError, SinkError, XtcpError
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 from xtcp_uring.sinks import Encoded, Payload, Sink, SinkConfig, SinkGroup, envelope_messages, open_sink
 
 CAPTURE = cases.testdata_root() / "6_6_44" / "tcp_100_sockets_bbr.pcap"

@@ -9,7 +9,7 @@ an unwritable file, an unresolvable host or a broker down throughout is never a 
 
 from __future__ import annotations
 
-from .errors import DeliveryError
+from ..errors import DeliveryError
 
 
 class DeliveryWatch:

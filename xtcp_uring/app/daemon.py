@@ -6,82 +6,28 @@ the poll in flight finish, so its batch still reaches the sinks, then the sinks 
 process exits 0 — unless a sink delivered nothing in the whole run (``delivery``: exit 75).
 SIGHUP rescans every namespace source (threads included) before the next poll.
 
-At start the soft open-file limit is raised to the hard one (``limits``); the namespace cap
+At start the soft open-file limit is raised to the hard one (``namespaces.limits``); the namespace cap
 (``--max-namespaces``) is sized from it. ``--once`` with ``--sink`` is one poll delivered to
 those sinks, flushed, with the same exit code, and no listener.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import signal
 import time
 
-from . import sinks
-from .clickhouse import DEFAULT_DATA_DIR
+from .. import sinks
+from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
+from ..privileges import current as current_privileges
 from .delivery import DeliveryWatch
-from .limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
-from .privileges import current as current_privileges
-from .errors import ConfigError
+from .options import daemon_poller_options, query_options, sink_options, sink_urls
 
 log = logging.getLogger("xtcp_uring.daemon")
 
 WARN_EVERY_S = 300.0  # the same warning (netns, error) at most once per 5 minutes
-
-
-def env_default(name: str, default):
-    """The XTCP_<NAME> environment variable, else default: every flag's fallback."""
-    return os.environ.get("XTCP_" + name.upper().replace("-", "_"), default)
-
-
-def add_daemon_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("daemon: when")
-    g.add_argument("--interval", type=float, default=float(env_default("interval", 10.0)), help="seconds between polls")
-    g.add_argument("--jitter", type=float, default=float(env_default("jitter", 0.1)),
-                   help="random delay per tick, as a fraction of the interval (default 0.1)")
-    g.add_argument("--max-polls", type=int, default=int(env_default("max_polls", 0)) or None,
-                   help="stop after this many polls (default: run until SIGTERM)")
-    g = p.add_argument_group("daemon: where to")
-    g.add_argument("--sink", action="append", default=None,
-                   help="destination URL, repeatable: kafka://host:9092/topic, chdb:///dir, "
-                        "clickhouse+http://host:8123/db, file:///x.pb, udp://host:port, - (stdout). "
-                        "Default: chdb under --data-dir. XTCP_SINK takes a comma-separated list")
-    g.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
-                   help="embedded ClickHouse store for the default sink and `query` (default ./xtcp-data)")
-    g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
-                   help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
-    g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
-    g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
-                   help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
-                        "Basic auth over clickhouse+http); refused otherwise")
-    g = p.add_argument_group("daemon: the query socket (<data-dir>/query.sock, read-only SQL)")
-    g.add_argument("--query-group", default=env_default("query_group", None),
-                   help="group (name or gid) whose members may query too (default: root and this user only)")
-    g.add_argument("--query-timeout", type=float, default=float(env_default("query_timeout", 30.0)),
-                   help="seconds one query may run (default 30)")
-    g.add_argument("--query-max-result-bytes", default=env_default("query_max_result_bytes", "32M"),
-                   help="largest result a query may return, e.g. 32M (default)")
-    g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
-                   help="memory one query may use, e.g. 512M (default)")
-    g = p.add_argument_group("daemon: operations")
-    g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
-                   help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
-                        "'off' to disable")
-    g.add_argument("--max-namespace-series", type=int, default=int(env_default("max_namespace_series", 100)),
-                   help="per-namespace metric series before the rest are summed as _other")
-
-
-def sink_urls(args) -> list[str]:
-    urls = args.sink or [u for u in env_default("sink", "").split(",") if u]
-    return urls or [f"chdb://{os.path.abspath(args.data_dir)}"]
-
-
-def sinks_given(args) -> bool:
-    """Did the user name a sink (flag or XTCP_SINK), rather than take the default store?"""
-    return bool(args.sink or env_default("sink", ""))
 
 
 class _RateLimitedWarnings:
@@ -95,35 +41,6 @@ class _RateLimitedWarnings:
             log.warning(msg, *args)
 
 
-def query_options(args) -> dict:
-    """``serve_queries`` keywords from the --query-* flags.
-
-    Raises:
-        ConfigError: a size, duration or group that does not parse or does not exist.
-    """
-    import grp
-
-    from .clickhouse import QueryLimits
-    from .sinks.base import parse_size
-
-    sizes = {}
-    for flag, value in (("--query-max-result-bytes", args.query_max_result_bytes),
-                        ("--query-max-memory", args.query_max_memory)):
-        try:
-            sizes[flag] = parse_size(str(value))
-        except ValueError:
-            raise ConfigError(f"{flag} {value!r}: want a byte count such as 32M or 1G") from None
-    limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=sizes["--query-max-result-bytes"],
-                         max_memory_bytes=sizes["--query-max-memory"])
-    group = args.query_group
-    if group is not None:
-        try:
-            group = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise ConfigError(f"--query-group {args.query_group}: no such group") from None
-    return {"limits": limits, "group": group}
-
-
 def run_daemon(args) -> int:
     # The store holds every namespace's connections: what we create is ours alone (0700/0600).
     os.umask(0o077)
@@ -135,26 +52,20 @@ def run_daemon(args) -> int:
 
 
 async def _serve(args) -> int:
+    from ..poller import Poller
     from .metrics import Metrics, MetricsServer, parse_listen
-    from .poller import Poller, poller_options_from_args
 
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
-    options = poller_options_from_args(args)
     query_opts = query_options(args)
-    sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
-    urls = sink_urls(args)
-    group = sinks.SinkGroup([sinks.open_sink(u, allow_insecure=args.allow_insecure,
-                                             **({"format": args.format} if u == "-" else {}), **sink_opts)
-                             for u in urls])
+    group = sinks.SinkGroup([sinks.open_sink(u, **sink_options(args, u)) for u in sink_urls(args)])
     for url, sink in zip(args.sink or [], group.sinks):
         if sink.name != url:  # something was masked: a password sits on our command line
             log.warning("sink %s: its password is on the command line, readable by every local user in "
                         "/proc/%d/cmdline; use password_file= or the sink's password environment variable",
                         sink.name, os.getpid())
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
-    poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
-                    hostname=args.hostname, encode=group.encoding, **options)
+    poller = Poller(**daemon_poller_options(args, encode=group.encoding))
     metrics = Metrics(args.max_namespace_series)
     watch = DeliveryWatch()
 
@@ -220,7 +131,7 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
     async with group:
         local_store = [s for s in group.sinks if s.scheme == "chdb"]
         if local_store and not once:
-            from .clickhouse import serve_queries
+            from ..clickhouse import serve_queries
 
             store = local_store[0].config
             query_server = await serve_queries(store.path, database=store.database, **query_opts)

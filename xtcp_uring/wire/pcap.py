@@ -27,11 +27,12 @@ import os
 import struct
 from typing import Iterator, NamedTuple, Union
 
+from ..errors import InputError
+from .netlink import NETLINK_SOCK_DIAG, NLM_F_REQUEST, header
+
 __all__ = [
     "ARPHRD_NETLINK",
     "LINKTYPE_NETLINK",
-    "NETLINK_SOCK_DIAG",
-    "NLM_F_REQUEST",
     "NetlinkPacket",
     "PcapError",
     "iter_netlink_packets",
@@ -40,11 +41,7 @@ __all__ = [
 
 LINKTYPE_NETLINK = 253
 ARPHRD_NETLINK = 824
-NETLINK_SOCK_DIAG = 4
-NLM_F_REQUEST = 0x1
-
 COOKED_HEADER_LEN = 16
-NLMSGHDR_LEN = 16
 
 _MAGIC_USEC = 0xA1B2C3D4
 _MAGIC_NSEC = 0xA1B23C4D
@@ -57,13 +54,11 @@ _GLOBAL_BE = struct.Struct(">IHHiIII")
 _RECORD_LE = struct.Struct("<IIII")
 _RECORD_BE = struct.Struct(">IIII")
 _COOKED = struct.Struct(">HHH8sH")
-_NLMSG_FLAGS_LE = struct.Struct("<H")
-_NLMSG_FLAGS_BE = struct.Struct(">H")
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
 
-class PcapError(ValueError):
+class PcapError(InputError):
     """The capture cannot be read: bad magic, wrong link type or truncation.
 
     Attributes:
@@ -100,11 +95,8 @@ class NetlinkPacket(NamedTuple):
     @property
     def is_request(self) -> bool:
         """True when the first nlmsghdr carries NLM_F_REQUEST (user → kernel)."""
-        if len(self.payload) < NLMSGHDR_LEN:
-            return False
-        flags_struct = _NLMSG_FLAGS_LE if self.byteorder == "little" else _NLMSG_FLAGS_BE
-        (flags,) = flags_struct.unpack_from(self.payload, 6)
-        return bool(flags & NLM_F_REQUEST)
+        hdr = header(self.payload, 0, "<" if self.byteorder == "little" else ">")
+        return hdr is not None and bool(hdr.flags & NLM_F_REQUEST)
 
 
 def _load(source: Source) -> tuple[memoryview, str]:

@@ -1,8 +1,9 @@
 """The plain-socket dump backend: non-blocking netlink sockets under asyncio, no io_uring.
 
-It runs the same jobs as the io_uring backend and returns the same raw bytes (see
-``backend.py``), so it is the fallback where io_uring is disabled (``kernel.io_uring_disabled``,
-container seccomp) and the oracle the io_uring path is tested against.
+It runs the same jobs as the io_uring backend and returns the same result: the records of each
+dump, decoded by the same C decoder once the dump has ended (and the raw bytes it received, the
+oracle the io_uring path is tested against). It is the fallback where io_uring is disabled
+(``kernel.io_uring_disabled``, container seccomp).
 
 How a dump runs on a netlink socket: ``send`` of the request builds the first chunk inline,
 and every ``recv`` that drains the socket builds the next one (one skb of at most ~32 KiB), so
@@ -23,28 +24,21 @@ import asyncio
 import errno
 import os
 import socket
-import struct
 import time
 from typing import Sequence
 
-from . import native
-from .backend import DumpJob, DumpResult
-from .errors import NetlinkError
+from .. import native, records
+from ..errors import NetlinkError
+from ..wire.netlink import KERNEL_PORT_ID, message_seq
+
+from . import DumpJob, DumpResult
 
 __all__ = ["SocketBackend", "RECV_BUFFER_SIZE"]
 
 RECV_BUFFER_SIZE = 64 * 1024  # one recv is one skb of <= ~32 KiB; smaller buffers truncate (MSG_TRUNC)
 DEFAULT_TIMEOUT = 10.0
-KERNEL_PORT_ID = 0  # nl_pid of every message the kernel sends
 _YIELD_AFTER = 0.002  # seconds of recv work before letting other tasks run
 _MAX_DRAIN_RECVS = 100_000  # bound on discarding a stale dump (about 3 GB of messages)
-
-_SEQ = struct.Struct("=I")  # nlmsg_seq, at offset 8 of the request's nlmsghdr
-
-
-def _request_seq(request: bytes) -> int:
-    return _SEQ.unpack_from(request, 8)[0]
-
 
 def _error(code: int, what: str) -> OSError:
     if code == errno.EBADMSG:
@@ -59,14 +53,17 @@ class SocketBackend:
         timeout: seconds one job (all its families) may take; a late job is reported with
             ``TimeoutError`` in its results and its socket drained before the next use.
         bufsize: recv buffer size (>= 32 KiB, or the kernel truncates messages).
+        tcp_info_layout: ``native.tcp_info_layout(release)`` of the kernel being dumped.
     """
 
     name = "sockets"
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, bufsize: int = RECV_BUFFER_SIZE):
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, bufsize: int = RECV_BUFFER_SIZE,
+                 tcp_info_layout: int = native.HOST_TCP_INFO_LAYOUT):
         if bufsize < 32 * 1024:
             raise ValueError(f"bufsize {bufsize} < 32 KiB: the kernel would truncate dump chunks")
         self.timeout = timeout
+        self._layout = tcp_info_layout
         self.bufsize = bufsize
         self._dirty: set[int] = set()  # fds whose last dump did not reach its end
         self._closed = False
@@ -87,7 +84,7 @@ class SocketBackend:
     async def _run_job(self, loop, job: DumpJob) -> list[DumpResult]:
         results = [DumpResult(net_id=job.net_id, family=fam) for fam, _ in job.requests]
         deadline = loop.time() + self.timeout
-        for result, (_fam, request) in zip(results, job.requests):
+        for i, (result, (_fam, request)) in enumerate(zip(results, job.requests)):
             t0 = time.monotonic_ns()
             try:
                 if job.fd in self._dirty:
@@ -104,10 +101,15 @@ class SocketBackend:
                 raise
             finally:
                 result.elapsed_ns = time.monotonic_ns() - t0
+            # Decoded as the io_uring backend does, so both hand the poller the same result;
+            # strict=False: what the kernel sent before an error or a bad length is kept.
+            result.dump = records.decode_buffers(result.buffers, layout=self._layout, strict=False,
+                                                 labels=job.labels[i] if i < len(job.labels) else b"",
+                                                 seq=message_seq(request))
         return results
 
     async def _dump(self, loop, fd: int, request: bytes, result: DumpResult, deadline: float) -> None:
-        seq = _request_seq(request)
+        seq = message_seq(request)
         try:
             os.write(fd, request)
         except BlockingIOError:

@@ -1,4 +1,4 @@
-"""io_uring backend: every namespace's dump in flight at once, one eventfd, no Python threads.
+"""The io_uring backend: every namespace's dump in flight at once, one eventfd, no Python threads.
 
 The per-recv work is C (``csrc/ring.c``): it re-arms RECVs, decodes (and, if asked, encodes)
 each chunk as it arrives, spots NLMSG_DONE and chains a namespace's families on its fd. Python
@@ -13,8 +13,7 @@ chunks, on one core. (IORING_SETUP_SQPOLL was the other way tried to use a secon
 fast with a core to spare, but ~45% more CPU than the decode thread, and 10x slower beside one
 busy process; see benchmarks/README.md.)
 
-``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
-net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
+The C calls themselves are ``native.ring.Ring``'s; this module decides when to make them.
 
 Memory: each DumpResult's ``dump`` owns its record array and encoded bytes (pooled, see
 ``csrc/bufpool.h``), handed over by the ring when the dump finishes and freed when the last
@@ -27,79 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
-import os
 import time
 import warnings
 from typing import Sequence
 
-from . import native, records
-from .backend import DumpJob, DumpResult
-from .errors import RingUnavailableError, XtcpError
-from .native import ffi, lib
+from .. import native, records
+from ..errors import InternalError
+from ..native.ring import ASYNC, ASYNC_RECV, COUNTERS, DECODE_THREAD, NET_ID_MAX, Ring, check_int
 
-__all__ = [
-    "OP_SEND", "OP_RECV", "OP_CANCEL", "OP_NOP", "OP_MAX", "REQUEST_ID_MAX", "NET_ID_MAX",
-    "pack_user_data", "unpack_user_data", "UringBackend",
-]
+from . import DumpJob, DumpResult
 
-OP_NONE = 0  # never issued, so a zeroed user_data is always unknown
-OP_SEND = 1
-OP_RECV = 2
-OP_CANCEL = 3
-OP_NOP = 4
-OP_MAX = (1 << 8) - 1
-REQUEST_ID_MAX = (1 << 24) - 1
-NET_ID_MAX = (1 << 32) - 1
-_U64_MAX = (1 << 64) - 1
-
-
-def _check_int(name: str, value: int, maximum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= maximum:
-        raise ValueError(f"{name} {value} out of range 0..{maximum}")
-
-
-def pack_user_data(op: int, request_id: int, net_id: int) -> int:
-    """Pack an SQE's user_data: op in bits 56..63, request id in 32..55, net id in 0..31.
-
-    Raises:
-        ValueError: a field does not fit its bits.
-        TypeError: a field is not an int.
-    """
-    _check_int("op", op, OP_MAX)
-    _check_int("request_id", request_id, REQUEST_ID_MAX)
-    _check_int("net_id", net_id, NET_ID_MAX)
-    return (op << 56) | (request_id << 32) | net_id
-
-
-def unpack_user_data(user_data: int) -> tuple[int, int, int]:
-    """Split a CQE's user_data into (op, request_id, net_id).
-
-    Raises:
-        ValueError: ``user_data`` is not a u64.
-        TypeError: it is not an int.
-    """
-    _check_int("user_data", user_data, _U64_MAX)
-    return user_data >> 56, (user_data >> 32) & REQUEST_ID_MAX, user_data & NET_ID_MAX
-
-
-_COUNTERS = (
-    "submits", "enters", "sqes", "cqes", "recvs", "bytes", "jobs", "jobs_failed", "timeouts",
-    "unknown_completions", "submit_errors", "leaked_buffers",
-)
-
-
-def _ring_unavailable(err: int) -> RingUnavailableError:
-    why = f"{_errno.errorcode.get(err, err)}: {os.strerror(err)}"
-    try:
-        with open("/proc/sys/kernel/io_uring_disabled") as f:
-            why += f"; kernel.io_uring_disabled={f.read().strip()}"
-    except OSError:
-        pass
-    if err in (_errno.EPERM, _errno.ENOSYS):
-        why += " (disabled by sysctl, or blocked by a seccomp profile)"
-    return RingUnavailableError(f"io_uring is unavailable ({why}); use the plain socket backend")
+__all__ = ["UringBackend"]
 
 
 class UringBackend:
@@ -140,9 +77,9 @@ class UringBackend:
             raise ValueError(f"timeout must be > 0, not {timeout}")
         if encode not in (None, native.FRAME_ENVELOPE_ROWS, native.FRAME_DELIMITED):
             raise ValueError(f"encode is None, FRAME_ENVELOPE_ROWS or FRAME_DELIMITED, not {encode!r}")
-        self._flags = lib.XTCP_RING_DECODE_THREAD if decode_thread else 0
+        self._flags = DECODE_THREAD if decode_thread else 0
         if async_dumps:
-            self._flags |= lib.XTCP_RING_ASYNC | (lib.XTCP_RING_ASYNC_RECV if async_recv else 0)
+            self._flags |= ASYNC | (ASYNC_RECV if async_recv else 0)
         self._layout = tcp_info_layout
         self._encode = encode
         self._entries = entries
@@ -151,46 +88,33 @@ class UringBackend:
         self._ring = None
         self._busy = False
         self._abort = None  # ends a running dump_all when close() is called under it
-        self._retired = ffi.new("struct xtcp_ring_stats *")  # counters of replaced rings
+        self._retired: dict = {name: 0 for name in COUNTERS}  # counters of replaced rings
+        self._retired["cqe_errors"] = [0] * 256
         self._ring = self._new_ring()
         mode = ("+async-recv" if async_recv else "+async") if async_dumps else ""
         self.decode_thread = decode_thread
         self.name = "io_uring" + mode + ("" if decode_thread else "+inline-decode")
 
-    def _new_ring(self):
-        err = ffi.new("int *")
-        ring = lib.xtcp_ring_new(self._entries, self._flags, err)
-        if ring == ffi.NULL:
-            e = err[0]
-            if e in (_errno.EPERM, _errno.ENOSYS, _errno.EACCES):
-                raise _ring_unavailable(e)
-            raise OSError(e, f"io_uring setup failed: {os.strerror(e)}")
-        framing = lib.XTCP_RING_NO_ENCODE if self._encode is None else self._encode
-        rc = lib.xtcp_ring_set_output(ring, self._layout, framing)
-        if rc < 0:
-            lib.xtcp_ring_free(ring)
-            raise ValueError(f"io_uring output not accepted: layout {self._layout}, framing {framing}")
-        return ring
+    def _new_ring(self) -> Ring:
+        return Ring(self._entries, self._flags, self._layout, self._encode)
 
-    def _reset(self, ring) -> None:
+    def _reset(self, ring: Ring) -> None:
         """Cancel, reap and free a poll's leftovers; a ring that could not reap is replaced."""
-        if self._ring is ring and lib.xtcp_ring_reset(ring) < 0:
+        if self._ring is ring and not ring.reset():
             self._replace_ring()
 
     def _replace_ring(self) -> None:
         """A ring whose teardown could not reap everything refuses jobs: start a fresh one."""
         old, self._ring = self._ring, None
         self._absorb_stats(old)
-        lib.xtcp_ring_free(old)
+        old.free()
         self._ring = self._new_ring()
 
-    def _absorb_stats(self, ring) -> None:
-        st = ffi.new("struct xtcp_ring_stats *")
-        lib.xtcp_ring_stats(ring, st)
-        for name in _COUNTERS:
-            setattr(self._retired, name, getattr(self._retired, name) + getattr(st, name))
-        for i in range(len(st.cqe_errors)):
-            self._retired.cqe_errors[i] += st.cqe_errors[i]
+    def _absorb_stats(self, ring: Ring) -> None:
+        st = ring.stats()
+        for name in COUNTERS:
+            self._retired[name] += st[name]
+        self._retired["cqe_errors"] = [a + b for a, b in zip(self._retired["cqe_errors"], st["cqe_errors"])]
 
     async def dump_all(self, jobs: Sequence[DumpJob]) -> list[DumpResult]:
         """Run every job's requests: all namespaces in parallel, families one after another.
@@ -200,14 +124,14 @@ class UringBackend:
         bytes arrived before the failure; other dumps are not affected.
 
         Raises:
-            XtcpError: the backend is closed, or closed while this call runs.
+            InternalError: the backend is closed, or closed while this call runs.
             ValueError: a net_id does not fit 32 bits.
             OSError: the ring refused the jobs (out of memory, submit failure).
         """
         if self._ring is None:
-            raise XtcpError("UringBackend is closed")
+            raise InternalError("UringBackend is closed")
         if self._busy:
-            raise XtcpError("UringBackend.dump_all is already running")
+            raise InternalError("UringBackend.dump_all is already running")
         self._busy = True
         try:
             return await self._dump_all(jobs)
@@ -218,33 +142,28 @@ class UringBackend:
         self._reset(self._ring)
         ring = self._ring
         for job in jobs:
-            _check_int("net_id", job.net_id, NET_ID_MAX)
+            check_int("net_id", job.net_id, NET_ID_MAX)
         # One ring job per (namespace, family); its index is the request id in user_data.
         flat = [(job, family, req, job.labels[i] if i < len(job.labels) else b"")
                 for job in jobs for i, (family, req) in enumerate(job.requests)]
         meta = [(job.net_id, family) for job, family, _, _ in flat]
         labels = [label for *_, label in flat]
-        for job, family, req, label in flat:
-            idx = lib.xtcp_ring_add_job(ring, job.net_id, job.fd, req, len(req), family, label, len(label))
-            if idx < 0:
-                self._reset(ring)
-                raise OSError(-idx, f"io_uring job not queued: {os.strerror(-idx)}")
-        n = lib.xtcp_ring_pending(ring)
-        if n == 0:
-            return []
-        rc = lib.xtcp_ring_submit(ring)
-        if rc < 0:
+        try:
+            for job, family, req, label in flat:
+                ring.add_job(job.net_id, job.fd, req, family, label)
+            n = ring.pending()
+            if n == 0:
+                return []
+            ring.submit()
+        except OSError:
             self._reset(ring)
-            raise OSError(-rc, f"io_uring submit failed: {os.strerror(-rc)}")
+            raise
 
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         results: list[DumpResult | None] = [None] * n
-        events = ffi.new("struct xtcp_ring_event[]", n)
-        next_ns = ffi.new("uint64_t *")
-        output = ffi.new("struct xtcp_ring_output *")
         state = {"left": n, "progress": time.monotonic(), "timer": None, "reader": False}
-        efd = lib.xtcp_ring_eventfd(ring)
+        efd = ring.fd
 
         def stop() -> None:
             """Detach from the loop before the ring (and its eventfd number) can go away."""
@@ -255,11 +174,10 @@ class UringBackend:
                 state["timer"].cancel()
                 state["timer"] = None
 
-        def collect(k: int) -> None:
-            for i in range(k):
-                ev = events[i]
-                results[ev.job] = self._result(ring, ev, output, labels[ev.job])
-            state["left"] -= k
+        def collect(events) -> None:
+            for ev in events:
+                results[ev.job] = self._result(ring, ev, labels[ev.job])
+            state["left"] -= len(events)
             state["progress"] = time.monotonic()
 
         def on_ready() -> None:
@@ -267,11 +185,9 @@ class UringBackend:
                 return
             try:
                 while True:
-                    k = lib.xtcp_ring_reap(ring, events, n, self._budget_ns)
-                    if k < 0:
-                        raise OSError(-k, f"io_uring reap failed: {os.strerror(-k)}")
-                    collect(k)
-                    if k < n:
+                    events = ring.reap(n, self._budget_ns)
+                    collect(events)
+                    if len(events) < n:
                         break
             except Exception as exc:  # a loop callback must not swallow it: fail the poll
                 done.set_exception(exc)
@@ -283,7 +199,7 @@ class UringBackend:
             state["timer"] = None
             if done.done():
                 return
-            lib.xtcp_ring_expire(ring, self._timeout_ns, next_ns)
+            next_ns = ring.expire(self._timeout_ns)
             on_ready()
             if done.done():
                 return
@@ -297,7 +213,7 @@ class UringBackend:
                             _errno.ETIMEDOUT, "dump abandoned: no completion after cancel"))
                 done.set_result(None)
                 return
-            delay = min(next_ns[0] / 1e9 if next_ns[0] else self._timeout_ns / 1e9, self._timeout_ns / 1e9)
+            delay = min(next_ns / 1e9 if next_ns else self._timeout_ns / 1e9, self._timeout_ns / 1e9)
             state["timer"] = loop.call_later(delay + 0.001, on_timer)
 
         def abort(exc: BaseException) -> None:
@@ -315,7 +231,7 @@ class UringBackend:
         finally:
             stop()
             self._abort = None
-            if self._ring is ring and lib.xtcp_ring_pending(ring):
+            if self._ring is ring and ring.pending():
                 # Cancelled by the caller: nothing of this poll may stay in flight.
                 self._reset(ring)
             # on_timer names itself through its closure cell: a cycle that would keep this
@@ -323,20 +239,14 @@ class UringBackend:
             on_timer = on_ready = collect = abort = None  # noqa: F841
         return results  # type: ignore[return-value]
 
-    def _result(self, ring, ev, output, labels: bytes) -> DumpResult:
-        if lib.xtcp_ring_job_take(ring, ev.job, output) < 0:  # reported twice: a bug in ring.c
-            raise XtcpError(f"io_uring job {ev.job} reported without its records")
-        dump = records.dump_from_ring(output, labels=labels, framing=self._encode)
+    def _result(self, ring: Ring, ev, labels: bytes) -> DumpResult:
+        dump = records.dump_from_ring(ring.take(ev.job), labels=labels, framing=self._encode)
         dump.family = ev.family
         dump.dump_ns = ev.end_ns - ev.start_ns
         dump.bytes_received = ev.bytes
         dump.recvs = ev.recvs
-        error = None
-        if ev.error:
-            # OSError(errno, ...) picks the subclass: TimeoutError, ConnectionRefusedError…
-            error = OSError(ev.error, f"{os.strerror(ev.error)} (net_id {ev.net_id}, family {ev.family})")
         return DumpResult(net_id=ev.net_id, family=ev.family, dump=dump, nbytes=ev.bytes,
-                          recvs=ev.recvs, elapsed_ns=ev.end_ns - ev.start_ns, error=error)
+                          recvs=ev.recvs, elapsed_ns=ev.end_ns - ev.start_ns, error=ev.exception())
 
     def counters(self) -> dict:
         """Ring counters since creation: syscalls, completions, and what went wrong.
@@ -344,14 +254,13 @@ class UringBackend:
         ``cqe_errors`` maps errno names to counts (ECANCELED includes our own cancels and the
         RECV linked to a failed SEND); ``unknown_completions`` are CQEs naming no live job.
         """
-        st = ffi.new("struct xtcp_ring_stats *")
-        if self._ring is not None:
-            lib.xtcp_ring_stats(self._ring, st)
-        out: dict = {name: getattr(st, name) + getattr(self._retired, name) for name in _COUNTERS}
+        st = self._ring.stats() if self._ring is not None else {name: 0 for name in COUNTERS}
+        cqe_errors = st.get("cqe_errors") or [0] * len(self._retired["cqe_errors"])
+        out: dict = {name: st[name] + self._retired[name] for name in COUNTERS}
         out["cqe_errors"] = {
-            _errno.errorcode.get(i, str(i)): st.cqe_errors[i] + self._retired.cqe_errors[i]
-            for i in range(len(st.cqe_errors))
-            if st.cqe_errors[i] + self._retired.cqe_errors[i]
+            _errno.errorcode.get(i, str(i)): a + b
+            for i, (a, b) in enumerate(zip(cqe_errors, self._retired["cqe_errors"]))
+            if a + b
         }
         return out
 
@@ -364,9 +273,9 @@ class UringBackend:
         if ring is None:
             return
         if self._abort is not None:
-            self._abort(XtcpError("UringBackend closed during dump_all"))
+            self._abort(InternalError("UringBackend closed during dump_all"))
         self._absorb_stats(ring)
-        lib.xtcp_ring_free(ring)
+        ring.free()
 
     def __enter__(self) -> "UringBackend":
         return self

@@ -1,10 +1,13 @@
-"""The contract between the poller and the two ways of running dumps (io_uring, plain sockets).
+"""The two ways of running dumps, behind one contract: io_uring (``uring``), plain sockets (``sockets``).
 
 A backend takes one DumpJob per namespace (its SOCK_DIAG fd and one request per address
-family) and returns one DumpResult per (namespace, family): either the raw netlink bytes
-(``buffers``, decoded by ``records.decode_buffers``) or, from a backend that decodes each chunk
-as it arrives (io_uring), the ``records.Dump`` itself. Both go through the same C decoder, so
-the two backends return the same records for the same sockets.
+family) and returns one DumpResult per (namespace, family) carrying the ``records.Dump`` of that
+dump. io_uring decodes each chunk as it arrives; the socket backend decodes the bytes once the
+dump has ended (and keeps them in ``buffers``). Both go through the same C decoder, so the two
+backends return the same records for the same sockets.
+
+A backend gets sockets already open (``namespaces``) and requests already built (``wire``);
+it never enters a namespace and never builds a request.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 if TYPE_CHECKING:
-    from .records import Dump
+    from ..records import Dump
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,8 @@ class DumpJob:
 class DumpResult:
     net_id: int
     family: int
-    buffers: list = field(default_factory=list)  # bytes-like, each whole netlink messages
-    dump: Dump | None = None  # set instead of buffers by a backend that decodes as it receives
+    buffers: list = field(default_factory=list)  # bytes-like, each whole netlink messages (sockets)
+    dump: Dump | None = None  # the records: set by both backends (a stand-in may leave it None)
     nbytes: int = 0
     recvs: int = 0
     elapsed_ns: int = 0

@@ -1,7 +1,7 @@
-"""The only module that touches the cffi extension: cdata in, bytes and numpy views out.
+"""Decode and encode: netlink bytes into C record arrays, records into protobuf bytes, frames.
 
-It turns C return conventions (counts, -errno, stats structs) into Python values and the
-errors of ``errors.py``, and owns the memory it hands to C.
+The memory handed to C is owned here: record arrays and encoded bytes come from the C buffer
+pool and go back to it when the last Python view of them is dropped (csrc/bufpool.h).
 """
 
 from __future__ import annotations
@@ -9,35 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .errors import XtcpError
-
-try:
-    from . import _native
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "xtcp_uring._native is not built: run `make install` (or `pip install -e .`) in the checkout"
-    ) from exc
-
-ffi = _native.ffi
-lib = _native.lib
-
-EXPECTED_ABI = 5
-if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
-    raise ImportError(
-        f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
-    )
-
-RECORD_SIZE = lib.xtcp_record_size()
-RECORD_MAX_ENCODED = lib.xtcp_record_max_encoded()
-FRAME_SINGLE = lib.XTCP_FRAME_SINGLE
-FRAME_DELIMITED = lib.XTCP_FRAME_DELIMITED
-FRAME_ENVELOPE_ROWS = lib.XTCP_FRAME_ENVELOPE_ROWS
-TCP_INFO_LAYOUT_6_18 = lib.XTCP_TCP_INFO_LAYOUT_6_18
-TCP_INFO_LAYOUT_7_0 = lib.XTCP_TCP_INFO_LAYOUT_7_0
-SCAN_MORE = lib.XTCP_NL_SCAN_MORE  # what one received datagram means for its dump (scan_chunk)
-SCAN_DONE = lib.XTCP_NL_SCAN_DONE
-SCAN_REFUSED = lib.XTCP_NL_SCAN_REFUSED
-SCAN_MALFORMED = lib.XTCP_NL_SCAN_MALFORMED
+from ..errors import InternalError
+from . import (RECORD_SIZE, TCP_INFO_LAYOUT_6_18, TCP_INFO_LAYOUT_7_0, errno_error, ffi, lib)
 
 _STAT_COUNTERS = (
     "messages",
@@ -112,6 +85,22 @@ def new_records(count: int):
     return ffi.cast("struct xtcp_record *", owner), owner, count
 
 
+def record_fields():
+    """(name, C type name or (item type name, length), offset) of each field of the record
+    struct, read from the extension: the numpy dtype in ``records`` is built from these."""
+    out = []
+    for name, cfield in ffi.typeof("struct xtcp_record").fields:
+        ctype = cfield.type
+        kind = (ctype.item.cname, ctype.length) if ctype.kind == "array" else ctype.cname
+        out.append((name, kind, cfield.offset))
+    return out
+
+
+def records_buffer(owner, count: int):
+    """The bytes of ``count`` records of a record array, as a buffer that keeps it alive."""
+    return ffi.buffer(owner, count * RECORD_SIZE)
+
+
 def own(p, size: int):
     """Take ownership of a pooled C buffer: it goes back to the pool when the result is dropped."""
     return ffi.gc(p, lib.xtcp_buf_free, size=size)
@@ -126,24 +115,6 @@ def pool_stats() -> dict[str, int]:
     s = ffi.new("struct xtcp_pool_stats *")
     lib.xtcp_pool_stats(s)
     return {"kept_blocks": s.kept_blocks, "kept_bytes": s.kept_bytes, "reused": s.reused, "allocated": s.allocated}
-
-
-def open_diag_socket(nsfd: int = -1) -> tuple[int, int]:
-    """A non-blocking SOCK_DIAG socket connected to the kernel (csrc/nl.h: only the kernel may
-    feed it), in the namespace of ``nsfd`` (-1: the calling thread's own).
-
-    Returns:
-        (fd, drained): the socket, and how many datagrams someone slipped in before it was
-        connected (discarded; count them as rejected senders).
-    Raises:
-        OSError: socket, setns or connect failed (ENOTRECOVERABLE: this thread could not go
-        back to its namespace and must be retired).
-    """
-    drained = ffi.new("uint32_t *")
-    fd = lib.xtcp_open_diag_socket_in(nsfd, drained)
-    if fd < 0:
-        raise OSError(-fd, os.strerror(-fd))
-    return fd, drained[0]
 
 
 def scan_chunk(buf, seq: int) -> tuple[int, int]:
@@ -165,20 +136,44 @@ def count_socket_messages(buf) -> int:
     return lib.xtcp_count_socket_messages(src, len(src))
 
 
-def new_decode_stats():
-    """A C stats struct, shared by every buffer of one dump (the C side accumulates)."""
-    return ffi.new("struct xtcp_decode_stats *")
+class Decoder:
+    """One dump's decode: a record array sized for ``total`` sockets, fed one buffer at a time.
 
+    Args:
+        total: socket messages in every buffer to come (``count_socket_messages``).
+        layout: tcp_info tail layout (``tcp_info_layout(release)``).
+        seq: the request's nlmsg_seq; other replies are dropped and counted. None: any.
+    """
 
-def decode_into(buf, out, cap: int, start: int, layout: int, cstats, seq: int | None = None) -> int:
-    """Decode netlink bytes into ``out[start:]``; with ``seq``, only replies to that request.
+    def __init__(self, total: int, layout: int, seq: int | None = None):
+        self.records, self.owner, self._cap = new_records(total)
+        self.count = 0
+        self._layout = layout
+        self._seq = -1 if seq is None else seq
+        self._cstats = ffi.new("struct xtcp_decode_stats *")  # the C side accumulates per buffer
 
-    Returns the records written; what else was seen accumulates in ``cstats``."""
-    src = ffi.from_buffer(buf)
-    n = lib.xtcp_decode(src, len(src), out + start, cap - start, layout, -1 if seq is None else seq, cstats)
-    if n < 0:  # only if `out` was sized without count_socket_messages: a bug, not bad input
-        raise XtcpError(f"record array too small: {cap - start} slots for more sockets")
-    return n
+    def feed(self, buf) -> int:
+        """Decode one buffer of whole netlink messages; returns the records it added."""
+        src = ffi.from_buffer(buf)
+        n = lib.xtcp_decode(src, len(src), self.records + self.count, self._cap - self.count, self._layout,
+                            self._seq, self._cstats)
+        if n < 0:  # only if the array was sized without count_socket_messages: a bug, not bad input
+            raise InternalError(f"record array too small: {self._cap - self.count} slots for more sockets")
+        self.count += n
+        return n
+
+    @property
+    def malformed_offset(self) -> int | None:
+        """Where a lying nlmsg_len stopped the walk, or None."""
+        return self._cstats.malformed_offset if self._cstats.malformed else None
+
+    @property
+    def error(self) -> int:
+        """The errno of an NLMSG_ERROR seen so far, or 0."""
+        return self._cstats.error
+
+    def stats(self) -> DecodeStats:
+        return stats_from_c(self._cstats)
 
 
 def stats_from_c(cstats) -> DecodeStats:
@@ -199,7 +194,7 @@ def encode_parts(parts, framing: int) -> memoryview:
     for records, start, count, label in parts:
         n = lib.xtcp_encoded_size(records + start, count, len(label), framing) if count else 0
         if n < 0:
-            raise OSError(-n, os.strerror(-n))
+            raise errno_error(n, "encoded size")
         sizes.append(n)
     total = sum(sizes)
     # Pooled like the record arrays: a fresh 28 MB bytearray per poll costs its page faults.
@@ -215,9 +210,9 @@ def encode_parts(parts, framing: int) -> memoryview:
             continue
         n = lib.xtcp_encode(records + start, count, label, len(label), framing, dst + offset, size, done)
         if n < 0:
-            raise OSError(-n, os.strerror(-n))
+            raise errno_error(n, "encode")
         if n != size or done[0] != count:  # the two C walks disagree: a bug, never input
-            raise XtcpError(f"encoder wrote {n} of {size} bytes ({done[0]} of {count} records)")
+            raise InternalError(f"encoder wrote {n} of {size} bytes ({done[0]} of {count} records)")
         offset += size
     return out
 
@@ -229,7 +224,7 @@ def frames_prefix(buf, framing: int, max_records: int = 0, max_bytes: int = 0) -
     frames = ffi.new("size_t *")
     n = lib.xtcp_frames_prefix(src, len(src), framing, max_records, max_bytes, frames)
     if n < 0:  # our own encoder wrote these bytes: a bug, never input
-        raise XtcpError(f"encoded bytes do not split into frames: {os.strerror(-n)}")
+        raise InternalError(f"encoded bytes do not split into frames: {os.strerror(-n)}")
     return n, frames[0]
 
 

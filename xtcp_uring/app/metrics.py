@@ -19,9 +19,9 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .errors import ConfigError
-from .poller import REJECT_REASONS as NETLINK_REJECT_REASONS
-from .records import Batch
+from ..errors import ConfigError
+from ..poller import REJECT_REASONS as NETLINK_REJECT_REASONS
+from ..records import Batch
 
 log = logging.getLogger("xtcp_uring.metrics")
 
