@@ -20,10 +20,10 @@ from typing import BinaryIO
 
 from google.protobuf.json_format import MessageToDict
 
-from . import clickhouse, native, schema
+from . import clickhouse, framing, schema
+from .framing import FORMATS, JSONL, PB, PBLIST
 from .records import Batch, Dump
 
-FORMATS = ("jsonl", "pb", "pblist")
 _ADDRESS_FIELDS = ("inet_diag_msg_socket_source", "inet_diag_msg_socket_destination")
 _WIDE_LABELS = frozenset(f.name for f in schema.label_fields() if f.type in ("int64", "uint64"))
 
@@ -92,11 +92,11 @@ def write_all(out: BinaryIO, data) -> None:
 
 def write(batch: Batch, out: BinaryIO, fmt: str) -> int:
     """Write batch in fmt (jsonl | pb: length-delimited records | pblist: one ProtobufList Envelope)."""
-    if fmt == "jsonl":
+    if fmt == JSONL:
         return write_jsonl(batch, out)
-    if fmt == "pb":
-        write_all(out, batch.encode(native.FRAME_DELIMITED))
-    elif fmt == "pblist":  # what ClickHouse FORMAT ProtobufList reads: one length-prefixed Envelope
+    if fmt == PB:
+        write_all(out, batch.encode(framing.native_framing(framing.FORMAT_FRAMING[PB])))
+    elif fmt == PBLIST:  # what ClickHouse FORMAT ProtobufList reads: one length-prefixed Envelope
         write_all(out, clickhouse.protobuf_list(batch.envelope()))
     else:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -17,7 +17,7 @@ import pytest
 from golden import cases
 from xtcp_uring import clickhouse, records, schema
 from xtcp_uring.clickhouse.columns import column_definitions
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 from xtcp_uring.schema_units import unit_of
 from xtcp_uring.sinks import open_sink
 
