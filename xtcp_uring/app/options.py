@@ -146,10 +146,14 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
 
 
 def context_options(args) -> dict:
-    """``Poller`` keywords of the context flags (``list_namespaces`` takes them too)."""
-    labels = args.label if args.label is not None else env_default("labels", "")
-    return {"location": args.location, "labels": labels, "tag": args.tag,
-            "containers": args.containers != "off", "container_root": args.container_root}
+    """``Poller`` keywords of the context flags (``list_namespaces`` takes them too); a parser
+    without them gives the Poller's defaults."""
+    labels = getattr(args, "label", None)
+    if labels is None:
+        labels = env_default("labels", "")
+    return {"location": getattr(args, "location", ""), "labels": labels, "tag": getattr(args, "tag", ""),
+            "containers": getattr(args, "containers", "on") != "off",
+            "container_root": getattr(args, "container_root", None)}
 
 
 def _add_daemon_options(p: argparse.ArgumentParser) -> None:
