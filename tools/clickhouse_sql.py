@@ -98,15 +98,18 @@ def rollup_statements(ru, fl: Flavour) -> list[str]:
     deltas = f"{db}.{ru.DELTAS_TABLE}"
     out = []
     out.append("\n".join([
-        "-- The previous sample's counters of each live socket (the deltas' other half).",
+        "-- The previous sample's counters of each live socket (the deltas' other half), in memory",
+        "-- only: after a restart each socket's first sample is a baseline again. Pruned by",
+        f"-- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).",
         f"CREATE TABLE IF NOT EXISTS {last}{fl.on_cluster}",
         "(",
         "    `socket_key` UInt64,",
         "    `seen` UInt8,",
+        "    `seen_at` DateTime,",
         ",\n".join(f"    `{c}` UInt64" for c in counters),
         ")",
-        f"ENGINE = EmbeddedRocksDB({ru.LAST_SAMPLE_TTL_S})",
-        "PRIMARY KEY socket_key",
+        "ENGINE = Join(ANY, LEFT, socket_key)",
+        "SETTINGS join_any_take_last_row = 1, persistent = 0",
     ]))
     delta_cols = [("sample_time", "DateTime"), *((n, t) for n, t, _ in ru.DIMENSIONS), ("socket_key", "UInt64"),
                   *((rec, typ) for _, rec, typ, _ in ru.QUANTILE_COLUMNS),
@@ -141,12 +144,11 @@ def rollup_statements(ru, fl: Flavour) -> list[str]:
         "        cityHash64(hostname, inet_diag_msg_socket_cookie) AS socket_key",
         f"    FROM {fl.table(ru.RECORDS_TABLE)}",
         ") AS r",
-        f"LEFT JOIN {last} AS l ON r.socket_key = l.socket_key",
-        "SETTINGS join_algorithm = 'direct'",
+        f"ANY LEFT JOIN {last} AS l ON r.socket_key = l.socket_key",
     ]))
     out.append("\n".join([
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {last}_mv{fl.on_cluster} TO {last} AS",
-        f"SELECT socket_key, 1 AS seen, {', '.join(counters)}",
+        f"SELECT socket_key, 1 AS seen, sample_time AS seen_at, {', '.join(counters)}",
         f"FROM {deltas}",
     ]))
     for table, bucket, source in ((ru.MINUTE_TABLE, "toStartOfMinute(sample_time)", deltas),

@@ -22,6 +22,7 @@ import time
 
 from . import sinks
 from .clickhouse import DEFAULT_DATA_DIR
+from .clickhouse.retention import describe_retention, parse_retention
 from .delivery import DeliveryWatch
 from .limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from .privileges import current as current_privileges
@@ -51,6 +52,12 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
                         "Default: chdb under --data-dir. XTCP_SINK takes a comma-separated list")
     g.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
                    help="embedded ClickHouse store for the default sink and `query` (default ./xtcp-data)")
+    g.add_argument("--retention", default=env_default("retention", None),
+                   help="how long the embedded store keeps records, e.g. 7d, 12h, or off (default 7d); "
+                        "applied to an existing store too. Rollups keep theirs: xtcp_1m 35d, xtcp_1h 400d")
+    g.add_argument("--max-store-bytes", default=env_default("max_store_bytes", None),
+                   help="bound of the embedded store on disk, e.g. 20G: past it the oldest hours of records "
+                        "are dropped (xtcp_store_partitions_dropped_total). Default: no bound but --retention")
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
@@ -77,6 +84,28 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
 def sink_urls(args) -> list[str]:
     urls = args.sink or [u for u in env_default("sink", "").split(",") if u]
     return urls or [f"chdb://{os.path.abspath(args.data_dir)}"]
+
+
+def store_options(args) -> dict:
+    """The chdb sink's keywords from --retention and --max-store-bytes (checked here, before I/O).
+
+    Raises:
+        ConfigError: a duration or size that does not parse.
+    """
+    from .sinks.base import parse_size
+
+    opts = {}
+    if args.retention is not None:
+        parse_retention(args.retention)
+        opts["retention"] = str(args.retention)
+    if args.max_store_bytes is not None:
+        try:
+            opts["max_store_bytes"] = parse_size(str(args.max_store_bytes))
+        except ValueError:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: want a byte count such as 20G") from None
+        if opts["max_store_bytes"] <= 0:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: must be positive")
+    return opts
 
 
 def sinks_given(args) -> bool:
@@ -144,8 +173,13 @@ async def _serve(args) -> int:
     query_opts = query_options(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
     urls = sink_urls(args)
+    store_opts = store_options(args)
+    if store_opts and not any(u.startswith("chdb:") for u in urls):
+        log.warning("--retention and --max-store-bytes bound the embedded store (chdb sink), and no sink here is "
+                    "one: a server's retention is its table's TTL (examples/clickhouse/)")
     group = sinks.SinkGroup([sinks.open_sink(u, allow_insecure=args.allow_insecure,
-                                             **({"format": args.format} if u == "-" else {}), **sink_opts)
+                                             **({"format": args.format} if u == "-" else {}),
+                                             **(store_opts if u.startswith("chdb:") else {}), **sink_opts)
                              for u in urls])
     for url, sink in zip(args.sink or [], group.sinks):
         if sink.name != url:  # something was masked: a password sits on our command line
@@ -219,6 +253,11 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
     query_server = None
     async with group:
         local_store = [s for s in group.sinks if s.scheme == "chdb"]
+        for s in local_store:
+            log.info("store %s: records kept %s, rollups xtcp_1m 35d and xtcp_1h 400d, %s", s.config.path,
+                     describe_retention(s.config.retention_s),
+                     f"at most {s.config.max_store_bytes / 1e9:.1f} GB on disk (oldest hours dropped first)"
+                     if s.config.max_store_bytes else "no byte bound (--max-store-bytes)")
         if local_store and not once:
             from .clickhouse import serve_queries
 

@@ -5,11 +5,14 @@
 --   SELECT location, quantilesBFloat16Merge(0.5, 0.9, 0.99)(rtt_us), sum(retrans_segs)
 --   FROM {db}.xtcp_1m WHERE time > now() - INTERVAL 1 HOUR GROUP BY location
 
--- The previous sample's counters of each live socket (the deltas' other half).
+-- The previous sample's counters of each live socket (the deltas' other half), in memory
+-- only: after a restart each socket's first sample is a baseline again. Pruned by
+-- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).
 CREATE TABLE IF NOT EXISTS {db}.xtcp_socket_last
 (
     `socket_key` UInt64,
     `seen` UInt8,
+    `seen_at` DateTime,
     `tcp_info_bytes_acked` UInt64,
     `tcp_info_bytes_received` UInt64,
     `tcp_info_bytes_retrans` UInt64,
@@ -17,8 +20,8 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_socket_last
     `tcp_info_segs_in` UInt64,
     `tcp_info_total_retrans` UInt64
 )
-ENGINE = EmbeddedRocksDB(3600)
-PRIMARY KEY socket_key;
+ENGINE = Join(ANY, LEFT, socket_key)
+SETTINGS join_any_take_last_row = 1, persistent = 0;
 
 -- Each record with its counters' change since the socket's previous sample; stores nothing.
 CREATE TABLE IF NOT EXISTS {db}.xtcp_socket_deltas
@@ -102,11 +105,10 @@ FROM
         cityHash64(hostname, inet_diag_msg_socket_cookie) AS socket_key
     FROM {db}.xtcp_records
 ) AS r
-LEFT JOIN {db}.xtcp_socket_last AS l ON r.socket_key = l.socket_key
-SETTINGS join_algorithm = 'direct';
+ANY LEFT JOIN {db}.xtcp_socket_last AS l ON r.socket_key = l.socket_key;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_socket_last_mv TO {db}.xtcp_socket_last AS
-SELECT socket_key, 1 AS seen, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_segs_in, tcp_info_total_retrans
+SELECT socket_key, 1 AS seen, sample_time AS seen_at, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_segs_in, tcp_info_total_retrans
 FROM {db}.xtcp_socket_deltas;
 
 CREATE TABLE IF NOT EXISTS {db}.xtcp_1m

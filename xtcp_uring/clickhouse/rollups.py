@@ -8,15 +8,15 @@ materialized views, in the database, for chDB and servers alike::
 
     xtcp_records --xtcp_socket_deltas_mv--> xtcp_socket_deltas (Null: nothing stored)
         xtcp_socket_deltas --xtcp_1m_mv--> xtcp_1m     (AggregatingMergeTree, per minute)
-        xtcp_socket_deltas --xtcp_socket_last_mv--> xtcp_socket_last (EmbeddedRocksDB)
+        xtcp_socket_deltas --xtcp_socket_last_mv--> xtcp_socket_last (Join engine, in memory)
     xtcp_1m --xtcp_1h_mv--> xtcp_1h                    (AggregatingMergeTree, per hour)
 
 **Counters.** tcp_info's byte, segment and retransmit counters are cumulative since the
 socket opened, so summing them per minute means nothing (a socket polled 6 times a minute
 would count its lifetime bytes 6 times). The rollups sum *per-poll deltas* instead: the
 first view joins each row to that socket's previous sample, kept in ``xtcp_socket_last``
-(key: hostname and socket cookie, one row per live socket, entries unseen for an hour
-expire), and emits ``value - previous``. A socket's first sample, and a counter that went
+(key: hostname and socket cookie, one row per socket, in memory; entries unseen for an hour
+are pruned by ``PRUNE_LAST``, which the embedded store runs hourly), and emits ``value - previous``. A socket's first sample, and a counter that went
 backwards (cookie reused after a reboot), is a baseline: delta 0. So bytes a socket moved
 before its first poll are never counted, and a minute's sum is what moved between polls of
 that minute (a delta falls in the minute of the poll that saw it). ``max - min`` per cookie
@@ -24,7 +24,9 @@ cannot be written as a view (a view sees one insert: one poll), which is why the
 sample is kept. The previous sample is read before it is replaced: both views hang off
 ``xtcp_socket_deltas``, which is only written once the join has run. One writer per host at
 a time is assumed (one daemon; one Kafka consumer per partition, keyed by hostname): a host
-whose records move to another shard restarts from a baseline there.
+whose records move to another shard restarts from a baseline there, and so does every socket
+after a restart of the database (the table is not written to disk: it is small, rebuilt in one
+poll, and a store on a disk that filled up or went read-only needs nothing repaired).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ RECORDS_TABLE = "xtcp_records"
 
 MINUTE_RETENTION_DAYS = 35
 HOUR_RETENTION_DAYS = 400
-LAST_SAMPLE_TTL_S = 3600  # xtcp_socket_last entries of sockets gone for an hour vanish
+LAST_SAMPLE_TTL_S = 3600  # xtcp_socket_last entries of sockets unseen this long are pruned
+# {db}: the database. Run every LAST_SAMPLE_TTL_S or so (closed sockets' entries stay till then).
+PRUNE_LAST = (f"ALTER TABLE {{db}}.{LAST_TABLE} DELETE WHERE seen_at < now() - INTERVAL {LAST_SAMPLE_TTL_S} SECOND")
 
 # Every quantile column's state holds these levels; ask with the same ones:
 #   quantilesBFloat16Merge(0.5, 0.9, 0.99)(rtt_us)

@@ -97,7 +97,7 @@ class Store:
 
     def insert(self, sql: str, fmt: str, data: bytes) -> int:
         """Run ``sql`` (an INSERT without FORMAT) over ``data`` in input format ``fmt``;
-        returns the rows written."""
+        returns the rows written, those the table's materialized views wrote included."""
         with self._lock:
             if self._session is None:
                 raise SinkError(f"chDB store {self.path} is closed")

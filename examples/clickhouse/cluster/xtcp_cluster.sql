@@ -194,11 +194,14 @@ ORDER BY (hostname, netns, intDiv(timestamp_ns, 3600000000000), inet_diag_msg_so
 TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 7 DAY
 SETTINGS ttl_only_drop_parts = 1;
 
--- The previous sample's counters of each live socket (the deltas' other half).
+-- The previous sample's counters of each live socket (the deltas' other half), in memory
+-- only: after a restart each socket's first sample is a baseline again. Pruned by
+-- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).
 CREATE TABLE IF NOT EXISTS xtcp.xtcp_socket_last ON CLUSTER xtcp_cluster
 (
     `socket_key` UInt64,
     `seen` UInt8,
+    `seen_at` DateTime,
     `tcp_info_bytes_acked` UInt64,
     `tcp_info_bytes_received` UInt64,
     `tcp_info_bytes_retrans` UInt64,
@@ -206,8 +209,8 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_socket_last ON CLUSTER xtcp_cluster
     `tcp_info_segs_in` UInt64,
     `tcp_info_total_retrans` UInt64
 )
-ENGINE = EmbeddedRocksDB(3600)
-PRIMARY KEY socket_key;
+ENGINE = Join(ANY, LEFT, socket_key)
+SETTINGS join_any_take_last_row = 1, persistent = 0;
 
 -- Each record with its counters' change since the socket's previous sample; stores nothing.
 CREATE TABLE IF NOT EXISTS xtcp.xtcp_socket_deltas ON CLUSTER xtcp_cluster
@@ -291,11 +294,10 @@ FROM
         cityHash64(hostname, inet_diag_msg_socket_cookie) AS socket_key
     FROM xtcp.xtcp_records_local
 ) AS r
-LEFT JOIN xtcp.xtcp_socket_last AS l ON r.socket_key = l.socket_key
-SETTINGS join_algorithm = 'direct';
+ANY LEFT JOIN xtcp.xtcp_socket_last AS l ON r.socket_key = l.socket_key;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS xtcp.xtcp_socket_last_mv ON CLUSTER xtcp_cluster TO xtcp.xtcp_socket_last AS
-SELECT socket_key, 1 AS seen, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_segs_in, tcp_info_total_retrans
+SELECT socket_key, 1 AS seen, sample_time AS seen_at, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_segs_in, tcp_info_total_retrans
 FROM xtcp.xtcp_socket_deltas;
 
 CREATE TABLE IF NOT EXISTS xtcp.xtcp_1m_local ON CLUSTER xtcp_cluster
