@@ -61,6 +61,8 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
+    g.add_argument("--location", default=env_default("location", ""),
+                   help="location label (site, zone, rack): the rollups xtcp_1m/xtcp_1h group by it (default empty)")
     g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
                    help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
                         "Basic auth over clickhouse+http); refused otherwise")
@@ -188,7 +190,7 @@ async def _serve(args) -> int:
                         sink.name, os.getpid())
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
     poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
-                    hostname=args.hostname, encode=group.encoding, **options)
+                    hostname=args.hostname, location=args.location, encode=group.encoding, **options)
     metrics = Metrics(args.max_namespace_series)
     watch = DeliveryWatch()
 

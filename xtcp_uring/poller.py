@@ -123,6 +123,8 @@ class Poller:
             (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
         skip_user_namespaces: leave out namespaces owned by other user namespaces.
         hostname: the ``hostname`` label (default: this host's name).
+        location: the ``location`` label (a site, zone or rack; default empty): the rollups
+            (``xtcp_1m``, ``xtcp_1h``) are kept per location.
         backend: a ready ``DumpBackend`` to use instead of choosing one (tests, embedding);
             the Poller closes it.
 
@@ -155,6 +157,7 @@ class Poller:
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
         hostname: str | None = None,
+        location: str = "",
         backend: DumpBackend | None = None,
     ):
         if not interval > 0:
@@ -211,6 +214,7 @@ class Poller:
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)
         self.hostname = hostname
+        self.location = location
         self.max_namespaces = max_namespaces  # None: sized from the open-file limit at start
         self.stats = PollerStats()
         self._backend: DumpBackend | None = backend
@@ -250,7 +254,8 @@ class Poller:
             self.hostname = socket.gethostname()
         self._version_labels = records.encode_labels(schema_version=schema.SCHEMA_VERSION,
                                                      daemon_version=_daemon_version())
-        self._host_labels = records.encode_labels(hostname=self.hostname, kernel_release=self._kernel_release)
+        self._host_labels = records.encode_labels(hostname=self.hostname, location=self.location,
+                                                  kernel_release=self._kernel_release)
         self._manager = NamespaceManager(self.selection, **{**self._manager_options,
                                                             "max_namespaces": self.max_namespaces})
         self.stats.namespaces = self._manager.stats
