@@ -7,9 +7,10 @@ is inserted, as the chDB sink does (Arrow), into one table per layout, all in on
 * ``pre-14``: the layout before issue 14: no codecs (LZ4), sorted (hostname, netns,
   timestamp_ns, cookie), a partition per day. What stores made before #14 hold.
 * ``codecs-time-first``: today's codecs with the old, time-first sort key.
-* ``current``: ``examples/clickhouse/xtcp_records.sql`` as generated (codecs from the
-  .proto's ``[ch:...]``, a socket's samples of one hour together), with the rollups and their
-  views, as the daemon creates it: its insert time includes the views'.
+* ``current-no-rollups``: ``examples/clickhouse/xtcp_records.sql`` as generated (codecs from
+  the .proto's ``[ch:...]``, a socket's samples of one hour together), alone.
+* ``current``: the same with the rollups and their views, as the daemon creates it: the
+  difference in insert time between the two is what the views cost.
 
 Then every table is merged (``OPTIMIZE … FINAL``, what background merges reach in time) and
 bytes on disk per row are read from ``system.parts``. Needs root (the farm's namespaces).
@@ -48,10 +49,12 @@ def layouts() -> dict[str, str]:
     pre14 = re.sub(r" CODEC\((?:[^()]|\([^()]*\))*\)", "", time_first)
     return {"pre-14": pre14.replace("bench_current.", "bench_pre14."),
             "codecs-time-first": time_first.replace("bench_current.", "bench_time_first."),
+            "current-no-rollups": current.replace("bench_current.", "bench_no_rollups."),
             "current": current}
 
 
-DATABASES = {"pre-14": "bench_pre14", "codecs-time-first": "bench_time_first", "current": "bench_current"}
+DATABASES = {"pre-14": "bench_pre14", "codecs-time-first": "bench_time_first", "current-no-rollups": "bench_no_rollups",
+             "current": "bench_current"}
 
 
 async def run(args) -> list[dict]:
@@ -70,7 +73,8 @@ async def run(args) -> list[dict]:
                 t0 = time.monotonic()
                 batch = await poller.poll()
                 table = clickhouse.arrow_table(batch)
-                for name in tables:
+                order = list(tables)[i % len(tables):] + list(tables)[:i % len(tables)]  # rotated: load drifts
+                for name in order:
                     t = time.perf_counter()
                     store.insert_arrow(table, DATABASES[name])
                     insert_ms[name].append((time.perf_counter() - t) * 1e3)

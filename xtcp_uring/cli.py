@@ -42,6 +42,14 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="attribute groups: info,cong,cc_info,tos,tclass,skmeminfo,meminfo")
     g.add_argument("--sample", type=int, default=int(env_default("sample", 1)),
                    help="keep every Nth socket, chosen by cookie (default 1: all)")
+    g.add_argument("--emit", choices=("all", "changed"), default=env_default("emit", "all"),
+                   help="all: every socket every poll; changed: a socket's record only when it is new, changed "
+                        "state, retransmitted, moved a counter, is above --keep-rtt-above, or is due a keyframe "
+                        "(counted per reason in xtcp_emit_records_total)")
+    g.add_argument("--keyframe-every", type=int, default=int(env_default("keyframe_every", 60)),
+                   help="--emit changed: send every socket at least once per this many polls (default 60)")
+    g.add_argument("--keep-rtt-above", type=int, default=int(env_default("keep_rtt_above", 0)),
+                   help="--emit changed: always send sockets whose RTT is above this many microseconds (0: off)")
     g.add_argument("--max-namespaces", type=int, default=_int_or_none(env_default("max_namespaces", None)),
                    help="namespaces polled at once, one open socket each; the rest are skipped and counted "
                         "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "

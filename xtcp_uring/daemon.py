@@ -304,6 +304,11 @@ def _log_poll(batch, poller, warnings: _RateLimitedWarnings) -> None:
     log.info("poll %d: %d namespaces, %d sockets, %.1f ms, %.2f MB, %s%s", batch.poll_id, namespaces,
              len(batch), batch.duration_ns / 1e6, nbytes / 1e6, batch.backend,
              f", {len(failed)} dumps failed" if failed else "")
+    emitted = poller.stats.emit
+    if emitted is not None:
+        last = emitted.last_poll
+        log.info("poll %d: --emit changed sent %d of %d records (%s)", batch.poll_id, len(batch), sum(last.values()),
+                 ", ".join(f"{k} {v}" for k, v in last.items() if v))
     for d in failed:
         warnings.warn(("dump", d.netns, d.error), "netns %s: %s", d.netns, d.error)
     s = batch.stats
