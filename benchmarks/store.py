@@ -11,6 +11,11 @@ is inserted, as the chDB sink does (Arrow), into one table per layout, all in on
   the .proto's ``[ch:...]``, a socket's samples of one hour together), alone.
 * ``current``: the same with the rollups and their views, as the daemon creates it: the
   difference in insert time between the two is what the views cost.
+* ``current-protobuf``: ``current`` again, fed the poll as one ``ProtobufList`` message (what
+  a Kafka engine or an HTTP insert parses), which also gives the encoded bytes per record.
+
+``--emit changed`` polls with ``emit="changed"`` (only moved, new and keyframe records), to see
+what fewer, sparser samples per socket cost in bytes per row.
 
 Then every table is merged (``OPTIMIZE … FINAL``, what background merges reach in time) and
 bytes on disk per row are read from ``system.parts``. Needs root (the farm's namespaces).
@@ -50,11 +55,12 @@ def layouts() -> dict[str, str]:
     return {"pre-14": pre14.replace("bench_current.", "bench_pre14."),
             "codecs-time-first": time_first.replace("bench_current.", "bench_time_first."),
             "current-no-rollups": current.replace("bench_current.", "bench_no_rollups."),
-            "current": current}
+            "current": current,
+            "current-protobuf": current.replace("bench_current.", "bench_protobuf.")}
 
 
 DATABASES = {"pre-14": "bench_pre14", "codecs-time-first": "bench_time_first", "current-no-rollups": "bench_no_rollups",
-             "current": "bench_current"}
+             "current": "bench_current", "current-protobuf": "bench_protobuf"}
 
 
 async def run(args) -> list[dict]:
@@ -63,20 +69,29 @@ async def run(args) -> list[dict]:
     for name, sql in tables.items():
         store.query(f"CREATE DATABASE IF NOT EXISTS {DATABASES[name]}")
         store.query(sql)
-    for stmt in ddl.rollup_statements("bench_current"):
-        store.query(stmt)
+    for db in ("bench_current", "bench_protobuf"):
+        for stmt in ddl.rollup_statements(db):
+            store.query(stmt)
+    encoded_bytes = encoded_rows = 0
     insert_ms = {name: [] for name in tables}
     with SocketFarm(args.sockets // 2, args.namespaces, private_ehash=True, active_fraction=args.active,
                     log=lambda m: print(m, file=sys.stderr)) as farm:
-        async with Poller(namespaces=farm.glob, groups=request.ALL_GROUPS, interval=3600.0) as poller:
+        async with Poller(namespaces=farm.glob, groups=request.ALL_GROUPS, interval=3600.0,
+                          emit=args.emit, keyframe_every=args.keyframe_every) as poller:
             for i in range(args.polls):
                 t0 = time.monotonic()
                 batch = await poller.poll()
                 table = clickhouse.arrow_table(batch)
+                message = clickhouse.protobuf_list(batch.envelope())
+                encoded_bytes += len(message)
+                encoded_rows += len(batch)
                 order = list(tables)[i % len(tables):] + list(tables)[:i % len(tables)]  # rotated: load drifts
                 for name in order:
                     t = time.perf_counter()
-                    store.insert_arrow(table, DATABASES[name])
+                    if name == "current-protobuf":
+                        store.insert_protobuf_list(message, DATABASES[name])
+                    else:
+                        store.insert_arrow(table, DATABASES[name])
                     insert_ms[name].append((time.perf_counter() - t) * 1e3)
                 print(f"poll {i + 1}/{args.polls}: {len(batch)} sockets", file=sys.stderr)
                 await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - t0)))
@@ -93,7 +108,9 @@ async def run(args) -> list[dict]:
                     "bytes_per_row_on_disk": round(on_disk / rows, 2),
                     "compressed_bytes_per_row": round(compressed / rows, 2),
                     "uncompressed_bytes_per_row": round(raw / rows, 1),
-                    "insert_ms_median": round(statistics.median(insert_ms[name]), 1)})
+                    "emit": args.emit, "insert_ms_median": round(statistics.median(insert_ms[name]), 1),
+                    **({"protobuf_bytes_per_row": round(encoded_bytes / encoded_rows, 1)}
+                       if name == "current-protobuf" else {})})
     if args.rollups:
         for table in ("xtcp_1m", "xtcp_1h"):
             got = store.query(f"SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = "
@@ -112,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--polls", type=int, default=20)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     p.add_argument("--active", type=float, default=0.02, help="share of connections with traffic")
+    p.add_argument("--emit", choices=("all", "changed"), default="all")
+    p.add_argument("--keyframe-every", type=int, default=60)
     p.add_argument("--rollups", action="store_true", help="also report the rollup tables' rows and bytes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -125,7 +144,8 @@ def main(argv=None) -> int:
         elif "bytes_per_row_on_disk" in r:
             print(f"{r['layout']:>18}: {r['bytes_per_row_on_disk']:6.2f} B/row on disk "
                   f"({r['uncompressed_bytes_per_row']:.0f} uncompressed), {r['rows']} rows in {r['parts']} parts, "
-                  f"insert {r['insert_ms_median']:.0f} ms/poll (median)")
+                  f"insert {r['insert_ms_median']:.0f} ms/poll (median)"
+                  + (f", {r['protobuf_bytes_per_row']} B/record as protobuf" if "protobuf_bytes_per_row" in r else ""))
         else:
             print(f"{r['layout']:>18}: {r['rows']} rows, {r['bytes_on_disk']} bytes on disk")
     return 0
