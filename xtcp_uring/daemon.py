@@ -258,7 +258,7 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
         for s in local_store:
             log.info("store %s: records kept %s, rollups xtcp_1m 35d and xtcp_1h 400d, %s", s.config.path,
                      describe_retention(s.config.retention_s),
-                     f"at most {s.config.max_store_bytes / 1e9:.1f} GB on disk (oldest hours dropped first)"
+                     f"at most {s.config.max_store_bytes / 2**30:.1f} GiB on disk (oldest hours dropped first)"
                      if s.config.max_store_bytes else "no byte bound (--max-store-bytes)")
         if local_store and not once:
             from .clickhouse import serve_queries
