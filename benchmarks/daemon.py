@@ -37,10 +37,12 @@ def cpu_s(pid: int) -> float:
 
 
 def run_daemon(glob: str, sink: str | None, args, data_dir: str) -> dict:
-    cmd = [sys.executable, "-m", "xtcp_uring", "--namespaces", glob, "--interval", str(args.interval),
+    python = f"{args.checkout}/.venv/bin/python" if args.checkout else sys.executable
+    cmd = [python, "-m", "xtcp_uring", "--namespaces", glob, "--interval", str(args.interval),
            "--jitter", "0", "--max-polls", str(args.polls), "--metrics-listen", "off", "--data-dir", data_dir,
            *(["--sink", sink] if sink else []), *args.daemon_args]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=args.checkout or None)
     marks, rss = [], []
     for line in proc.stderr:
         m = _POLL_LINE.search(line)
@@ -65,6 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--interval", type=float, default=5.0)
     p.add_argument("--polls", type=int, default=8)
     p.add_argument("--sinks", default="chdb,kafka", help="comma list of chdb, kafka")
+    p.add_argument("--checkout", help="run the daemon of another checkout (its .venv), e.g. to compare with main")
     p.add_argument("--daemon-args", nargs=argparse.REMAINDER, default=[], help="more daemon flags (last)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
