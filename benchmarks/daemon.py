@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     if os.geteuid() != 0:
         print("needs root: the farm's namespaces", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # kafka_broker.py
     results = []
     with SocketFarm(args.sockets // 2, 1, private_ehash=True, active_fraction=args.active,
                     log=lambda m: print(m, file=sys.stderr)) as farm:

@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from xtcp_uring import request
+from xtcp_uring.wire import request
 from xtcp_uring.poller import Poller
 
 from .farm import SocketFarm

@@ -4,7 +4,7 @@ One poll of a socket farm (``--sockets``, ``--active``; with ``--emit changed`` 
 steady-state poll) is recorded, then replayed by ``--hosts`` simulated hosts, each its own
 Kafka sink (aiokafka producer) with its own hostname and fresh timestamps, every
 ``--interval`` seconds for ``--duration`` seconds, to the test suite's broker (tansu,
-``tests/kafka_broker.py``). One consumer reads the topic and inserts each message as ClickHouse's
+``tests/support/kafka_broker.py``). One consumer reads the topic and inserts each message as ClickHouse's
 Kafka engine would (``FORMAT ProtobufList``) into a chDB store with the record table and the
 rollups. Reported: rows offered and delivered per second, Kafka bytes per second, rows the
 consumer inserted per second while busy, and its lag at the end. Everything runs on this
@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from xtcp_uring import clickhouse, records, request, schema
+from xtcp_uring import clickhouse, records, schema
+from xtcp_uring.wire import request
 from xtcp_uring.poller import Poller
 from xtcp_uring.sinks import open_sink
 
@@ -72,7 +73,7 @@ async def consume(bootstrap: str, store, stop: asyncio.Event, stats: dict) -> No
 
 
 async def run(args) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))  # kafka_broker.py
     from kafka_broker import kafka_broker
 
     store = clickhouse.open_store(tempfile.mkdtemp(prefix="xtcp-fleet-bench-"))

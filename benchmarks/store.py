@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 
-from xtcp_uring import clickhouse, request
+from xtcp_uring import clickhouse
+from xtcp_uring.wire import request
 from xtcp_uring.clickhouse import ddl
 from xtcp_uring.poller import Poller
 

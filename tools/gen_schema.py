@@ -1,4 +1,8 @@
-"""Generate the C record struct + encoder and the ClickHouse DDL (records, rollups, cluster) from the .proto.
+"""Generate the C record struct + encoder and the ClickHouse DDL (records, rollups, cluster)
+from the .proto, and the package data (xtcp_uring/data/): copies of the files the installed
+package reads, so a wheel needs no checkout. The sources stay where people look for them
+(proto/, examples/); every file under xtcp_uring/data/ is written here and says so in its first
+line.
 
     python tools/gen_schema.py          # rewrite the generated files
     python tools/gen_schema.py --check  # exit 1 if any generated file is stale (tests run this)
@@ -12,10 +16,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PROTO_SOURCE = ROOT / "proto" / "xtcp_flat_record.proto"
+ASN_DDL_SOURCE = ROOT / "examples" / "clickhouse" / "asn_dictionary.sql"  # hand-written
+HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
+DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+DATA = ROOT / "xtcp_uring" / "data"
+# Issue #14 (store): the rollups and a cluster's DDL, rendered by tools/clickhouse_sql.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import clickhouse_sql as _ch  # noqa: E402  (tools/ is not a package)
-HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
-DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
 ROLLUPS_OUT = ROOT / "examples" / "clickhouse" / "rollups.sql"
 CLUSTER_OUT = ROOT / "examples" / "clickhouse" / "cluster" / "xtcp_cluster.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
@@ -27,7 +35,14 @@ def _load_schema():
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
+    mod.PROTO_PATH = PROTO_SOURCE  # the source, not the package's copy of it (written below)
     return mod
+
+
+def copied(source: Path, comment: str) -> str:
+    """source's text under a first line saying it is a generated copy."""
+    rel = source.relative_to(ROOT)
+    return f"{comment} generated from {rel} by tools/gen_schema.py; do not edit\n" + source.read_text()
 
 
 # C storage: (declaration suffix, alignment, max encoded payload bytes, encoder kind)
@@ -259,8 +274,18 @@ def render_cluster(schema, rollups) -> str:
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
     rollups = _load("_xtcp_rollups", ROOT / "xtcp_uring" / "clickhouse" / "rollups.py")
-    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema), ROLLUPS_OUT: render_rollups(rollups),
-            CLUSTER_OUT: render_cluster(schema, rollups)}
+    ddl = render_ddl(schema)
+    rollups_sql = render_rollups(rollups)
+    return {
+        HEADER_OUT: render_header(schema),
+        DDL_OUT: ddl,  # for ClickHouse servers
+        DATA / "xtcp_records.sql": ddl,  # what the package's store runs
+        ROLLUPS_OUT: rollups_sql,  # for ClickHouse servers
+        DATA / "rollups.sql": rollups_sql,  # what the package's store runs after the table
+        CLUSTER_OUT: render_cluster(schema, rollups),
+        DATA / "xtcp_flat_record.proto": copied(PROTO_SOURCE, "//"),  # schema.py, chDB's format_schema
+        DATA / "asn_dictionary.sql": copied(ASN_DDL_SOURCE, "--"),  # enrich.asn
+    }
 
 
 def main() -> int:

@@ -13,8 +13,8 @@ import pytest
 from golden import cases
 from xtcp_uring import clickhouse, records
 from xtcp_uring.clickhouse import retention, rollups
-from xtcp_uring.metrics import Metrics
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.app.metrics import Metrics
+from xtcp_uring.wire.pcap import response_payloads
 from xtcp_uring.sinks import open_sink
 
 pytest.importorskip("chdb")

@@ -15,11 +15,9 @@ from pathlib import Path
 from .. import schema
 from ..errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DDL_PATH = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
-ROLLUPS_PATH = ROOT / "examples" / "clickhouse" / "rollups.sql"
-CLUSTER_DDL_PATH = ROOT / "examples" / "clickhouse" / "cluster" / "xtcp_cluster.sql"
-KAFKA_PIPELINE_PATH = ROOT / "examples" / "clickhouse" / "kafka_pipeline.sql"
+DATA = Path(__file__).resolve().parent.parent / "data"
+DDL_PATH = DATA / "xtcp_records.sql"  # generated
+ROLLUPS_PATH = DATA / "rollups.sql"  # generated (issue #14: the rollups run after the table)
 DATABASE = "xtcp"
 TABLE = "xtcp_records"
 DEFAULT_DATA_DIR = "./xtcp-data"

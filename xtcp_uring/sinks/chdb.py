@@ -17,13 +17,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import clickhouse
 from ..clickhouse import retention, rollups
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig, SinkStats
+from .base import Payload, Sink, SinkStats
+from .config import SinkConfig
+from .encoded import Encoded
 
 log = logging.getLogger("xtcp_uring.sinks")
 
@@ -54,8 +55,7 @@ class ChdbConfig(SinkConfig):
         return retention.parse_retention(self.retention)
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ChdbConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ChdbConfig":
         path = u.netloc + u.path  # chdb:///abs/dir, or chdb://rel/dir relative to the cwd
         if not path:
             raise ConfigError(f"{url}: expected chdb:///path/to/dir")
