@@ -4,6 +4,7 @@ store of the old layout moved aside, all through the chDB sink the daemon uses."
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -83,6 +84,27 @@ def test_retention_flag_is_checked_before_anything_starts(tmp_path):
         assert proc.returncode == 64, proc.stderr
         assert proc.stderr.count("\n") == 1 and flag in proc.stderr and "Traceback" not in proc.stderr
     assert retention.parse_retention("12h") == 43200 and retention.parse_retention("off") is None
+
+
+def test_the_flags_reach_the_store_and_the_records(tmp_path):
+    # app/options.py hands --retention to the chdb sink and --location, --emit to the Poller.
+    listener = socket.create_server(("127.0.0.1", 0))  # at least one socket in this namespace
+    with listener:
+        proc = subprocess.run([sys.executable, "-m", "xtcp_uring", "--once", "--namespaces", "host", "--uring", "off",
+                               "--sink", f"chdb://{tmp_path}/s", "--retention", "2d", "--location", "dc-flag",
+                               "--emit", "changed", "--keyframe-every", "5"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    store = clickhouse.open_store(tmp_path / "s")
+    try:
+        assert "toIntervalSecond(172800)" in scalar(
+            store, "SELECT engine_full FROM system.tables WHERE database = 'xtcp' AND name = 'xtcp_records'")
+        rows = int(scalar(store, "SELECT count() FROM xtcp.xtcp_records WHERE location = 'dc-flag'"))
+        assert rows > 0  # the first poll of --emit changed sends every socket (all new)
+        assert scalar(store, f"SELECT location, sum(samples) FROM xtcp.{rollups.MINUTE_TABLE} GROUP BY location"
+                      ).split() == ["dc-flag", str(rows)]
+    finally:
+        store.release()
 
 
 async def test_max_store_bytes_drops_the_oldest_hours_first(tmp_path, caplog):
