@@ -1,7 +1,8 @@
-"""Generate the C record struct + encoder and the ClickHouse DDL from the .proto, and the
-package data (xtcp_uring/data/): copies of the files the installed package reads, so a wheel
-needs no checkout. The sources stay where people look for them (proto/, examples/); every file
-under xtcp_uring/data/ is written here and says so in its first line.
+"""Generate the C record struct + encoder and the ClickHouse DDL (records, rollups, cluster)
+from the .proto, and the package data (xtcp_uring/data/): copies of the files the installed
+package reads, so a wheel needs no checkout. The sources stay where people look for them
+(proto/, examples/); every file under xtcp_uring/data/ is written here and says so in its first
+line.
 
     python tools/gen_schema.py          # rewrite the generated files
     python tools/gen_schema.py --check  # exit 1 if any generated file is stale (tests run this)
@@ -21,6 +22,11 @@ HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
 KAFKA_OUT = ROOT / "examples" / "clickhouse" / "kafka_pipeline.sql"
 DATA = ROOT / "xtcp_uring" / "data"
+# Issue #14 (store): the rollups and a cluster's DDL, rendered by tools/clickhouse_sql.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clickhouse_sql as _ch  # noqa: E402  (tools/ is not a package)
+ROLLUPS_OUT = ROOT / "examples" / "clickhouse" / "rollups.sql"
+CLUSTER_OUT = ROOT / "examples" / "clickhouse" / "cluster" / "xtcp_cluster.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
 
@@ -176,87 +182,95 @@ def render_header(schema) -> str:
     return "\n".join(out)
 
 
-_CH_TYPES = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
+def _load(name: str, path: Path):
+    # By path, so generating does not import the package (whose extension may not be built yet).
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def render_ddl(schema) -> str:
-    msg = schema.record()
-    enums = {e.name: e for e in msg.enums}
-    cols = []
-    for f in msg.fields:
-        if f.type in enums:
-            values = ", ".join(f"'{n}' = {v}" for n, v in enums[f.type].values)
-            ctype = f"Enum8({values})"
-        else:
-            ctype = _CH_TYPES[f.type]
-        if f.type == "string" and f.namespace_label:
-            ctype = f"LowCardinality({ctype})"
-        cols.append(f"    `{f.name}` {ctype}{column_comment(f)}")
-    cols += alias_columns()
-    return "\n".join(
-        [
-            f"-- {BANNER}",
-            "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
-            "-- xtcp_uring.clickhouse.table_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
-            "CREATE TABLE IF NOT EXISTS {db}.xtcp_records",
-            "(",
-            ",\n".join(cols),
-            ")",
-            "ENGINE = MergeTree",
-            "PARTITION BY toDate(intDiv(timestamp_ns, 1000000000))",
-            "ORDER BY (hostname, netns, timestamp_ns, inet_diag_msg_socket_cookie)",
-            "{ttl}",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"-- {BANNER}",
+        "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
+        "-- xtcp_uring.clickhouse.table_ddl(); the rollups fed from it are in rollups.sql, the",
+        "-- Kafka-engine path in kafka_pipeline.sql, a sharded cluster's DDL in cluster/.",
+        "-- Codecs follow the .proto's [ch:...] annotations; the sort key keeps one socket's",
+        "-- samples of one hour together (partitions are hours since the epoch).",
+        _ch.records_table(schema, _ch.LOCAL, "{ttl}", _unit_of()),
+        "",
+    ])
 
 
-# --- readable columns: units as COMMENTs, aliases for addresses and the time (#12) ---------
+def render_rollups(rollups) -> str:
+    return "\n".join([
+        f"-- {BANNER}",
+        "-- (and xtcp_uring/clickhouse/rollups.py). Minute and hour rollups of xtcp_records, filled by",
+        "-- materialized views on every insert; run after xtcp_records.sql. {db} is the database.",
+        "-- Read them with the -Merge functions listed in rollups.py's READ, e.g.",
+        f"--   SELECT location, quantilesBFloat16Merge({rollups.QUANTILE_LEVELS})(rtt_us), sum(retrans_segs)",
+        f"--   FROM {{db}}.{rollups.MINUTE_TABLE} WHERE time > now() - INTERVAL 1 HOUR GROUP BY location",
+        "",
+        ";\n\n".join(_ch.rollup_statements(rollups, _ch.LOCAL)) + ";",
+        "",
+    ])
 
 
-def column_comment(field) -> str:
-    """`` COMMENT '<unit> - <the .proto comment>'`` for a field (units: xtcp_uring/schema_units.py)."""
-    unit = _load_schema("schema_units").unit_of(field.name)
-    if unit is None:
-        raise SystemExit(f"{field.name}: no unit; add a rule to xtcp_uring/schema_units.py")
-    text = " - ".join(t for t in (unit, field.comment, "xtcp2 column, not filled" if field.reserved else "") if t)
-    return f" COMMENT {_sql_text(text)}"
+CLUSTER_NAME = "xtcp_cluster"
+CLUSTER_DB = "xtcp"
 
 
-def _sql_text(text: str) -> str:
-    text = text.replace(";", ",")  # the DDL files are split into statements at ";"
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def render_cluster(schema, rollups) -> str:
+    fl = _ch.cluster_flavour(CLUSTER_NAME, CLUSTER_DB)
+    db, on = fl.db, fl.on_cluster
+    version = schema.SCHEMA_VERSION
+    dist = []
+    for name in ("xtcp_records", rollups.MINUTE_TABLE, rollups.HOUR_TABLE):
+        dist.append(f"CREATE TABLE IF NOT EXISTS {db}.{name}{on} AS {db}.{name}_local\n"
+                    f"ENGINE = Distributed({CLUSTER_NAME}, {db}, {name}_local, cityHash64(hostname))")
+    kafka = "\n".join([
+        "-- One Kafka consumer per node: the topic's partitions (keyed by hostname) are shared by",
+        "-- every node of the group, each inserting into its own shard's local table.",
+        _ch.kafka_table(schema, f"{db}.xtcp_records_kafka", on, _unit_of()),
+    ])
+    view = "\n".join([
+        f"-- One view per schema_version: rows of another version stay in the Kafka table's",
+        f"-- reach until a view for them is added (map renamed or retyped columns there).",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_records_kafka_v{version}_mv{on}",
+        f"TO {db}.xtcp_records_local AS",
+        f"SELECT * FROM {db}.xtcp_records_kafka WHERE schema_version = {version}",
+    ])
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {db}{on}",
+        _ch.records_table(schema, fl, "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 7 DAY", _unit_of()),
+        *_ch.rollup_statements(rollups, fl),
+        *dist,
+        kafka,
+        view,
+    ]
+    return "\n".join([
+        f"-- {BANNER}",
+        f"-- A sharded, replicated cluster named {CLUSTER_NAME} (remote_servers), macros {{shard}} and",
+        "-- {replica} per node, ZooKeeper or ClickHouse Keeper. Local tables end in _local; the",
+        "-- Distributed tables of the usual names (xtcp_records, xtcp_1m, xtcp_1h) are what to query.",
+        "-- Raw rows keep 7 days, xtcp_1m 35, xtcp_1h 400 (edit the TTL lines to change).",
+        "-- See README.md beside this file.",
+        "",
+        ";\n\n".join(statements) + ";",
+        "",
+    ])
 
 
-def _ipv6_of(column: str) -> str:
-    # 4 address bytes become IPv4-mapped IPv6 (::ffff:a.b.c.d), 16 stay; none gives ::
-    return (f"CAST(toFixedString(if(length({column}) = 4, concat(unhex('00000000000000000000FFFF'), {column}), "
-            f"{column}), 16) AS IPv6)")
-
-
-# (name, type, expression, comment): computed when read, never stored, never inserted.
-ALIASES = (
-    ("sec", "Int64", "intDiv(timestamp_ns, 1000000000)", "seconds since the Unix epoch (UTC): the poll time"),
-    ("nsec", "UInt32", "timestamp_ns % 1000000000", "nanoseconds past sec"),
-    ("src", "IPv6", _ipv6_of("inet_diag_msg_socket_source"),
-     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_source, for SQL and dictGet('xtcp.asn', ...)"),
-    ("dst", "IPv6", _ipv6_of("inet_diag_msg_socket_destination"),
-     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_destination"),
-)
-
-
-def alias_columns() -> list[str]:
-    return [f"    `{name}` {typ} ALIAS {expr} COMMENT {_sql_text(comment)}" for name, typ, expr, comment in ALIASES]
+def _unit_of():
+    return _load_schema("schema_units").unit_of
 
 
 def render_kafka_ddl(schema) -> str:
-    """The Kafka-engine table and its view: the record table's stored columns with their
-    COMMENTs (a Kafka table may not have ALIAS columns), read by name from the .proto."""
-    table = render_ddl(schema)
-    body = table[table.index("(\n") + 2 : table.index("\n)")]
-    stored = [line.rstrip(",") for line in body.splitlines() if " ALIAS " not in line]
-    return "\n".join([f"-- {BANNER}", *_KAFKA_PROSE, "CREATE TABLE IF NOT EXISTS xtcp.xtcp_records_kafka", "(",
-                      ",\n".join(stored), ")", *_KAFKA_TAIL, ""])
+    """The Kafka-engine table and its view into the record table (xtcp_records.sql)."""
+    return "\n".join([f"-- {BANNER}", *_KAFKA_PROSE, _ch.kafka_table(schema, "xtcp.xtcp_records_kafka", "", _unit_of())
+                      + ";", *_KAFKA_TAIL, ""])
 
 
 _KAFKA_PROSE = """\
@@ -264,7 +278,8 @@ _KAFKA_PROSE = """\
 --     python -m xtcp_uring --sink kafka://kafka:9092/xtcp
 -- and the server reads the topic with a Kafka engine table and a materialized view into
 -- the MergeTree table of xtcp_records.sql (create that first, with {db} = xtcp, {ttl} empty
--- or a TTL clause).
+-- or a TTL clause, then rollups.sql: its views roll up whatever reaches xtcp_records, the
+-- Kafka engine's inserts included). A sharded cluster: cluster/xtcp_cluster.sql.
 --
 -- Message format (checked by tests/integration/test_sinks_kafka.py against chDB):
 --   one Kafka message = one ClickHouse ProtobufList message
@@ -277,19 +292,10 @@ _KAFKA_PROSE = """\
 --
 -- The .proto: copy proto/xtcp_flat_record.proto into the server's format_schema_path
 -- (default /var/lib/clickhouse/format_schemas/). Columns are matched to fields by name. The
--- Kafka table lists the record table's stored columns (a Kafka table refuses ALIAS columns:
--- sec, nsec, src and dst exist on the record table only).""".splitlines()
+-- Kafka table lists the record table's stored columns with their COMMENTs (a Kafka table
+-- refuses CODECs and ALIAS columns: codecs, sec, nsec, src and dst are on the record table).""".splitlines()
 
 _KAFKA_TAIL = """\
-ENGINE = Kafka
-SETTINGS
-    kafka_broker_list = 'kafka:9092',
-    kafka_topic_list = 'xtcp',
-    kafka_group_name = 'clickhouse_xtcp',
-    kafka_format = 'ProtobufList',
-    kafka_schema = 'xtcp_flat_record.proto:XtcpFlatRecord',
-    kafka_num_consumers = 1,
-    kafka_max_block_size = 1048576;
 
 -- Moves each block the Kafka table reads into the MergeTree table. A message that does not
 -- parse stops the consumer with an error in the server log; to skip such messages instead
@@ -300,11 +306,16 @@ SELECT * FROM xtcp.xtcp_records_kafka;""".splitlines()
 
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
+    rollups = _load("_xtcp_rollups", ROOT / "xtcp_uring" / "clickhouse" / "rollups.py")
     ddl = render_ddl(schema)
+    rollups_sql = render_rollups(rollups)
     return {
         HEADER_OUT: render_header(schema),
         DDL_OUT: ddl,  # for ClickHouse servers
         DATA / "xtcp_records.sql": ddl,  # what the package's store runs
+        ROLLUPS_OUT: rollups_sql,  # for ClickHouse servers
+        DATA / "rollups.sql": rollups_sql,  # what the package's store runs after the table
+        CLUSTER_OUT: render_cluster(schema, rollups),
         DATA / "xtcp_flat_record.proto": copied(PROTO_SOURCE, "//"),  # schema.py, chDB's format_schema
         DATA / "asn_dictionary.sql": copied(ASN_DDL_SOURCE, "--"),  # enrich.asn
         KAFKA_OUT: render_kafka_ddl(schema),  # the Kafka engine table and its view, for servers

@@ -57,6 +57,7 @@ from .backends import DumpBackend, DumpJob, DumpResult
 from .enrich import ContainerEnricher, ContainerRoots
 from .enrich.labels import HostLabels
 from .enrich.namespace_labels import NamespaceLabeler, describe as describe_namespace
+from .emit import MODES, ChangeFilter, EmitStats
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
 from .backends.sockets import SocketBackend
@@ -85,6 +86,7 @@ class PollerStats:
     dump_errors: int = 0  # of those, the ones with an error (namespace gone, EBUSY, timeout…)
     sockets: int = 0  # sockets in the last batch (after sampling)
     sampled_out: int = 0  # sockets dropped by sampling, total
+    emit: EmitStats | None = None  # --emit changed: records kept and skipped, by reason
     backend: str = ""
     fallback: bool = False  # io_uring was asked for ("auto") but plain sockets are in use
     fallback_reason: str = ""
@@ -111,6 +113,9 @@ class Poller:
         states: TCP state mask (``request.DEFAULT_STATES``) or an iterable of state names.
         filter: a ``wire.filter.Filter``, filter text (``"dport 443"``) or raw bytecode.
         groups: attribute groups (``request.ALL_GROUPS``); default ``request.DEFAULT_GROUPS``.
+        emit: ``"all"``, or ``"changed"``: only records whose socket moved, was new, changed
+            state, retransmitted, is above ``keep_rtt_above_us`` RTT, or is due a keyframe (one
+            poll in ``keyframe_every``); see ``emit``. Ignores ``encode`` as ``sample`` does.
         sample: keep every Nth socket, chosen by a hash of its cookie, so a socket is kept in
             every poll or in none.
         use_uring: True (io_uring or fail), False (plain sockets), "auto" (io_uring, falling
@@ -132,7 +137,7 @@ class Poller:
         hostname: the ``hostname`` label (default: this host's name).
         location, labels, tag: this host's ``location`` (PoP, site), ``label`` (``KEY=VALUE``
             pairs: a mapping, a list or a comma-separated string) and ``tag``, on every record
-            (``enrich.labels``: the encoding).
+            (``enrich.labels``: the encoding); the rollups xtcp_1m/xtcp_1h are kept per location.
         containers: fill the container and pod columns from the runtimes' state
             (``enrich.containers``); ``container_root`` is where the host's ``/`` is seen (``/host``
             in a DaemonSet that mounts the runtimes' directories there), default ``/``.
@@ -156,6 +161,9 @@ class Poller:
         filter: Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
         groups: Iterable[str] | str | None = None,
         sample: int = 1,
+        emit: str = "all",
+        keyframe_every: int = 60,
+        keep_rtt_above_us: int = 0,
         use_uring: bool | str = "auto",
         async_dumps: bool = False,
         decode_thread: bool = True,
@@ -214,11 +222,16 @@ class Poller:
             bytecode = filter.bytecode(fam) if isinstance(filter, Filter) else filter
             self._requests_args[fam] = bytecode
         self.sample = int(sample)
+        if emit not in MODES:
+            raise ConfigError(f"emit is one of {', '.join(MODES)}, not {emit!r}")
+        self.emit = emit
+        # --emit changed: only records that moved go out (emit.py); it compacts, as sampling does.
+        self._change_filter = ChangeFilter(keyframe_every, keep_rtt_above_us) if emit == "changed" else None
         self.use_uring = use_uring
         self.async_dumps = bool(async_dumps)
         self.decode_thread = bool(decode_thread)
         # Sampling compacts the records after the dump, which would leave the encoding stale.
-        self.encode = encode if self.sample == 1 else None
+        self.encode = encode if self.sample == 1 and emit == "all" else None
         self.dump_timeout = float(dump_timeout)
         self.queue_size = int(queue_size)
         self._manager_options = {
@@ -464,6 +477,9 @@ class Poller:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
                 dump.error = str(failure.error)
                 dumps.append(dump)
+            if self._change_filter is not None:
+                self._change_filter.apply(dumps, poll_id)
+                self.stats.emit = self._change_filter.stats
             batch = records.Batch(dumps, poll_id=poll_id, timestamp_ns=timestamp_ns,
                                   duration_ns=time.monotonic_ns() - t0, backend=self._backend.name)
             s = self.stats

@@ -48,6 +48,7 @@ class Field:
     namespace_label: bool = False  # [ns]: set per namespace by Python
     reserved: bool = False  # [reserved]: kept for xtcp2 compatibility, never filled
     c_storage: str | None = None  # [c:TYPE]
+    ch_class: str | None = None  # [ch:CLASS]: ClickHouse codec class (counter, elapsed, lowcard)
     repeated: bool = False
 
     @property
@@ -125,6 +126,7 @@ def parse(text: str) -> dict[str, Message]:
                 namespace_label="ns" in notes,
                 reserved="reserved" in notes,
                 c_storage=notes.get("c") or None,
+                ch_class=notes.get("ch") or None,
                 repeated=bool(repeated),
             )
         )

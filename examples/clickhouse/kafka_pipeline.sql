@@ -3,7 +3,8 @@
 --     python -m xtcp_uring --sink kafka://kafka:9092/xtcp
 -- and the server reads the topic with a Kafka engine table and a materialized view into
 -- the MergeTree table of xtcp_records.sql (create that first, with {db} = xtcp, {ttl} empty
--- or a TTL clause).
+-- or a TTL clause, then rollups.sql: its views roll up whatever reaches xtcp_records, the
+-- Kafka engine's inserts included). A sharded cluster: cluster/xtcp_cluster.sql.
 --
 -- Message format (checked by tests/integration/test_sinks_kafka.py against chDB):
 --   one Kafka message = one ClickHouse ProtobufList message
@@ -16,13 +17,13 @@
 --
 -- The .proto: copy proto/xtcp_flat_record.proto into the server's format_schema_path
 -- (default /var/lib/clickhouse/format_schemas/). Columns are matched to fields by name. The
--- Kafka table lists the record table's stored columns (a Kafka table refuses ALIAS columns:
--- sec, nsec, src and dst exist on the record table only).
+-- Kafka table lists the record table's stored columns with their COMMENTs (a Kafka table
+-- refuses CODECs and ALIAS columns: codecs, sec, nsec, src and dst are on the record table).
 CREATE TABLE IF NOT EXISTS xtcp.xtcp_records_kafka
 (
     `schema_version` UInt32 COMMENT 'version number',
     `daemon_version` LowCardinality(String) COMMENT 'text',
-    `timestamp_ns` Int64 COMMENT 'nanoseconds since the Unix epoch (UTC) - the poll\'s send time',
+    `timestamp_ns` Int64 COMMENT 'nanoseconds since the Unix epoch (UTC) - the poll\'s send time, epoch ns',
     `poll_id` UInt64 COMMENT 'count - counts polls of this daemon',
     `hostname` LowCardinality(String) COMMENT 'text',
     `location` LowCardinality(String) COMMENT 'text - PoP or site (--location)',
@@ -164,7 +165,7 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_records_kafka
     `tcp_info_ecn_mode` UInt32 COMMENT 'mode bits - 7.0',
     `tcp_info_options2` UInt32 COMMENT 'bitmask - 7.0 (24 bits)',
     `tcp_info_len` UInt32 COMMENT 'bytes - INET_DIAG_INFO payload bytes, 0 = absent',
-    `congestion_algorithm_string` String COMMENT 'text',
+    `congestion_algorithm_string` LowCardinality(String) COMMENT 'text',
     `congestion_algorithm_enum` Enum8('CONGESTION_ALGORITHM_UNSPECIFIED' = 0, 'CONGESTION_ALGORITHM_CUBIC' = 1, 'CONGESTION_ALGORITHM_DCTCP' = 2, 'CONGESTION_ALGORITHM_VEGAS' = 3, 'CONGESTION_ALGORITHM_PRAGUE' = 4, 'CONGESTION_ALGORITHM_BBR1' = 5, 'CONGESTION_ALGORITHM_BBR2' = 6, 'CONGESTION_ALGORITHM_BBR3' = 7, 'CONGESTION_ALGORITHM_RENO' = 8, 'CONGESTION_ALGORITHM_OTHER' = 9) COMMENT 'enum',
     `type_of_service` UInt32 COMMENT 'header byte (DSCP and ECN bits) - INET_DIAG_TOS (5)',
     `traffic_class` UInt32 COMMENT 'header byte (DSCP and ECN bits) - INET_DIAG_TCLASS (6)',

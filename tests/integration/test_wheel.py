@@ -27,7 +27,7 @@ from golden import cases
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELHOUSE = REPO / "build" / "wheelhouse"
-PACKAGE_DATA = ["xtcp_flat_record.proto", "xtcp_records.sql", "asn_dictionary.sql"]
+PACKAGE_DATA = ["xtcp_flat_record.proto", "xtcp_records.sql", "rollups.sql", "asn_dictionary.sql"]
 
 
 def _runtime_requirements(name: str = "xtcp_uring") -> dict[str, str]:
@@ -90,14 +90,14 @@ def run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_installed_package_runs_from_its_own_files(installed, tmp_path):
     proc = run(installed, "-c", "import json, xtcp_uring, xtcp_uring.schema as s, xtcp_uring.clickhouse.ddl as d, "
                "xtcp_uring.enrich.asn as a; print(json.dumps([xtcp_uring.__file__, str(s.PROTO_PATH), "
-               "str(d.DDL_PATH), str(a.DDL_PATH), len(s.socket_fields())]))", cwd=tmp_path)
+               "str(d.DDL_PATH), str(d.ROLLUPS_PATH), str(a.DDL_PATH), len(s.socket_fields())]))", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    package, proto, ddl, asn_ddl, fields = json.loads(proc.stdout)
+    package, proto, ddl, rollups, asn_ddl, fields = json.loads(proc.stdout)
     venv_root = str(installed.parent.parent)
-    for path in (package, proto, ddl, asn_ddl):
+    for path in (package, proto, ddl, rollups, asn_ddl):
         assert path.startswith(venv_root) and not path.startswith(str(REPO)), path
         assert Path(path).exists(), path
-    assert sorted(Path(p).name for p in (proto, ddl, asn_ddl)) == sorted(PACKAGE_DATA)
+    assert sorted(Path(p).name for p in (proto, ddl, rollups, asn_ddl)) == sorted(PACKAGE_DATA)
     assert fields > 100  # the .proto was found and parsed
 
 

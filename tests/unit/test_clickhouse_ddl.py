@@ -1,10 +1,12 @@
-"""The ClickHouse DDL against the .proto: generated and current, same columns and types, and
-it runs in chDB together with the Kafka pipeline of examples/clickhouse/kafka_pipeline.sql."""
+"""The ClickHouse DDL against the .proto: generated and current, same columns, types and codecs,
+and it runs in chDB together with the rollups and the Kafka pipeline of
+examples/clickhouse/kafka_pipeline.sql."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from xtcp_uring.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_PIPELINE = REPO / "examples" / "clickhouse" / "kafka_pipeline.sql"  # for servers, not shipped
 _SCALAR = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
-_COLUMN = re.compile(r"^\s+`(\w+)` (.+?),?$")
+_COLUMN = re.compile(r"^\s+`(\w+)` (.+?) CODEC\((.+?)\) COMMENT '.*',?$")
+# What each [ch:CLASS] of the .proto promises about a column's storage.
+_CODEC = {"counter": "DoubleDelta, ZSTD(1)", "elapsed": "Delta, ZSTD(1)", "lowcard": "ZSTD(1)", None: "ZSTD(1)"}
 
 
 def expected_columns() -> list[tuple[str, str]]:
@@ -29,7 +33,7 @@ def expected_columns() -> list[tuple[str, str]]:
             typ = "Enum8(" + ", ".join(f"'{n}' = {v}" for n, v in enums[f.type].values) + ")"
         else:
             typ = _SCALAR[f.type]
-            if f.type == "string" and f.namespace_label:
+            if f.type == "string" and (f.namespace_label or f.ch_class == "lowcard"):
                 typ = f"LowCardinality({typ})"  # per-namespace values repeat across sockets
         out.append((f.name, typ))
     return out
@@ -38,11 +42,14 @@ def expected_columns() -> list[tuple[str, str]]:
 ALIASES = [("sec", "Int64"), ("nsec", "UInt32"), ("src", "IPv6"), ("dst", "IPv6")]  # read-only, computed
 
 
-def ddl_columns(sql: str) -> list[tuple[str, str]]:
-    """(name, type) of the stored columns (ALIAS ones left out, COMMENTs cut)."""
+def expected_codecs() -> dict[str, str]:
+    return {f.name: _CODEC[f.ch_class] for f in schema.record().fields}
+
+
+def ddl_columns(sql: str) -> list[tuple[str, str, str]]:
+    """(name, type, codec) of the stored columns: ALIAS ones left out, COMMENTs cut."""
     body = sql[sql.index("(\n") + 2 : sql.index("\n)")]
-    cols = [_COLUMN.match(line).groups() for line in body.splitlines() if " ALIAS " not in line]
-    return [(name, typ.split(" COMMENT ")[0]) for name, typ in cols]
+    return [_COLUMN.match(line).groups() for line in body.splitlines() if " ALIAS " not in line]
 
 
 def test_generated_files_are_current():
@@ -54,7 +61,13 @@ def test_generated_files_are_current():
 def test_ddl_columns_are_the_proto_fields():
     sql = clickhouse.DDL_PATH.read_text()
     assert sql.startswith("-- generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit")
-    assert ddl_columns(sql) == expected_columns()
+    columns = ddl_columns(sql)
+    assert [(name, typ) for name, typ, _ in columns] == expected_columns()
+    assert {name: codec for name, _, codec in columns} == expected_codecs()
+    # Counters are stored as steps, which is what makes a socket-first sort key pay off.
+    assert expected_codecs()["tcp_info_bytes_acked"] == "DoubleDelta, ZSTD(1)"
+    assert "ORDER BY (hostname, netns, intDiv(timestamp_ns, 3600000000000), inet_diag_msg_socket_cookie, " \
+           "timestamp_ns)" in sql
 
 
 def test_table_ddl_fills_the_placeholders():
@@ -63,7 +76,7 @@ def test_table_ddl_fills_the_placeholders():
     assert "{" not in plain and "TTL" not in plain
     kept = clickhouse.table_ddl("telemetry", ttl_days=30)
     assert "telemetry.xtcp_records" in kept
-    assert "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 30 DAY" in kept
+    assert "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 2592000 SECOND" in kept
     with pytest.raises(ConfigError):
         clickhouse.table_ddl("x; DROP TABLE y")
     with pytest.raises(ConfigError):
@@ -87,9 +100,7 @@ def test_kafka_pipeline_reads_our_envelope():
     assert (row.name, row.number, row.type, row.repeated) == ("row", 1, schema.RECORD_MESSAGE, True)
 
 
-def statements(sql: str) -> list[str]:
-    text = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in text.split(";") if s.strip()]
+statements = clickhouse.ddl.sql_statements
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +134,8 @@ def test_ddl_and_pipeline_run_in_chdb(store):
 
     capture = cases.testdata_root() / "6_6_44" / "tcp_100_sockets_bbr.pcap"
     dump = records.decode_buffers([bytes(p) for p in response_payloads(capture)], strict=False,
-                                  labels=records.encode_labels(hostname="via-kafka-table"))
+                                  labels=records.encode_labels(hostname="via-kafka-table",
+                                                               timestamp_ns=time.time_ns()))  # within the TTL
     message = clickhouse.protobuf_list(records.Batch([dump]).envelope())
     store.insert_protobuf_list(message, table="xtcp_records_kafka")
     got = store.query("SELECT count(), sum(tcp_info_rtt) FROM xtcp.xtcp_records WHERE hostname = 'via-kafka-table'")

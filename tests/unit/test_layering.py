@@ -5,7 +5,7 @@ it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
     sinks, output            where batches go
-    poller                   reconcile → dump → batch
+    poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
     backends                 io_uring and plain-socket dumps
@@ -35,7 +35,7 @@ LAYERS = [
     {"schema", "schema_units", "records", "framing", "clickhouse"},
     {"backends"},
     {"namespaces", "enrich", "privileges"},
-    {"poller"},
+    {"poller", "emit"},
     {"sinks", "output"},
     {"app"},
 ]

@@ -21,10 +21,11 @@ import socket
 import time
 
 from .. import sinks
+from ..clickhouse.retention import describe_retention
 from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from ..privileges import current as current_privileges
 from .delivery import DeliveryWatch
-from .options import daemon_poller_options, query_options, sink_options, sink_urls
+from .options import daemon_poller_options, query_options, sink_options, sink_urls, store_options
 
 log = logging.getLogger("xtcp_uring.daemon")
 
@@ -59,7 +60,11 @@ async def _serve(args) -> int:
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
     query_opts = query_options(args)
-    group = sinks.SinkGroup([sinks.open_sink(u, **sink_options(args, u)) for u in sink_urls(args)])
+    urls = sink_urls(args)
+    if store_options(args) and not any(u.startswith("chdb:") for u in urls):
+        log.warning("--retention and --max-store-bytes bound the embedded store (chdb sink), and no sink here is "
+                    "one: a server's retention is its table's TTL (examples/clickhouse/)")
+    group = sinks.SinkGroup([sinks.open_sink(u, **sink_options(args, u)) for u in urls])
     for url, sink in zip(args.sink or [], group.sinks):
         if sink.name != url:  # something was masked: a password sits on our command line
             log.warning("sink %s: its password is on the command line, readable by every local user in "
@@ -136,6 +141,11 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
     query_server = None
     async with group:
         local_store = [s for s in group.sinks if s.scheme == "chdb"]
+        for s in local_store:
+            log.info("store %s: records kept %s, rollups xtcp_1m 35d and xtcp_1h 400d, %s", s.config.path,
+                     describe_retention(s.config.retention_s),
+                     f"at most {s.config.max_store_bytes / 2**30:.1f} GiB on disk (oldest hours dropped first)"
+                     if s.config.max_store_bytes else "no byte bound (--max-store-bytes)")
         if local_store and not once:
             from ..clickhouse import serve_queries
 
@@ -180,6 +190,11 @@ def _log_poll(batch, poller, warnings: _RateLimitedWarnings) -> None:
     log.info("poll %d: %d namespaces, %d sockets, %.1f ms, %.2f MB, %s%s", batch.poll_id, namespaces,
              len(batch), batch.duration_ns / 1e6, nbytes / 1e6, batch.backend,
              f", {len(failed)} dumps failed" if failed else "")
+    emitted = poller.stats.emit
+    if emitted is not None:
+        last = emitted.last_poll
+        log.info("poll %d: --emit changed sent %d of %d records (%s)", batch.poll_id, len(batch), sum(last.values()),
+                 ", ".join(f"{k} {v}" for k, v in last.items() if v))
     for d in failed:
         warnings.warn(("dump", d.netns, d.error), "netns %s: %s", d.netns, d.error)
     s = batch.stats

@@ -75,6 +75,17 @@ class Metrics:
                                        registry=r)
         self.sink_queue_bytes = Gauge("xtcp_sink_queue_bytes", "Encoded bytes waiting per sink", ["sink"],
                                       registry=r)
+        self.emit_records = Counter("xtcp_emit_records_total",
+                                    "--emit changed: records kept by reason (new, state, retrans, rtt, changed, "
+                                    "keyframe) or left out (unchanged)", ["decision"], registry=r)
+        self.sockets_vanished = Counter("xtcp_sockets_vanished_total",
+                                        "--emit changed: sockets of one poll absent from the next", registry=r)
+        self.store_partitions_dropped = Counter(
+            "xtcp_store_partitions_dropped_total",
+            "Partitions (hours) of records the embedded store dropped to stay under --max-store-bytes", ["sink"],
+            registry=r)
+        self.store_bytes = Gauge("xtcp_store_bytes", "Bytes the embedded store took on disk at its last size check",
+                                 ["sink"], registry=r)
         self.namespaces = Gauge("xtcp_namespaces", "Namespaces by state", ["state"], registry=r)
         self.namespace_events = Counter("xtcp_namespace_events_total",
                                         "Namespaces opened, failed, vanished, skipped, evicted", ["event"],
@@ -134,6 +145,12 @@ class Metrics:
             self.unknown_attributes.labels(str(t)).inc(n)
 
         ps = poller_stats
+        if getattr(ps, "emit", None) is not None:
+            for decision, value in self._delta("emit", {**ps.emit.total, "_vanished": ps.emit.vanished}).items():
+                if decision == "_vanished":
+                    self.sockets_vanished.inc(value)
+                else:
+                    self.emit_records.labels(decision).inc(value)
         for name, value in self._delta("poller", {"polls": ps.polls, "skipped": ps.skipped_ticks}).items():
             (self.polls if name == "polls" else self.polls_skipped).inc(value)
         for reason, value in self._delta("rejected", ps.netlink_rejected).items():
@@ -161,6 +178,10 @@ class Metrics:
             for reason, label in (("dropped", "queue_full"), ("rejected", "rejected")):
                 self.records_dropped.labels(name, label).inc(d.get(reason, 0))
             self.sink_queue_bytes.labels(name).set(st.queue_bytes)
+            if hasattr(st, "partitions_dropped"):  # the embedded store
+                d = self._delta("store:" + name, {"dropped": st.partitions_dropped})
+                self.store_partitions_dropped.labels(name).inc(d.get("dropped", 0))
+                self.store_bytes.labels(name).set(st.store_bytes)
 
     def render(self) -> bytes:
         for fn in self._refreshers:

@@ -16,7 +16,8 @@ from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "context_options", "sink_options", "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
+           "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
+           "SUBCOMMANDS"]
 
 SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn")
 _CLI_DOC = """\
@@ -62,6 +63,14 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="attribute groups: info,cong,cc_info,tos,tclass,skmeminfo,meminfo")
     g.add_argument("--sample", type=int, default=env_number("sample", 1, int),
                    help="keep every Nth socket, chosen by cookie (default 1: all)")
+    g.add_argument("--emit", choices=("all", "changed"), default=env_default("emit", "all"),
+                   help="all: every socket every poll; changed: a socket's record only when it is new, changed "
+                        "state, retransmitted, moved a counter, is above --keep-rtt-above, or is due a keyframe "
+                        "(counted per reason in xtcp_emit_records_total)")
+    g.add_argument("--keyframe-every", type=int, default=env_number("keyframe_every", 60, int),
+                   help="--emit changed: send every socket at least once per this many polls (default 60)")
+    g.add_argument("--keep-rtt-above", type=int, default=env_number("keep_rtt_above", 0, int),
+                   help="--emit changed: always send sockets whose RTT is above this many microseconds (0: off)")
     g.add_argument("--max-namespaces", type=int, default=env_number("max_namespaces", None, int),
                    help="namespaces polled at once, one open socket each; the rest are skipped and counted "
                         "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "
@@ -131,7 +140,8 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
     """Host labels and container enrichment (``enrich``): what every record says about where it is."""
     g = p.add_argument_group("context on every record")
     g.add_argument("--location", default=env_default("location", ""),
-                   help="this host's PoP or site, the `location` column (XTCP_LOCATION)")
+                   help="this host's PoP or site, the `location` column; the rollups xtcp_1m/xtcp_1h group by it "
+                        "(XTCP_LOCATION)")
     g.add_argument("--label", action="append", default=None, metavar="KEY=VALUE",
                    help="a label of this host, repeatable; the `label` column holds them as k=v,k2=v2 sorted "
                         "by key; also in /metrics xtcp_target_info and Kafka headers "
@@ -170,6 +180,12 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
                         "Default: chdb under --data-dir. XTCP_SINK takes a comma-separated list")
     g.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
                    help="embedded ClickHouse store for the default sink and `query` (default ./xtcp-data)")
+    g.add_argument("--retention", default=env_default("retention", None),
+                   help="how long the embedded store keeps records, e.g. 7d, 12h, or off (default 7d); "
+                        "applied to an existing store too. Rollups keep theirs: xtcp_1m 35d, xtcp_1h 400d")
+    g.add_argument("--max-store-bytes", default=env_default("max_store_bytes", None),
+                   help="bound of the embedded store on disk, e.g. 20G: past it the oldest hours of records "
+                        "are dropped (xtcp_store_partitions_dropped_total). Default: no bound but --retention")
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
@@ -196,6 +212,8 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
 def poller_options(args) -> dict:
     """``Poller`` keyword arguments from the parsed poll options (``--once``, ``namespaces``)."""
     options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
+               "emit": getattr(args, "emit", "all"), "keyframe_every": getattr(args, "keyframe_every", 60),
+               "keep_rtt_above_us": getattr(args, "keep_rtt_above", 0),
                "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
@@ -223,6 +241,31 @@ def sink_options(args, url: str) -> dict:
         opts["format"] = args.format
     if args.queue_bytes:
         opts["queue_bytes"] = args.queue_bytes
+    if url.startswith("chdb:"):
+        opts.update(store_options(args))
+    return opts
+
+
+def store_options(args) -> dict:
+    """The chdb sink's keywords from --retention and --max-store-bytes (checked here, before I/O).
+
+    Raises:
+        ConfigError: a duration or size that does not parse.
+    """
+    from ..clickhouse.retention import parse_retention
+    from ..sinks.config import parse_size
+
+    opts = {}
+    if args.retention is not None:
+        parse_retention(args.retention, "--retention")
+        opts["retention"] = str(args.retention)
+    if args.max_store_bytes is not None:
+        try:
+            opts["max_store_bytes"] = parse_size(str(args.max_store_bytes))
+        except ValueError:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: want a byte count such as 20G") from None
+        if opts["max_store_bytes"] <= 0:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: must be positive")
     return opts
 
 

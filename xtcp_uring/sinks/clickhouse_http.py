@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode
 
 from .. import clickhouse, schema
+from ..clickhouse.ddl import rollup_statements
 from ..clickhouse import errors as ch_errors
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
@@ -138,6 +139,8 @@ class ClickHouseHttpSink(Sink):
             await asyncio.to_thread(self._post, f"CREATE DATABASE IF NOT EXISTS {db}", b"")
             await asyncio.to_thread(self._post, clickhouse.table_ddl(db, self.config.ttl_days), b"")
             await asyncio.to_thread(self._add_missing_columns, db)
+            for stmt in rollup_statements(db):  # the same rollups as the embedded store
+                await asyncio.to_thread(self._post, stmt, b"")
 
     def _add_missing_columns(self, db: str) -> None:
         """A table made by an older version gets the columns added since (``clickhouse.columns``)."""
