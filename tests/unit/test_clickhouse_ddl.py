@@ -140,3 +140,32 @@ def test_ddl_and_pipeline_run_in_chdb(store):
     store.insert_protobuf_list(message, table="xtcp_records_kafka")
     got = store.query("SELECT count(), sum(tcp_info_rtt) FROM xtcp.xtcp_records WHERE hostname = 'via-kafka-table'")
     assert got.bytes().decode().strip() == f"{dump.count},{int(dump.array()['tcp_info_rtt'].sum())}"
+
+
+def test_columns_parser_reads_codec_and_comment_lines(store):
+    """clickhouse/columns.py reads each column of the generated DDL whole (type, CODEC, COMMENT
+    or ALIAS): a table lacking a counter and an alias gets both back, codec and unit included."""
+    from xtcp_uring.clickhouse.columns import column_definitions, missing_column_statements
+
+    definitions = column_definitions()
+    assert list(definitions) == [name for name, _ in expected_columns() + ALIASES]
+    acked = definitions["tcp_info_bytes_acked"]
+    assert acked.startswith("UInt64 CODEC(DoubleDelta, ZSTD(1)) COMMENT 'bytes")
+    assert definitions["sec"].startswith("Int64 ALIAS intDiv(timestamp_ns, 1000000000) COMMENT ")
+
+    store.query("CREATE DATABASE IF NOT EXISTS olddb")
+    old = "\n".join(line for line in clickhouse.table_ddl("olddb").splitlines()
+                    if not line.startswith(("    `tcp_info_bytes_acked` ", "    `sec` ")))
+    store.query(old)
+    existing = set(str(store.query("SELECT name FROM system.columns WHERE database = 'olddb'",
+                                   "TabSeparated")).split())
+    alters = missing_column_statements("olddb", "xtcp_records", existing)
+    assert [a.split("`")[1] for a in alters] == ["tcp_info_bytes_acked", "sec"]
+    for statement in alters:
+        store.query(statement)
+    got = store.query("SELECT name, type, compression_codec, comment FROM system.columns WHERE database = 'olddb' "
+                      "AND name IN ('tcp_info_bytes_acked', 'sec') ORDER BY name", "TabSeparatedRaw")
+    rows = [line.split("\t") for line in got.bytes().decode().splitlines()]
+    assert [(n, t, c) for n, t, c, _ in rows] == [("sec", "Int64", ""),
+                                                  ("tcp_info_bytes_acked", "UInt64", "CODEC(DoubleDelta, ZSTD(1))")]
+    assert all(comment for *_, comment in rows)
