@@ -9,7 +9,8 @@ it, never above (docs/architecture.md draws the same stack):
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
     backends                 io_uring and plain-socket dumps
-    records, schema,         the batch, its schema, its framings, the table and store
+    records, schema,         the batch, its schema (and each field's unit), its framings,
+      schema_units,          the table and store
       framing, clickhouse
     native                   the only door to the C extension
     wire                     bytes only: netlink, requests, filters, pcap
@@ -31,7 +32,7 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "records", "framing", "clickhouse"},
+    {"schema", "schema_units", "records", "framing", "clickhouse"},
     {"backends"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},

@@ -15,7 +15,7 @@ import traceback
 
 from .. import native, output, records
 from ..errors import InternalError, XtcpError
-from .options import SUBCOMMANDS, build_parser, poller_options, subparser
+from .options import SUBCOMMANDS, build_parser, context_options, poller_options, subparser
 
 log = logging.getLogger("xtcp_uring")
 
@@ -56,24 +56,40 @@ def cmd_namespaces(args) -> int:
     from ..poller import list_namespaces
 
     raise_open_file_limit()
-    rows = asyncio.run(list_namespaces(args.namespaces))
+    rows = asyncio.run(list_namespaces(args.namespaces, **context_options(args)))
     if args.json:
         import json
 
         for row in rows:
             print(json.dumps(row))
         return 0
-    cols = ("net_id", "name", "inode", "cookie", "pid", "sockets", "error")
-    print("  ".join(f"{c:>12}" if c != "name" else f"{c:<24}" for c in cols))
-    for row in rows:
-        print("  ".join(f"{str(row.get(c, '')):>12}" if c != "name" else f"{str(row.get(c, '')):<24}" for c in cols))
+    print_namespace_table(rows, sys.stdout)
     return 0
+
+
+def print_namespace_table(rows: list[dict], out) -> None:
+    """One line per namespace, columns as wide as their longest value."""
+    cols = ("net_id", "name", "kind", "pod", "container", "image", "location", "pid", "sockets", "error")
+    cells = [[str(row.get(c, "")) for c in cols] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    for line in [list(cols), *cells]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip(), file=out)
 
 
 def cmd_query(args) -> int:
     from ..clickhouse import run_query_cli
 
     return run_query_cli(args.sql, data_dir=args.data_dir, fmt=args.format)
+
+
+def cmd_load_asn(args) -> int:
+    """Fill the embedded store's ``xtcp.asn`` dictionary from a prefix file (``enrich.asn``: the
+    format, and why it is checked whole first). Run it while the daemon is stopped."""
+    from ..enrich.asn import load_asn_file
+
+    count = load_asn_file(args.prefixes, args.data_dir)
+    print(f"xtcp.asn holds {count} prefixes from {args.prefixes}")
+    return 0
 
 
 def setup_logging(level: str, fmt: str) -> None:
@@ -88,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
-            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
+            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
+                    "load-asn": cmd_load_asn}[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
         from .daemon import run_daemon

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 
 from .. import sinks
@@ -72,6 +73,11 @@ async def _serve(args) -> int:
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
     poller = Poller(**daemon_poller_options(args, encode=group.encoding))
     metrics = Metrics(args.max_namespace_series)
+    # The host's --location/--label/--tag: in /metrics and on every Kafka message too.
+    poller.host_labels.register_target_info(metrics.registry, args.hostname or socket.gethostname())
+    for sink in group.sinks:
+        if sink.scheme == "kafka":
+            sink.add_headers(poller.host_labels.kafka_headers())
     watch = DeliveryWatch()
 
     def observe_sinks() -> None:

@@ -16,15 +16,17 @@ from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "sink_options", "store_options", "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
+           "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
+           "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("decode", "namespaces", "query")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn")
 _CLI_DOC = """\
     python -m xtcp_uring                       poll every namespace into the embedded store
     python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
     python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
     python -m xtcp_uring namespaces            list the namespaces found
-    python -m xtcp_uring query "SQL"           query the embedded store"""
+    python -m xtcp_uring query "SQL"           query the embedded store
+    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn"""
 
 
 def env_default(name: str, default):
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
+    _add_context_options(p)
     _add_daemon_options(p)
     return p
 
@@ -116,12 +119,51 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
         p.description = "List the network namespaces found, their labels and socket counts."
         p.add_argument("--namespaces", default="all")
         p.add_argument("--json", action="store_true")
+        _add_context_options(p)
     elif cmd == "query":
         p.description = "Run SQL against the embedded ClickHouse store (chDB)."
         p.add_argument("sql")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "load-asn":
+        p.description = ("Load a CSV prefix file (prefix,asn,name per line; IPv4 and IPv6) into the embedded "
+                         "store's ip_trie dictionary xtcp.asn, replacing what it held. Queries then use "
+                         "dictGet('xtcp.asn', 'asn', dst). Stop the daemon first: chDB lets one process hold a "
+                         "store.")
+        p.add_argument("prefixes", help="CSV file: prefix,asn,name")
+        p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                       help="the embedded store (default ./xtcp-data, XTCP_DATA_DIR)")
     return p
+
+
+def _add_context_options(p: argparse.ArgumentParser) -> None:
+    """Host labels and container enrichment (``enrich``): what every record says about where it is."""
+    g = p.add_argument_group("context on every record")
+    g.add_argument("--location", default=env_default("location", ""),
+                   help="this host's PoP or site, the `location` column; the rollups xtcp_1m/xtcp_1h group by it "
+                        "(XTCP_LOCATION)")
+    g.add_argument("--label", action="append", default=None, metavar="KEY=VALUE",
+                   help="a label of this host, repeatable; the `label` column holds them as k=v,k2=v2 sorted "
+                        "by key; also in /metrics xtcp_target_info and Kafka headers "
+                        "(XTCP_LABELS=\"k=v,k2=v2\")")
+    g.add_argument("--tag", default=env_default("tag", ""), help="free text for the `tag` column (XTCP_TAG)")
+    g.add_argument("--containers", choices=("on", "off"), default=env_default("containers", "on"),
+                   help="fill container_* and pod_* from the container runtimes' state (default on)")
+    g.add_argument("--container-root", default=env_default("container_root", None), metavar="PATH",
+                   help="where the host's / is seen, to read the runtimes' state (/run/runc, "
+                        "/run/containerd, /var/lib/docker...): /host in a DaemonSet that mounts them "
+                        "there read-only (default /; XTCP_CONTAINER_ROOT)")
+
+
+def context_options(args) -> dict:
+    """``Poller`` keywords of the context flags (``list_namespaces`` takes them too); a parser
+    without them gives the Poller's defaults."""
+    labels = getattr(args, "label", None)
+    if labels is None:
+        labels = env_default("labels", "")
+    return {"location": getattr(args, "location", ""), "labels": labels, "tag": getattr(args, "tag", ""),
+            "containers": getattr(args, "containers", "on") != "off",
+            "container_root": getattr(args, "container_root", None)}
 
 
 def _add_daemon_options(p: argparse.ArgumentParser) -> None:
@@ -147,10 +189,6 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
-    # Issue #14 stand-in, kept minimal: issue #12's --location (enrich/labels.py) replaces this
-    # flag when both are merged; the rollups read the records' `location` column, whoever fills it.
-    g.add_argument("--location", default=env_default("location", ""),
-                   help="location label (site, zone, rack): the rollups xtcp_1m/xtcp_1h group by it (default empty)")
     g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
                    help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
                         "Basic auth over clickhouse+http); refused otherwise")
@@ -179,7 +217,8 @@ def poller_options(args) -> dict:
                "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
-               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
+               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False)),
+               **context_options(args)}
     if args.states:
         options["states"] = args.states
     if args.filter:
@@ -192,8 +231,7 @@ def poller_options(args) -> dict:
 def daemon_poller_options(args, encode: str | None) -> dict:
     """The daemon's ``Poller`` keywords: the poll options plus when to poll and the labels."""
     return {**poller_options(args), "interval": args.interval, "jitter": args.jitter,
-            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode,
-            "location": args.location}  # issue #14 stand-in for #12's labels (see --location)
+            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode}
 
 
 def sink_options(args, url: str) -> dict:
