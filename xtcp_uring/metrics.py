@@ -168,7 +168,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def parse_listen(value: str) -> tuple[str, int] | None:
+def parse_listen(value: str, flag: str = "--metrics-listen") -> tuple[str, int] | None:
     """``--metrics-listen``: ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (127.0.0.1) or ``off`` (None).
 
     Raises:
@@ -177,7 +177,7 @@ def parse_listen(value: str) -> tuple[str, int] | None:
     text = value.strip()
     if text.lower() == "off":
         return None
-    where = f"--metrics-listen {value!r}"
+    where = f"{flag} {value!r}"
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
         if not sep:
