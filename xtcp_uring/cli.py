@@ -5,6 +5,7 @@
     python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
     python -m xtcp_uring namespaces            list the namespaces found
     python -m xtcp_uring query "SQL"           query the embedded store
+    python -m xtcp_uring view                  the dashboard at http://127.0.0.1:9109/
 
 Every daemon flag also reads from an XTCP_* environment variable (--interval: XTCP_INTERVAL).
 Errors print one line and exit with a code per error class; never a traceback for a user
@@ -26,7 +27,7 @@ from .errors import ConfigError, XtcpError
 
 log = logging.getLogger("xtcp_uring")
 
-SUBCOMMANDS = ("decode", "namespaces", "query")
+SUBCOMMANDS = ("decode", "namespaces", "query", "view")
 
 
 def _add_poll_options(p: argparse.ArgumentParser) -> None:
@@ -98,6 +99,16 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("sql")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "view":
+        p.description = ("The xTCPView dashboard over the embedded store (through its daemon while one runs) "
+                         "or a ClickHouse server.")
+        p.add_argument("--listen", default=env_default("view_listen", "127.0.0.1:9109"),
+                       help="HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:9109)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                           help="the embedded store (default ./xtcp-data)")
+        where.add_argument("--clickhouse", default=env_default("clickhouse", None),
+                           help="a ClickHouse server instead: http(s)://[user[:password]@]host:8123[/database]")
     return p
 
 
@@ -155,6 +166,30 @@ def cmd_query(args) -> int:
     return run_query_cli(args.sql, data_dir=args.data_dir, fmt=args.format)
 
 
+def cmd_view(args) -> int:
+    from .metrics import parse_listen
+    from .view import open_backend, serve
+
+    listen = parse_listen(args.listen, "--listen")
+    if listen is None:
+        raise ConfigError("--listen off: the view has nothing else to do; give HOST:PORT")
+    backend = open_backend(args.data_dir, args.clickhouse)
+
+    async def run() -> None:
+        server = await serve(backend, *listen)
+        print(f"xTCPView on {server.url} over {backend.describe()}; Ctrl-C stops", file=sys.stderr)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        backend.close()
+    return 0
+
+
 def setup_logging(level: str, fmt: str) -> None:
     from .logs import configure
 
@@ -167,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], _subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
-            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
+            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query, "view": cmd_view}[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
         from .daemon import run_daemon, sinks_given

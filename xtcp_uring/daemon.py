@@ -66,6 +66,9 @@ def add_daemon_options(p: argparse.ArgumentParser) -> None:
                    help="largest result a query may return, e.g. 32M (default)")
     g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
                    help="memory one query may use, e.g. 512M (default)")
+    g.add_argument("--ui-listen", default=env_default("ui_listen", "off"),
+                   help="HOST:PORT or [IPV6]:PORT for the xTCPView dashboard over the store, through this "
+                        "query path (e.g. 127.0.0.1:9109; default off)")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
@@ -140,6 +143,7 @@ async def _serve(args) -> int:
 
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
+    ui_listen = None if once else parse_listen(args.ui_listen, "--ui-listen")
     options = poller_options_from_args(args)
     query_opts = query_options(args)
     sink_opts = {"queue_bytes": args.queue_bytes} if args.queue_bytes else {}
@@ -173,7 +177,7 @@ async def _serve(args) -> int:
         server = MetricsServer(metrics, *listen, ready_after_s=3 * args.interval + 30, not_ready=not_ready)
         await server.start()  # first: a busy port is one line and an exit, nothing else opened
     try:
-        await _run(args, group, poller, metrics, observe_sinks, query_opts, once)
+        await _run(args, group, poller, metrics, observe_sinks, query_opts, once, ui_listen)
     finally:
         if server is not None:
             await server.close()
@@ -185,7 +189,7 @@ async def _serve(args) -> int:
     return 0
 
 
-async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool) -> None:
+async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool, ui_listen=None) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
         poller.max_namespaces = default_max_namespaces(limit.soft)
@@ -216,14 +220,19 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
     loop.add_signal_handler(signal.SIGHUP, on_hup)
 
     warnings = _RateLimitedWarnings()
-    query_server = None
+    query_server = view = None
     async with group:
         local_store = [s for s in group.sinks if s.scheme == "chdb"]
+        if ui_listen and not local_store:
+            raise ConfigError("--ui-listen serves the embedded store, and no chdb sink is configured; "
+                              "for a ClickHouse server run `python -m xtcp_uring view --clickhouse URL`")
         if local_store and not once:
             from .clickhouse import serve_queries
 
             store = local_store[0].config
             query_server = await serve_queries(store.path, database=store.database, **query_opts)
+            if ui_listen:
+                view = await _serve_view(store, query_opts["limits"], ui_listen)
         try:
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
@@ -234,8 +243,23 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
         finally:
+            if view is not None:
+                await view.close()
+                view.backend.close()
             if query_server is not None:
                 query_server.close()
+
+
+async def _serve_view(store, limits, listen: tuple[str, int]):
+    """The dashboard over this daemon's store, through the query path (``run_statement``)."""
+    from .view import StoreBackend, serve
+
+    backend = StoreBackend(store.path, database=store.database, limits=limits)
+    try:
+        return await serve(backend, *listen, flag="--ui-listen")
+    except BaseException:
+        backend.close()
+        raise
 
 
 def _fd_exhaustion_handler(metrics):

@@ -32,6 +32,8 @@ _NUMERIC = ("Int", "UInt", "Float", "Decimal")
 
 def decode_result(body: bytes) -> tuple[list[str], list[list]]:
     """ClickHouse's JSONCompact as (names, rows), numbers as numbers."""
+    if not body.strip():  # chDB streams nothing at all for an empty result
+        return [], []
     doc = json.loads(body.decode(errors="replace"))
     names = [m["name"] for m in doc["meta"]]
     numeric = [i for i, m in enumerate(doc["meta"]) if _is_number(m["type"])]

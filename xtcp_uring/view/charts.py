@@ -46,7 +46,7 @@ def _pivot(rows: list[list], columns: list[str], f: Filters) -> dict:
     at = {t: i for i, t in enumerate(times)}
     series: dict[str, list] = {}
     for t, key, value in rows:
-        name = STATE_NAMES.get(key, str(key)) if columns[1] == "state" else str(key)
+        name = STATE_NAMES.get(key, str(key)) if columns[1:2] == ["state"] else str(key)
         series.setdefault(name, [None] * len(times))[at[t]] = value
     return {"t": times, "series": series}
 
@@ -98,9 +98,9 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t, bucket ORDER BY t, bucket LIMIT {MAX_ROWS}""",
           _heatmap, "us"),
     Chart("talkers", "Top talkers by bytes (acked + received, lifetime of connections seen)", "table", f"""
-        SELECT remote, sum(bytes) AS bytes, count() AS connections, argMax(cookie, bytes) AS top_cookie
+        SELECT remote, sum(conn_bytes) AS bytes, count() AS connections, argMax(cookie, conn_bytes) AS top_cookie
         FROM (SELECT inet_diag_msg_socket_cookie AS cookie, any({REMOTE}) AS remote,
-                     max(tcp_info_bytes_acked) + max(tcp_info_bytes_received) AS bytes
+                     max(tcp_info_bytes_acked) + max(tcp_info_bytes_received) AS conn_bytes
               FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY hostname, netns, cookie)
         GROUP BY remote ORDER BY bytes DESC, remote LIMIT {TOP_N}""", _table, "bytes"),
     Chart("prefixes", "Worst remote prefixes by p90 RTT", "table", f"""

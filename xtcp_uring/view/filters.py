@@ -23,7 +23,7 @@ REMOTE = ("if(length(inet_diag_msg_socket_destination) = 4, "
 REMOTE_PREFIX = ("if(length(inet_diag_msg_socket_destination) = 4, "
                  "concat(IPv4NumToString(bitAnd(reinterpretAsUInt32(reverse(inet_diag_msg_socket_destination)), "
                  "4294967040)), '/24'), "
-                 "concat(IPv6NumToString(cutIPv6(toFixedString(inet_diag_msg_socket_destination, 16), 10, 0)), '/48'))")
+                 "concat(cutIPv6(toFixedString(inet_diag_msg_socket_destination, 16), 10, 0), '/48'))")
 
 RANGES = {"5m": 300, "15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 DEFAULT_RANGE = "1h"
