@@ -35,6 +35,8 @@ def serve(listener: socket.socket, stop: threading.Event) -> None:
                 data = key.fileobj.recv(1 << 20)
             except BlockingIOError:
                 continue
+            except OSError:  # the client went first
+                data = b""
             if not data:
                 sel.unregister(key.fileobj)
                 key.fileobj.close()

@@ -31,13 +31,21 @@ _NUMERIC = ("Int", "UInt", "Float", "Decimal")
 
 
 def decode_result(body: bytes) -> tuple[list[str], list[list]]:
-    """ClickHouse's JSONCompact as (names, rows), numbers as numbers."""
-    if not body.strip():  # chDB streams nothing at all for an empty result
-        return [], []
-    doc = json.loads(body.decode(errors="replace"))
-    names = [m["name"] for m in doc["meta"]]
-    numeric = [i for i, m in enumerate(doc["meta"]) if _is_number(m["type"])]
-    rows = doc["data"]
+    """ClickHouse's JSONCompact as (names, rows), numbers as numbers. chDB's streamed results are
+    one document per block, one after the other (none for an empty result): rows are joined."""
+    text = body.decode(errors="replace")
+    decoder = json.JSONDecoder()
+    meta, rows, at = [], [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            break
+        doc, at = decoder.raw_decode(text, at)
+        meta = doc["meta"]
+        rows.extend(doc["data"])
+    names = [m["name"] for m in meta]
+    numeric = [i for i, m in enumerate(meta) if _is_number(m["type"])]
     for row in rows:
         for i in numeric:
             if isinstance(row[i], str):

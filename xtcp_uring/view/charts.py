@@ -40,6 +40,11 @@ def _series(rows: list[list], columns: list[str], f: Filters) -> dict:
     return {"t": [r[0] for r in rows], "series": {c: [r[i] for r in rows] for i, c in enumerate(columns) if i}}
 
 
+def _quantiles(rows: list[list], columns: list[str], f: Filters) -> dict:
+    """Like ``_series``, leaving out column 1 (the quantiles array the named columns unpack)."""
+    return _series([[r[0], *r[2:]] for r in rows], columns[:1] + columns[2:], f)
+
+
 def _pivot(rows: list[list], columns: list[str], f: Filters) -> dict:
     """Rows of (t, key, value) as one series per key, aligned on the buckets (null where absent)."""
     times = sorted({r[0] for r in rows})
@@ -72,12 +77,12 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
         SELECT {BUCKET} AS t, quantilesTDigest(0.5, 0.9, 0.99)(tcp_info_rtt) AS q,
                q[1] / 1000 AS p50, q[2] / 1000 AS p90, q[3] / 1000 AS p99
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          lambda rows, cols, f: _series([[r[0], *r[2:]] for r in rows], [cols[0], *cols[2:]], f), "ms"),
+          _quantiles, "ms"),
     Chart("min_rtt", "Minimum RTT percentiles", "time", f"""
         SELECT {BUCKET} AS t, quantilesTDigest(0.5, 0.9, 0.99)(tcp_info_min_rtt) AS q,
                q[1] / 1000 AS p50, q[2] / 1000 AS p90, q[3] / 1000 AS p99
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          lambda rows, cols, f: _series([[r[0], *r[2:]] for r in rows], [cols[0], *cols[2:]], f), "ms"),
+          _quantiles, "ms"),
     Chart("rtt_var", "RTT variance", "time", f"""
         SELECT {BUCKET} AS t, quantileTDigest(0.5)(tcp_info_rtt_var) / 1000 AS p50,
                quantileTDigest(0.9)(tcp_info_rtt_var) / 1000 AS p90, avg(tcp_info_rtt_var) / 1000 AS mean
@@ -92,7 +97,7 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
                q[1] * 8 / 1e6 AS p50, q[2] * 8 / 1e6 AS p90
         FROM {TABLE} WHERE {_where("tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0")}
         GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          lambda rows, cols, f: _series([[r[0], *r[2:]] for r in rows], [cols[0], *cols[2:]], f), "Mbit/s"),
+          _quantiles, "Mbit/s"),
     Chart("heatmap", "RTT heatmap (log2 buckets of microseconds)", "heatmap", f"""
         SELECT {BUCKET} AS t, toUInt8(floor(log2(tcp_info_rtt))) AS bucket, count() AS n
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t, bucket ORDER BY t, bucket LIMIT {MAX_ROWS}""",
