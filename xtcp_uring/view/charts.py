@@ -3,8 +3,9 @@ and a LIMIT, and the shape the page draws from its rows.
 
 Every statement reads only the columns it needs over ``[t0, t1)`` (the table's partitions are
 days, so a range prunes whole parts) and returns at most ``POINTS`` buckets per series or a
-top-N table. ``{where}`` is ``filters.Filters.where()`` (fixed text); user values are only in
-the parameters. Where a per-minute rollup answers a chart, ``rollup`` holds its statement.
+top-N table. ``{where}`` is ``filters.Filters.where()`` (fixed text) and ``{bucket}`` the time
+bucket; user values are only in the parameters. The Grafana dashboard (``tools/gen_grafana.py``)
+is made from the same statements with Grafana's macros in those two places. Where a per-minute rollup answers a chart, ``rollup`` holds its statement.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .filters import REMOTE, REMOTE_PREFIX, STATE_NAMES, Filters
+from .filters import REMOTE, REMOTE_PREFIX, STATE_NAMES, TCP_STATES, Filters
 
 TABLE = "xtcp_records"
+# The time bucket (epoch seconds) of the time charts; the Grafana dashboard puts its own in.
 BUCKET = "intDiv(timestamp_ns, {step_s:Int64} * 1000000000) * {step_s:Int64}"
+# The state's name, so that Grafana takes it for a series label as the page does.
+STATE = (f"transform(inet_diag_msg_state, [{', '.join(map(str, TCP_STATES.values()))}], "
+         f"[{', '.join(repr(n) for n in TCP_STATES)}], toString(inet_diag_msg_state))")
 TOP_N = 20
 MAX_ROWS = 20000  # of any statement: POINTS buckets x a few series, or a top-N table
 HAS_TCP_INFO = "tcp_info_rtt > 0"  # listening and closing sockets carry no RTT sample
@@ -38,11 +43,6 @@ class Chart:
 def _series(rows: list[list], columns: list[str], f: Filters) -> dict:
     """Rows of (t, v1, v2, ...) as columns the page hands to uPlot."""
     return {"t": [r[0] for r in rows], "series": {c: [r[i] for r in rows] for i, c in enumerate(columns) if i}}
-
-
-def _quantiles(rows: list[list], columns: list[str], f: Filters) -> dict:
-    """Like ``_series``, leaving out column 1 (the quantiles array the named columns unpack)."""
-    return _series([[r[0], *r[2:]] for r in rows], columns[:1] + columns[2:], f)
 
 
 def _pivot(rows: list[list], columns: list[str], f: Filters) -> dict:
@@ -71,35 +71,33 @@ def _where(extra: str = "") -> str:
 
 CHARTS: dict[str, Chart] = {c.name: c for c in [
     Chart("states", "Sockets by state (average per poll)", "time", f"""
-        SELECT {BUCKET} AS t, inet_diag_msg_state AS state, round(count() / uniqExact(hostname, poll_id), 1) AS sockets
+        SELECT {{bucket}} AS t, {STATE} AS state, round(count() / uniqExact(hostname, poll_id), 1) AS sockets
         FROM {TABLE} WHERE {_where()} GROUP BY t, state ORDER BY t, state LIMIT {MAX_ROWS}""", _pivot, "sockets"),
     Chart("rtt", "RTT percentiles", "time", f"""
-        SELECT {BUCKET} AS t, quantilesTDigest(0.5, 0.9, 0.99)(tcp_info_rtt) AS q,
-               q[1] / 1000 AS p50, q[2] / 1000 AS p90, q[3] / 1000 AS p99
-        FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          _quantiles, "ms"),
+        SELECT {{bucket}} AS t, quantileTDigest(0.5)(tcp_info_rtt) / 1000 AS p50,
+               quantileTDigest(0.9)(tcp_info_rtt) / 1000 AS p90, quantileTDigest(0.99)(tcp_info_rtt) / 1000 AS p99
+        FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""", _series, "ms"),
     Chart("min_rtt", "Minimum RTT percentiles", "time", f"""
-        SELECT {BUCKET} AS t, quantilesTDigest(0.5, 0.9, 0.99)(tcp_info_min_rtt) AS q,
-               q[1] / 1000 AS p50, q[2] / 1000 AS p90, q[3] / 1000 AS p99
-        FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          _quantiles, "ms"),
+        SELECT {{bucket}} AS t, quantileTDigest(0.5)(tcp_info_min_rtt) / 1000 AS p50,
+               quantileTDigest(0.9)(tcp_info_min_rtt) / 1000 AS p90,
+               quantileTDigest(0.99)(tcp_info_min_rtt) / 1000 AS p99
+        FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""", _series, "ms"),
     Chart("rtt_var", "RTT variance", "time", f"""
-        SELECT {BUCKET} AS t, quantileTDigest(0.5)(tcp_info_rtt_var) / 1000 AS p50,
+        SELECT {{bucket}} AS t, quantileTDigest(0.5)(tcp_info_rtt_var) / 1000 AS p50,
                quantileTDigest(0.9)(tcp_info_rtt_var) / 1000 AS p90, avg(tcp_info_rtt_var) / 1000 AS mean
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""", _series, "ms"),
     Chart("retrans", "Retransmit ratio (lifetime counters of the sockets seen)", "time", f"""
-        SELECT {BUCKET} AS t,
+        SELECT {{bucket}} AS t,
                if(sum(tcp_info_bytes_sent) = 0, 0, sum(tcp_info_bytes_retrans) / sum(tcp_info_bytes_sent)) AS bytes,
                if(sum(tcp_info_segs_out) = 0, 0, sum(tcp_info_total_retrans) / sum(tcp_info_segs_out)) AS segments
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""", _series, "ratio"),
     Chart("delivery", "Delivery rate, app-limited samples excluded", "time", f"""
-        SELECT {BUCKET} AS t, quantilesTDigest(0.5, 0.9)(tcp_info_delivery_rate) AS q,
-               q[1] * 8 / 1e6 AS p50, q[2] * 8 / 1e6 AS p90
+        SELECT {{bucket}} AS t, quantileTDigest(0.5)(tcp_info_delivery_rate) * 8 / 1e6 AS p50,
+               quantileTDigest(0.9)(tcp_info_delivery_rate) * 8 / 1e6 AS p90
         FROM {TABLE} WHERE {_where("tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0")}
-        GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""",
-          _quantiles, "Mbit/s"),
+        GROUP BY t ORDER BY t LIMIT {MAX_ROWS}""", _series, "Mbit/s"),
     Chart("heatmap", "RTT heatmap (log2 buckets of microseconds)", "heatmap", f"""
-        SELECT {BUCKET} AS t, toUInt8(floor(log2(tcp_info_rtt))) AS bucket, count() AS n
+        SELECT {{bucket}} AS t, toUInt8(floor(log2(tcp_info_rtt))) AS bucket, count() AS n
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t, bucket ORDER BY t, bucket LIMIT {MAX_ROWS}""",
           _heatmap, "us"),
     Chart("talkers", "Top talkers by bytes (acked + received, lifetime of connections seen)", "table", f"""
@@ -163,4 +161,4 @@ def chart_sql(chart: Chart, f: Filters, asn_dictionary: str | None) -> str:
     if asn_dictionary:
         asn = (f"any(dictGetOrDefault({{asn_dict:String}}, 'asn', {ASN_KEY}, toUInt32(0))) AS asn, "
                f"any(dictGetOrDefault({{asn_dict:String}}, 'name', {ASN_KEY}, '')) AS as_name, ")
-    return chart.sql.replace("{asn_expr}", asn).replace("{where}", f.where())
+    return chart.sql.replace("{asn_expr}", asn).replace("{bucket}", BUCKET).replace("{where}", f.where())
