@@ -11,6 +11,7 @@ licence: no fetch from anywhere else, no build step.
 
 from __future__ import annotations
 
+from . import charts, filters, rollup
 from .backends import Backend, DaemonBackend, HttpBackend, StoreBackend, open_backend
 from .server import DEFAULT_LISTEN, ViewServer
 

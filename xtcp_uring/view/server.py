@@ -28,7 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..errors import ConfigError, XtcpError
-from . import charts, filters
+from . import charts, filters, rollup
 from .backends import Backend
 
 log = logging.getLogger("xtcp_uring.view")
@@ -61,7 +61,7 @@ class ViewServer:
         self._static = {p.relative_to(STATIC_DIR).as_posix(): p.read_bytes()
                         for p in STATIC_DIR.rglob("*") if p.is_file() and p.suffix in STATIC_TYPES}
         self._asn: tuple[float, str | None] = (0.0, None)
-        self._columns: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._columns: dict[str, tuple[float, frozenset[str]]] = {}
         self.requests = 0
         self.errors = 0
 
@@ -206,9 +206,13 @@ class ViewServer:
     async def chart(self, chart: charts.Chart, f: filters.Filters) -> dict:
         asn = await self._asn_dictionary() if chart.name == "prefixes" else None
         params = f.params() | ({"asn_dict": asn} if asn else {})
+        sql = None
+        if chart.name in rollup.SQL:
+            sql = rollup.rollup_sql(chart, f, await self._columns_of(rollup.ROLLUP_TABLE))
+        source = "raw" if sql is None else "rollup"
         started = time.monotonic()
-        names, rows = await self._run(charts.chart_sql(chart, f, asn), params)
-        return {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit,
+        names, rows = await self._run(sql or charts.chart_sql(chart, f, asn), params)
+        return {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit, "source": source,
                 "from": f.t0, "to": f.t1, "step": f.step_s, "ms": round((time.monotonic() - started) * 1000, 1),
                 **chart.shape(rows, names, f)}
 
@@ -221,7 +225,7 @@ class ViewServer:
 
     async def connection(self, f: filters.Filters) -> dict:
         close_expr = ""
-        if "event" in await self._record_columns():  # close records (#13): the table says whether it has them
+        if "event" in await self._columns_of(charts.TABLE):  # close records (#13): the table says whether it has them
             close_expr = "countIf(event = 'close') > 0 AS closed, "
         names, rows = await self._run(charts.CONNECTION_SQL.replace("{where}", f.where()), f.params())
         info_names, info = await self._run(
@@ -241,14 +245,16 @@ class ViewServer:
         self._asn = (time.monotonic(), name)
         return name
 
-    async def _record_columns(self) -> frozenset[str]:
-        checked, cols = self._columns
+    async def _columns_of(self, table: str) -> frozenset[str]:
+        """The columns of ``table`` (none when it does not exist), checked once a minute: the
+        rollup and the close records come with other work, on stores of other versions."""
+        checked, cols = self._columns.get(table, (-60.0, frozenset()))
         if time.monotonic() - checked < 60:
             return cols
         _, rows = await self._run("SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
-                                  {"db": self.backend.database, "t": charts.TABLE})
+                                  {"db": self.backend.database, "t": table})
         cols = frozenset(r[0] for r in rows)
-        self._columns = (time.monotonic(), cols)
+        self._columns[table] = (time.monotonic(), cols)
         return cols
 
 
