@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from xtcp_uring.clickhouse import DATABASE, TABLE, open_store
 from xtcp_uring.view import StoreBackend, ViewServer
+from xtcp_uring.view import rollup
 from xtcp_uring.view.charts import CHARTS
 
 FILL = """
@@ -54,7 +55,24 @@ def fill(store, sockets: int, polls: int, interval: int, t0_ns: int) -> None:
         store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=first,
                                 rows=n * sockets))
         print(f"  filled polls {first + n}/{polls}", flush=True)
-    store.query(f"OPTIMIZE TABLE {DATABASE}.{TABLE} FINAL")
+
+
+def _rollup(store, wanted: bool) -> int:
+    """Create and back-fill the rollup, or drop it; its row count."""
+    table = f"{DATABASE}.{rollup.ROLLUP_TABLE}"
+    if not wanted:
+        store.query(f"DROP VIEW IF EXISTS {table}_mv")
+        store.query(f"DROP TABLE IF EXISTS {table}")
+        return 0
+    exists = int(store.query(f"EXISTS TABLE {table}", "CSV").bytes())
+    if not exists:
+        for statement in rollup.EXAMPLE_DDL.replace("{db}", DATABASE).split(";"):
+            if statement.strip():
+                store.query(statement)
+        started = time.monotonic()
+        store.query(f"INSERT INTO {table} " + rollup.EXAMPLE_SELECT.replace("{db}", DATABASE))
+        print(f"  rollup back-filled in {time.monotonic() - started:.0f} s")
+    return int(store.query(f"SELECT count() FROM {table}", "CSV").bytes())
 
 
 def page_load(url: str, rng: str) -> float:
@@ -94,6 +112,8 @@ def main() -> None:
     ap.add_argument("--data-dir", help="store to fill (or reuse); default a temporary one, removed after")
     ap.add_argument("--ranges", default="1h,24h")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rollup", action="store_true", help="with the per-minute rollup (xtcp_uring/view/rollup.py), "
+                    "back-filled from the records; without it, the page reads the records alone")
     args = ap.parse_args()
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="xtcp-view-bench-")
     polls = int(args.hours * 3600 // args.interval)
@@ -109,13 +129,14 @@ def main() -> None:
             started = time.monotonic()
             fill(store, args.sockets, polls, args.interval, t0)
             print(f"  in {time.monotonic() - started:.0f} s")
+        rollup_rows = _rollup(store, args.rollup)
         disk = int(store.query(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{DATABASE}' "
                                f"AND table = '{TABLE}' AND active", "CSV").bytes())
     finally:
         store.release()
     times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat))
     print(f"store: {want:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
-          f"every {args.interval} s)")
+          f"every {args.interval} s); rollup: {f'{rollup_rows:,} minute rows' if args.rollup else 'none'}")
     for rng, ts in times.items():
         print(f"page load range={rng}: median {statistics.median(ts):.2f} s (runs: {', '.join(f'{t:.2f}' for t in ts)})")
     if not args.data_dir:

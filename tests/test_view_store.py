@@ -93,3 +93,32 @@ def test_filters_become_placeholders_and_values_never_sql():
     p = f.params()
     assert p["location"] == "x' OR 1=1" and p["state"] == "10" and p["prefix"] == "10.0.0.0/8"
     assert (int(p["t1"]) - int(p["t0"])) // 10**9 == 3600 and f.step_s == 15
+
+
+def test_query_parameters_are_bound_and_checked_as_bound(store_dir):
+    from xtcp_uring.clickhouse import run_query
+    from xtcp_uring.clickhouse.readonly import ReadOnlyViolation
+    from xtcp_uring.errors import ConfigError
+
+    out = run_query("SELECT count() FROM xtcp_records WHERE netns = {n:String}", "csv", store_dir,
+                    params={"n": "ns1' OR '1'='1"})
+    assert out.strip().splitlines()[-1] == "0"  # a value, not SQL
+    with pytest.raises(ReadOnlyViolation, match="default.passwd"):  # the checker sees the bound identifier
+        run_query("SELECT * FROM {t:Identifier}", "csv", store_dir, params={"t": "default.passwd"})
+    with pytest.raises(ConfigError, match="names are identifiers"):
+        run_query("SELECT 1", "csv", store_dir, params={"a b": "1"})
+
+
+def test_worst_prefixes_name_their_as_when_the_asn_dictionary_is_loaded(store_dir, tmp_path):
+    from xtcp_uring.enrich.asn import load_asn_file
+
+    assert "asn" not in chart(store_dir, "prefixes", {"range": "6h"})["columns"]
+    prefixes = tmp_path / "prefixes.csv"
+    prefixes.write_text("prefix,asn,name\n10.0.0.0/9,64500,LOW-HALF\n10.128.0.0/9,64501,HIGH-HALF\n")
+    load_asn_file(prefixes, store_dir)
+    doc = chart(store_dir, "prefixes", {"range": "6h"})
+    col = {name: i for i, name in enumerate(doc["columns"])}
+    assert doc["rows"]
+    for row in doc["rows"]:
+        second_octet = int(row[col["prefix"]].split(".")[1])
+        assert (row[col["asn"]], row[col["as_name"]]) == ((64500, "LOW-HALF") if second_octet < 128 else (64501, "HIGH-HALF"))

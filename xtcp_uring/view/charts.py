@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .filters import REMOTE, REMOTE_PREFIX, STATE_NAMES, TCP_STATES, Filters
+from .filters import PREFIX_KEY, PREFIX_TEXT, REMOTE, STATE_NAMES, TCP_STATES, Filters
 
 TABLE = "xtcp_records"
 # The time bucket (epoch seconds) of the time charts; the Grafana dashboard puts its own in.
@@ -24,6 +24,8 @@ STATE = (f"transform(inet_diag_msg_state, [{', '.join(map(str, TCP_STATES.values
 TOP_N = 20
 MAX_ROWS = 20000  # of any statement: POINTS buckets x a few series, or a top-N table
 HAS_TCP_INFO = "tcp_info_rtt > 0"  # listening and closing sockets carry no RTT sample
+# The remote address as text from a column ``dst`` of raw bytes (formatted once per shown row).
+REMOTE_OF_DST = REMOTE.replace("inet_diag_msg_socket_destination", "dst")
 # The 16-byte key of the ASN dictionary (IPv4 as IPv4-mapped IPv6), see asn_dictionary.sql.
 ASN_KEY = ("toFixedString(if(length(inet_diag_msg_socket_destination) = 4, "
            "concat(unhex('00000000000000000000ffff'), inet_diag_msg_socket_destination), "
@@ -101,23 +103,28 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY t, bucket ORDER BY t, bucket LIMIT {MAX_ROWS}""",
           _heatmap, "us"),
     Chart("talkers", "Top talkers by bytes (acked + received, lifetime of connections seen)", "table", f"""
-        SELECT remote, sum(conn_bytes) AS bytes, count() AS connections, argMax(cookie, conn_bytes) AS top_cookie
-        FROM (SELECT inet_diag_msg_socket_cookie AS cookie, any({REMOTE}) AS remote,
+        SELECT {REMOTE_OF_DST} AS remote, sum(conn_bytes) AS bytes, count() AS connections,
+               argMax(cookie, conn_bytes) AS top_cookie
+        FROM (SELECT inet_diag_msg_socket_cookie AS cookie, any(inet_diag_msg_socket_destination) AS dst,
                      max(tcp_info_bytes_acked) + max(tcp_info_bytes_received) AS conn_bytes
               FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY hostname, netns, cookie)
         GROUP BY remote ORDER BY bytes DESC, remote LIMIT {TOP_N}""", _table, "bytes"),
     Chart("prefixes", "Worst remote prefixes by p90 RTT", "table", f"""
-        SELECT {REMOTE_PREFIX} AS prefix, {{asn_expr}}
-               round(quantileTDigest(0.9)(tcp_info_rtt) / 1000, 3) AS p90_rtt_ms,
-               round(quantileTDigest(0.5)(tcp_info_rtt) / 1000, 3) AS p50_rtt_ms,
-               round(if(sum(tcp_info_segs_out) = 0, 0, sum(tcp_info_total_retrans) / sum(tcp_info_segs_out)), 5)
-                   AS retrans_ratio,
-               uniqExact(inet_diag_msg_socket_cookie) AS connections
-        FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY prefix
+        SELECT {PREFIX_TEXT} AS prefix, {{asn_expr}}
+               round(p90 / 1000, 3) AS p90_rtt_ms, round(p50 / 1000, 3) AS p50_rtt_ms,
+               round(if(segs = 0, 0, retrans / segs), 5) AS retrans_ratio, connections
+        FROM (SELECT {PREFIX_KEY} AS prefix_key, any(inet_diag_msg_socket_destination) AS dst,
+                     quantileTDigest(0.9)(tcp_info_rtt) AS p90, quantileTDigest(0.5)(tcp_info_rtt) AS p50,
+                     sum(tcp_info_total_retrans) AS retrans, sum(tcp_info_segs_out) AS segs,
+                     uniqExact(inet_diag_msg_socket_cookie) AS connections
+              FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} GROUP BY prefix_key
+              ORDER BY p90 DESC, prefix_key LIMIT {TOP_N})
         ORDER BY p90_rtt_ms DESC, prefix LIMIT {TOP_N}""", _table, "ms"),
+    # The prefixes served by more than one algorithm first (a set of short keys), then one
+    # aggregate per algorithm over them: memory stays that of a few quantile states.
     Chart("cc", "Congestion control on the same destinations (prefixes served by more than one)", "table", f"""
-        SELECT congestion_algorithm_string AS cc, uniqExact({REMOTE_PREFIX}) AS prefixes,
-               uniqExact(inet_diag_msg_socket_cookie) AS connections,
+        SELECT congestion_algorithm_string AS cc, uniq({PREFIX_KEY}) AS prefixes,
+               uniq(inet_diag_msg_socket_cookie) AS connections,
                round(quantileTDigest(0.5)(tcp_info_rtt) / 1000, 3) AS p50_rtt_ms,
                round(quantileTDigest(0.9)(tcp_info_rtt) / 1000, 3) AS p90_rtt_ms,
                round(if(sum(tcp_info_segs_out) = 0, 0, sum(tcp_info_total_retrans) / sum(tcp_info_segs_out)), 5)
@@ -126,9 +133,9 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
                      tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0) * 8 / 1e6, 3)
                    AS delivery_mbps
         FROM {TABLE} WHERE {_where(HAS_TCP_INFO)} AND congestion_algorithm_string != ''
-          AND {REMOTE_PREFIX} IN (SELECT {REMOTE_PREFIX} FROM {TABLE}
-                                  WHERE {_where(HAS_TCP_INFO)} AND congestion_algorithm_string != ''
-                                  GROUP BY 1 HAVING uniqExact(congestion_algorithm_string) > 1)
+          AND {PREFIX_KEY} IN (SELECT {PREFIX_KEY} FROM {TABLE}
+                               WHERE {_where(HAS_TCP_INFO)} AND congestion_algorithm_string != ''
+                               GROUP BY 1 HAVING uniqExact(congestion_algorithm_string) > 1)
         GROUP BY cc ORDER BY cc LIMIT {TOP_N}""", _table),
 ]}
 
@@ -159,6 +166,7 @@ def chart_sql(chart: Chart, f: Filters, asn_dictionary: str | None) -> str:
     dictionary ``asn_dictionary`` (``db.name``, ours) is loaded."""
     asn = ""
     if asn_dictionary:
-        asn = (f"any(dictGetOrDefault({{asn_dict:String}}, 'asn', {ASN_KEY}, toUInt32(0))) AS asn, "
-               f"any(dictGetOrDefault({{asn_dict:String}}, 'name', {ASN_KEY}, '')) AS as_name, ")
+        key = ASN_KEY.replace("inet_diag_msg_socket_destination", "dst")  # one address of the prefix
+        asn = (f"dictGetOrDefault({{asn_dict:String}}, 'asn', {key}, toUInt32(0)) AS asn, "
+               f"dictGetOrDefault({{asn_dict:String}}, 'name', {key}, '') AS as_name, ")
     return chart.sql.replace("{asn_expr}", asn).replace("{bucket}", BUCKET).replace("{where}", f.where())

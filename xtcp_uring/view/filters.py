@@ -19,11 +19,13 @@ from ..errors import ConfigError
 REMOTE = ("if(length(inet_diag_msg_socket_destination) = 4, "
           "IPv4NumToString(reinterpretAsUInt32(reverse(inet_diag_msg_socket_destination))), "
           "IPv6NumToString(toFixedString(inet_diag_msg_socket_destination, 16)))")
-# Its /24 (IPv4) or /48 (IPv6): the "remote prefix" of the prefix charts.
-REMOTE_PREFIX = ("if(length(inet_diag_msg_socket_destination) = 4, "
-                 "concat(IPv4NumToString(bitAnd(reinterpretAsUInt32(reverse(inet_diag_msg_socket_destination)), "
-                 "4294967040)), '/24'), "
-                 "concat(cutIPv6(toFixedString(inet_diag_msg_socket_destination, 16), 10, 0), '/48'))")
+# The remote /24 (IPv4) or /48 (IPv6) of the prefix charts, as a cheap grouping key (its first
+# 3 or 6 bytes), and that key as text: group by the key, format only the rows shown.
+PREFIX_KEY = ("if(length(inet_diag_msg_socket_destination) = 4, substring(inet_diag_msg_socket_destination, 1, 3), "
+              "substring(inet_diag_msg_socket_destination, 1, 6))")
+PREFIX_TEXT = ("if(length(prefix_key) = 3, concat(IPv4NumToString(reinterpretAsUInt32(reverse(concat(prefix_key, "
+               "'\\0')))), '/24'), concat(IPv6NumToString(toFixedString(concat(prefix_key, repeat('\\0', 10)), 16)), "
+               "'/48'))")
 
 RANGES = {"5m": 300, "15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 DEFAULT_RANGE = "1h"

@@ -16,6 +16,13 @@ ROLLUP_TABLE = "xtcp_records_1m"
 ROLLUP_COLUMNS = frozenset({"minute", "hostname", "location", "netns", "container_name", "state", "samples", "polls",
                             "rtt", "min_rtt"})
 QUANTILES = "0.5, 0.9, 0.99"
+# What the minute rows hold, from the records (the view's SELECT; the benchmark back-fills with it).
+EXAMPLE_SELECT = f"""
+SELECT toStartOfMinute(toDateTime(intDiv(timestamp_ns, 1000000000))) AS minute, hostname, location, netns,
+       container_name, toUInt8(inet_diag_msg_state) AS state, countState() AS samples, uniqState(poll_id) AS polls,
+       quantilesTDigestIfState({QUANTILES})(tcp_info_rtt, tcp_info_rtt > 0) AS rtt,
+       quantilesTDigestIfState({QUANTILES})(tcp_info_min_rtt, tcp_info_rtt > 0) AS min_rtt
+FROM {{db}}.xtcp_records GROUP BY minute, hostname, location, netns, container_name, state"""
 EXAMPLE_DDL = f"""
 CREATE TABLE IF NOT EXISTS {{db}}.{ROLLUP_TABLE} (
     minute DateTime, hostname LowCardinality(String), location LowCardinality(String),
@@ -24,12 +31,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.{ROLLUP_TABLE} (
     rtt AggregateFunction(quantilesTDigestIf({QUANTILES}), UInt32, UInt8),
     min_rtt AggregateFunction(quantilesTDigestIf({QUANTILES}), UInt32, UInt8)
 ) ENGINE = AggregatingMergeTree ORDER BY (hostname, location, netns, container_name, state, minute);
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ROLLUP_TABLE}_mv TO {{db}}.{ROLLUP_TABLE} AS
-SELECT toStartOfMinute(toDateTime(intDiv(timestamp_ns, 1000000000))) AS minute, hostname, location, netns,
-       container_name, toUInt8(inet_diag_msg_state) AS state, countState() AS samples, uniqState(poll_id) AS polls,
-       quantilesTDigestIfState({QUANTILES})(tcp_info_rtt, tcp_info_rtt > 0) AS rtt,
-       quantilesTDigestIfState({QUANTILES})(tcp_info_min_rtt, tcp_info_rtt > 0) AS min_rtt
-FROM {{db}}.xtcp_records GROUP BY minute, hostname, location, netns, container_name, state
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ROLLUP_TABLE}_mv TO {{db}}.{ROLLUP_TABLE} AS {EXAMPLE_SELECT}
 """
 
 _BUCKET = "toUnixTimestamp(toStartOfInterval(minute, toIntervalSecond({step_s:Int64})))"

@@ -234,13 +234,14 @@ class ViewServer:
                 "info": [dict(zip(info_names, r)) for r in info]}
 
     async def _asn_dictionary(self) -> str | None:
-        """``db.asn`` when that dictionary is loaded with prefixes; checked once a minute."""
+        """``db.asn`` when that dictionary exists and did not fail (it loads on first use, so
+        NOT_LOADED counts); checked once a minute."""
         checked, name = self._asn
         if time.monotonic() - checked < 60:
             return name
         db = self.backend.database
         _, rows = await self._run("SELECT count() FROM system.dictionaries WHERE database = {db:String} "
-                                  "AND name = 'asn' AND status = 'LOADED' AND element_count > 0", {"db": db})
+                                  "AND name = 'asn' AND status NOT IN ('FAILED', 'FAILED_AND_RELOADING')", {"db": db})
         name = f"{db}.asn" if rows and rows[0][0] else None
         self._asn = (time.monotonic(), name)
         return name
