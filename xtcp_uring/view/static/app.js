@@ -5,7 +5,7 @@
 const FILTERS = ["range", "location", "netns", "state", "prefix", "cookie"];
 const COLORS = ["#2458c6", "#d9480f", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#e03131", "#5c7cfa",
                 "#66a80f", "#862e9c", "#495057", "#c2255c"];
-const view = window.xtcpView = { drawn: {}, errors: [], generation: 0, ready: false, charts: [] };
+const view = window.xtcpView = { drawn: {}, data: {}, errors: [], generation: 0, ready: false, charts: [] };
 const plots = {};
 
 function state() {
@@ -160,6 +160,7 @@ async function loadChart(meta, s, gen) {
     const doc = await getJSON(`/api/chart/${meta.name}?${query(s, "cookie")}`);
     if (gen !== view.generation) return;
     view.drawn[meta.name] = DRAW[doc.kind](meta.name, doc);
+    view.data[meta.name] = doc;
     c.querySelector(".meta").textContent = `${doc.ms} ms`;
   } catch (err) {
     view.drawn[meta.name] = 0;
@@ -216,6 +217,7 @@ async function load() {
   const gen = ++view.generation;
   view.ready = false;
   view.drawn = {};
+  view.data = {};
   view.errors = [];
   const form = document.getElementById("filters");
   form.range.value = s.range || "1h";
