@@ -1,4 +1,7 @@
-"""Generate the C record struct + encoder and the ClickHouse DDL from the .proto.
+"""Generate the C record struct + encoder and the ClickHouse DDL from the .proto, and the
+package data (xtcp_uring/data/): copies of the files the installed package reads, so a wheel
+needs no checkout. The sources stay where people look for them (proto/, examples/); every file
+under xtcp_uring/data/ is written here and says so in its first line.
 
     python tools/gen_schema.py          # rewrite the generated files
     python tools/gen_schema.py --check  # exit 1 if any generated file is stale (tests run this)
@@ -12,8 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
+PROTO_SOURCE = ROOT / "proto" / "xtcp_flat_record.proto"
+ASN_DDL_SOURCE = ROOT / "examples" / "clickhouse" / "asn_dictionary.sql"  # hand-written
+HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+DATA = ROOT / "xtcp_uring" / "data"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
 
@@ -23,7 +29,14 @@ def _load_schema():
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
+    mod.PROTO_PATH = PROTO_SOURCE  # the source, not the package's copy of it (written below)
     return mod
+
+
+def copied(source: Path, comment: str) -> str:
+    """source's text under a first line saying it is a generated copy."""
+    rel = source.relative_to(ROOT)
+    return f"{comment} generated from {rel} by tools/gen_schema.py; do not edit\n" + source.read_text()
 
 
 # C storage: (declaration suffix, alignment, max encoded payload bytes, encoder kind)
@@ -182,7 +195,7 @@ def render_ddl(schema) -> str:
         [
             f"-- {BANNER}",
             "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
-            "-- xtcp_uring.clickhouse_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
+            "-- xtcp_uring.clickhouse.table_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
             "CREATE TABLE IF NOT EXISTS {db}.xtcp_records",
             "(",
             ",\n".join(cols),
@@ -198,7 +211,14 @@ def render_ddl(schema) -> str:
 
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
-    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema)}
+    ddl = render_ddl(schema)
+    return {
+        HEADER_OUT: render_header(schema),
+        DDL_OUT: ddl,  # for ClickHouse servers
+        DATA / "xtcp_records.sql": ddl,  # what the package's store runs
+        DATA / "xtcp_flat_record.proto": copied(PROTO_SOURCE, "//"),  # schema.py, chDB's format_schema
+        DATA / "asn_dictionary.sql": copied(ASN_DDL_SOURCE, "--"),  # enrich.asn
+    }
 
 
 def main() -> int:

@@ -1,5 +1,8 @@
 """The library face: poll every selected network namespace, one ``records.Batch`` per poll.
 
+(Longer than 450 lines: one state machine, the Poller, whose lifecycle, ticker, poll and
+backend fallback share its state; the rooms it drives are elsewhere.)
+
     async with Poller(interval=10.0, namespaces="all") as poller:
         async for batch in poller:          # one Batch per poll
             ...
@@ -25,8 +28,8 @@ A poll: ``NamespaceManager.reconcile()`` → one ``DumpJob`` per open namespace 
 per family (each with a random ``nlmsg_seq`` of its own, so neither a stale dump's messages nor
 forged ones are mistaken for this one's; they are counted in ``stats.netlink_rejected``, and
 the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
-(and with ``encode``, encodes) each chunk as it arrives, while the sockets path returns bytes
-for ``records.decode_buffers()`` → optional sampling (a numpy mask over the cookie column) →
+(and with ``encode``, encodes) each chunk as it arrives, while the sockets path decodes each
+dump once it has ended → optional sampling (a numpy mask over the cookie column) →
 ``Batch``.
 Namespaces that exist but could not be opened appear as empty dumps with ``error`` set.
 """
@@ -47,18 +50,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import native, records, request, schema
-from .backend import DumpBackend, DumpJob, DumpResult
+from . import framing, native, records, schema
+from .wire import request
+from .wire.filter import Filter
+from .backends import DumpBackend, DumpJob, DumpResult
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
-from .netlink import SocketBackend
+from .backends.sockets import SocketBackend
 
-__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces", "poller_options_from_args"]
+__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces"]
 
 log = logging.getLogger("xtcp_uring.poller")
 
 DEFAULT_FAMILIES = (request.AF_INET, request.AF_INET6)
-_ENCODINGS = {None: None, "envelope": native.FRAME_ENVELOPE_ROWS, "delimited": native.FRAME_DELIMITED}
 _FAMILY_NAMES = {"inet": request.AF_INET, "inet4": request.AF_INET, "ipv4": request.AF_INET, "4": request.AF_INET,
                  "inet6": request.AF_INET6, "ipv6": request.AF_INET6, "6": request.AF_INET6}
 _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential cookies
@@ -102,7 +106,7 @@ class Poller:
             or a sequence); see ``namespaces.Selection``.
         families: address families to dump, one request each (AF_INET and AF_INET6).
         states: TCP state mask (``request.DEFAULT_STATES``) or an iterable of state names.
-        filter: a ``request.Filter``, filter text (``"dport 443"``) or raw bytecode.
+        filter: a ``wire.filter.Filter``, filter text (``"dport 443"``) or raw bytecode.
         groups: attribute groups (``request.ALL_GROUPS``); default ``request.DEFAULT_GROUPS``.
         sample: keep every Nth socket, chosen by a hash of its cookie, so a socket is kept in
             every poll or in none.
@@ -140,7 +144,7 @@ class Poller:
         namespaces: str | Sequence[str] = "all",
         families: Iterable[int | str] = DEFAULT_FAMILIES,
         states: int | Iterable[str] | None = None,
-        filter: request.Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
+        filter: Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
         groups: Iterable[str] | str | None = None,
         sample: int = 1,
         use_uring: bool | str = "auto",
@@ -167,8 +171,8 @@ class Poller:
             raise ConfigError(f"sample keeps every Nth socket: an integer >= 1, not {sample!r}")
         if use_uring not in (True, False, "auto"):
             raise ConfigError(f"use_uring is True, False or 'auto', not {use_uring!r}")
-        if encode not in _ENCODINGS:
-            raise ConfigError(f"encode is 'envelope', 'delimited' or None, not {encode!r}")
+        if encode is not None and encode not in framing.FRAMINGS:
+            raise ConfigError(f"encode is {', '.join(map(repr, framing.FRAMINGS))} or None, not {encode!r}")
         if not dump_timeout > 0 or queue_size < 1:
             raise ConfigError("dump_timeout must be > 0 and queue_size >= 1")
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
@@ -183,7 +187,7 @@ class Poller:
         self.ext = request.ext_for(_split(groups)) if groups is not None else request.DEFAULT_EXT
         if isinstance(filter, str):
             try:
-                filter = request.Filter.parse(filter)  # noqa: A001
+                filter = Filter.parse(filter)  # noqa: A001
             except request.RequestError as exc:
                 raise ConfigError(f"filter {filter!r}: {exc}") from exc
         # Checked now (and compiled once per family): a bad filter is a ConfigError at once.
@@ -193,7 +197,7 @@ class Poller:
                 request.build_request(fam, states=self.states, ext=self.ext, filter=filter)
             except request.RequestError as exc:
                 raise ConfigError(str(exc)) from exc
-            bytecode = filter.bytecode(fam) if isinstance(filter, request.Filter) else filter
+            bytecode = filter.bytecode(fam) if isinstance(filter, Filter) else filter
             self._requests_args[fam] = bytecode
         self.sample = int(sample)
         self.use_uring = use_uring
@@ -487,7 +491,7 @@ class Poller:
 
     def _decode(self, r: DumpResult, ns, labels: bytes, seq: int) -> records.Dump:
         dump = r.dump
-        if dump is None:  # the sockets backend: whole netlink bytes, decoded here
+        if dump is None:  # a backend of the caller's that returns raw bytes only: decoded here
             dump = records.decode_buffers(r.buffers, layout=self._layout, labels=labels, netns=ns.name,
                                           strict=False, seq=seq)
         dump.netns = ns.name
@@ -521,11 +525,11 @@ class Poller:
 
     def _choose_backend(self) -> DumpBackend:
         if self.use_uring is False:
-            return SocketBackend(timeout=self.dump_timeout)
+            return SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         try:
             return _uring_backend(async_dumps=self.async_dumps, decode_thread=self.decode_thread,
                                   timeout=self.dump_timeout,
-                                  tcp_info_layout=self._layout, encode=_ENCODINGS[self.encode])
+                                  tcp_info_layout=self._layout, encode=framing.native_framing(self.encode))
         except (RingUnavailableError, ImportError) as exc:
             if self.use_uring is True:
                 raise
@@ -535,7 +539,7 @@ class Poller:
         global _fallback_logged
         if self._backend is not None:
             self._backend.close()
-        self._backend = SocketBackend(timeout=self.dump_timeout)
+        self._backend = SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         self.stats.backend = self._backend.name
         self.stats.fallback = True
         self.stats.fallback_reason = f"{type(exc).__name__}: {exc}"
@@ -546,7 +550,7 @@ class Poller:
 
 
 def _uring_backend(**options) -> DumpBackend:
-    from .ring import UringBackend  # ImportError where the extension lacks the ring
+    from .backends.uring import UringBackend  # ImportError where the extension lacks the ring
 
     return UringBackend(**options)
 
@@ -625,19 +629,3 @@ async def list_namespaces(namespaces: str | Sequence[str] = "all", **options) ->
         rows += [{"net_id": "", "name": f.name, "inode": f.inode, "cookie": "", "pid": "", "sockets": "",
                   "error": str(f.error)} for f in poller.manager.failures]
         return rows
-
-
-def poller_options_from_args(args) -> dict:
-    """``Poller`` keyword arguments from the CLI's parsed poll options."""
-    options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
-               "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
-               "async_dumps": bool(args.async_dumps),
-               "max_namespaces": getattr(args, "max_namespaces", None),
-               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
-    if args.states:
-        options["states"] = args.states
-    if args.filter:
-        options["filter"] = args.filter
-    if args.groups:
-        options["groups"] = args.groups
-    return options

@@ -1,6 +1,6 @@
 -- generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit
 -- The MergeTree table every sink writes to. {db} and {ttl} are filled in by
--- xtcp_uring.clickhouse_ddl(); the Kafka-engine path is in kafka_pipeline.sql.
+-- xtcp_uring.clickhouse.table_ddl(); the Kafka-engine path is in kafka_pipeline.sql.
 CREATE TABLE IF NOT EXISTS {db}.xtcp_records
 (
     `schema_version` UInt32,

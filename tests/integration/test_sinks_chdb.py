@@ -15,7 +15,7 @@ from golden import cases
 from xtcp_uring import clickhouse, records, schema
 from xtcp_uring.clickhouse.errors import ClickHouseError
 from xtcp_uring.errors import ConfigError, SinkError
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 from xtcp_uring.sinks import open_sink
 
 pytest.importorskip("chdb")

@@ -13,7 +13,7 @@ import pytest
 from golden import cases
 from kafka_broker import TansuBroker, consume, envelope_rows, kafka_broker, recreate_topic, tansu_binary
 from xtcp_uring import clickhouse, records, schema
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 from xtcp_uring.sinks import envelope_messages, open_sink
 
 

@@ -15,9 +15,7 @@ from pathlib import Path
 from .. import schema
 from ..errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DDL_PATH = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
-KAFKA_PIPELINE_PATH = ROOT / "examples" / "clickhouse" / "kafka_pipeline.sql"
+DDL_PATH = Path(__file__).resolve().parent.parent / "data" / "xtcp_records.sql"  # generated
 DATABASE = "xtcp"
 TABLE = "xtcp_records"
 DEFAULT_DATA_DIR = "./xtcp-data"

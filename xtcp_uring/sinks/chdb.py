@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import clickhouse
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 
 log = logging.getLogger("xtcp_uring.sinks")
 
@@ -31,8 +32,7 @@ class ChdbConfig(SinkConfig):
     database: str = clickhouse.DATABASE
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ChdbConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ChdbConfig":
         path = u.netloc + u.path  # chdb:///abs/dir, or chdb://rel/dir relative to the cwd
         if not path:
             raise ConfigError(f"{url}: expected chdb:///path/to/dir")

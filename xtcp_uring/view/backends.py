@@ -134,9 +134,13 @@ class HttpBackend(Backend):
 
     def __init__(self, url: str, limits: QueryLimits | None = None, timeout_s: float = 30.0):
         super().__init__()
-        u = urllib.parse.urlsplit(url)
+        want = "want http(s)://[user[:password]@]host:8123[/database]"
+        try:
+            u = urllib.parse.urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address: a user's typo, one line
+            raise ConfigError(f"--clickhouse {url!r}: {exc}; {want}") from None
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ConfigError(f"--clickhouse {url!r}: want http(s)://[user[:password]@]host:8123[/database]")
+            raise ConfigError(f"--clickhouse {url!r}: {want}")
         db = u.path.strip("/") or DATABASE
         if not db.isidentifier():
             raise ConfigError(f"--clickhouse: database {db!r} is not a plain identifier")
@@ -145,7 +149,10 @@ class HttpBackend(Backend):
         self.database = db
         self.limits = limits or QueryLimits()
         self.timeout_s = timeout_s
-        port = f":{u.port}" if u.port else ""
+        try:
+            port = f":{u.port}" if u.port else ""
+        except ValueError:  # a port that is no number or out of range: the user's, so one line
+            raise ConfigError(f"--clickhouse {url!r}: the port is not a number from 1 to 65535") from None
         self.base = f"{u.scheme}://{u.hostname}{port}/"
         self.auth = None
         if u.username:
