@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -101,6 +102,11 @@ def test_unknown_paths_and_methods_and_foreign_hosts_are_refused(live):
     assert _status(req) == 405
     req = urllib.request.Request(live.url + "api/charts", headers={"Host": "evil.example:9109"})
     assert _status(req) == 421  # DNS rebinding: another site's page cannot read the store
+    # a request target urllib cannot split is the client's mistake: 400, not a 500
+    host, port = urllib.parse.urlsplit(live.url).hostname, urllib.parse.urlsplit(live.url).port
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(b"GET http://[::1/api/charts HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.makefile("rb").readline().split()[1] == b"400"
 
 
 def _status(req) -> int:

@@ -65,6 +65,9 @@ def test_view_asks_the_daemon_through_its_query_socket_while_it_runs(tmp_path):
     (["--listen", "nowhere"], "--listen"),
     (["--listen", "127.0.0.1:99999"], "port"),
     (["--clickhouse", "ftp://example.org"], "--clickhouse"),
+    # urllib raises ValueError on these; the CLI now takes a stray ValueError for a bug (exit 70)
+    (["--clickhouse", "http://example.org:http/xtcp"], "port"),
+    (["--clickhouse", "http://[::1/xtcp"], "--clickhouse"),
     (["--data-dir", "/nonexistent/xtcp"], "no xtcp store"),
 ])
 def test_view_mistakes_are_one_line_and_an_exit_code(args, message):

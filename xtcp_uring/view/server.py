@@ -145,7 +145,10 @@ class ViewServer:
         headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
         self._check_host(headers.get("host", ""))
         self.requests += 1
-        url = urllib.parse.urlsplit(parts[1])
+        try:
+            url = urllib.parse.urlsplit(parts[1])
+        except ValueError:  # e.g. "http://[::1/": the client's mistake, not a 500 of ours
+            raise HttpError("400 Bad Request", "malformed request target") from None
         return await self._route(url.path, urllib.parse.parse_qs(url.query, keep_blank_values=True))
 
     def _check_host(self, host: str) -> None:
