@@ -16,7 +16,7 @@ import traceback
 
 from .. import native, output, records
 from ..errors import InternalError, XtcpError
-from .options import SUBCOMMANDS, build_parser, poller_options, subparser
+from .options import SUBCOMMANDS, build_parser, parse_listen, poller_options, subparser
 
 log = logging.getLogger("xtcp_uring")
 
@@ -80,7 +80,6 @@ def cmd_query(args) -> int:
 def cmd_view(args) -> int:
     from ..errors import ConfigError
     from ..view import open_backend, serve
-    from .metrics import parse_listen
 
     listen = parse_listen(args.listen, flag="--listen")
     if listen is None:

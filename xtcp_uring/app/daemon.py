@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from ..privileges import current as current_privileges
 from .delivery import DeliveryWatch
-from .options import daemon_poller_options, query_options, sink_options, sink_urls
+from .options import daemon_poller_options, parse_listen, query_options, sink_options, sink_urls
 
 log = logging.getLogger("xtcp_uring.daemon")
 
@@ -54,7 +54,7 @@ def run_daemon(args) -> int:
 
 async def _serve(args) -> int:
     from ..poller import Poller
-    from .metrics import Metrics, MetricsServer, parse_listen
+    from .metrics import Metrics, MetricsServer
 
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O

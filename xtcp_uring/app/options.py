@@ -9,14 +9,16 @@ server its limits. The library below ``app`` never sees argparse.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "sink_options", "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
+           "sink_options", "sink_urls", "sinks_given", "query_options", "parse_listen", "SUBCOMMANDS"]
 
 SUBCOMMANDS = ("decode", "namespaces", "query", "view")
 _CLI_DOC = """\
@@ -236,3 +238,39 @@ def query_options(args) -> dict:
         except KeyError:
             raise ConfigError(f"--query-group {args.query_group}: no such group") from None
     return {"limits": limits, "group": group}
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
+
+
+def parse_listen(value: str, flag: str = "--metrics-listen") -> tuple[str, int] | None:
+    """``--metrics-listen`` (or the listen flag named by ``flag``, which errors name):
+    ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (127.0.0.1) or ``off`` (None).
+
+    Raises:
+        ConfigError: anything else, with what was wrong (the port range, brackets for IPv6).
+    """
+    text = value.strip()
+    if text.lower() == "off":
+        return None
+    where = f"{flag} {value!r}"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"{where}: an IPv6 address is written [ADDR]:PORT, e.g. [::1]:9108")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{where}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ConfigError(f"{where}: expected HOST:PORT, [IPV6]:PORT or off")
+        if ":" in host:
+            raise ConfigError(f"{where}: put an IPv6 address in brackets, e.g. [::1]:9108")
+        host = host or "127.0.0.1"
+        if not _HOSTNAME.match(host):
+            raise ConfigError(f"{where}: {host!r} is not a host name or IPv4 address")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: the port must be a number from 1 to 65535")
+    return host, int(port)
