@@ -4,6 +4,7 @@ Rooms are stacked along the data flow; a module may import its own room and the 
 it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
+    view                     the dashboard: bound filters, chart statements, its HTTP server
     sinks, output            where batches go
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
@@ -37,6 +38,7 @@ LAYERS = [
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
     {"sinks", "output"},
+    {"view"},
     {"app"},
 ]
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}

@@ -1,4 +1,5 @@
-"""`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL.
+"""`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL,
+the dashboard.
 
 The flags are ``options``'s; this module picks the command and maps errors to exit codes
 (``errors``): a user error prints one line and exits with its class's code, an internal error
@@ -15,7 +16,7 @@ import traceback
 
 from .. import native, output, records
 from ..errors import InternalError, XtcpError
-from .options import SUBCOMMANDS, build_parser, context_options, poller_options, subparser
+from .options import SUBCOMMANDS, build_parser, context_options, parse_listen, poller_options, subparser
 
 log = logging.getLogger("xtcp_uring")
 
@@ -92,6 +93,30 @@ def cmd_load_asn(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    from ..errors import ConfigError
+    from ..view import open_backend, serve
+
+    listen = parse_listen(args.listen, flag="--listen")
+    if listen is None:
+        raise ConfigError("--listen off: the view has nothing else to do; give HOST:PORT")
+    backend = open_backend(args.data_dir, args.clickhouse)
+
+    async def run() -> None:
+        server = await serve(backend, *listen)
+        print(f"xTCPView on {server.url} over {backend.describe()}; Ctrl-C stops", file=sys.stderr)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        backend.close()
+    return 0
+
+
 def setup_logging(level: str, fmt: str) -> None:
     from .logs import configure
 
@@ -104,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
-            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
-                    "load-asn": cmd_load_asn}[cmd](args)
+            commands = {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
+                        "load-asn": cmd_load_asn, "view": cmd_view}
+            return commands[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
         from .daemon import run_daemon

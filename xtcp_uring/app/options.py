@@ -9,7 +9,9 @@ server its limits. The library below ``app`` never sees argparse.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
@@ -17,16 +19,17 @@ from ..errors import ConfigError
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
            "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
-           "SUBCOMMANDS"]
+           "parse_listen", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view")
 _CLI_DOC = """\
     python -m xtcp_uring                       poll every namespace into the embedded store
     python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
     python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
     python -m xtcp_uring namespaces            list the namespaces found
     python -m xtcp_uring query "SQL"           query the embedded store
-    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn"""
+    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn
+    python -m xtcp_uring view                  the dashboard at http://127.0.0.1:9109/"""
 
 
 def env_default(name: str, default):
@@ -133,6 +136,16 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("prefixes", help="CSV file: prefix,asn,name")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
                        help="the embedded store (default ./xtcp-data, XTCP_DATA_DIR)")
+    elif cmd == "view":
+        p.description = ("The xTCPView dashboard over the embedded store (through its daemon while one runs) "
+                         "or a ClickHouse server.")
+        p.add_argument("--listen", default=env_default("view_listen", "127.0.0.1:9109"),
+                       help="HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:9109)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                           help="the embedded store (default ./xtcp-data)")
+        where.add_argument("--clickhouse", default=env_default("clickhouse", None),
+                           help="a ClickHouse server instead: http(s)://[user[:password]@]host:8123[/database]")
     return p
 
 
@@ -201,6 +214,9 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
                    help="largest result a query may return, e.g. 32M (default)")
     g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
                    help="memory one query may use, e.g. 512M (default)")
+    g.add_argument("--ui-listen", default=env_default("ui_listen", "off"),
+                   help="HOST:PORT or [IPV6]:PORT for the xTCPView dashboard over the store, through this "
+                        "query path (e.g. 127.0.0.1:9109; default off)")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
@@ -306,3 +322,39 @@ def query_options(args) -> dict:
         except KeyError:
             raise ConfigError(f"--query-group {args.query_group}: no such group") from None
     return {"limits": limits, "group": group}
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
+
+
+def parse_listen(value: str, flag: str = "--metrics-listen") -> tuple[str, int] | None:
+    """``--metrics-listen`` (or the listen flag named by ``flag``, which errors name):
+    ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (127.0.0.1) or ``off`` (None).
+
+    Raises:
+        ConfigError: anything else, with what was wrong (the port range, brackets for IPv6).
+    """
+    text = value.strip()
+    if text.lower() == "off":
+        return None
+    where = f"{flag} {value!r}"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"{where}: an IPv6 address is written [ADDR]:PORT, e.g. [::1]:9108")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{where}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ConfigError(f"{where}: expected HOST:PORT, [IPV6]:PORT or off")
+        if ":" in host:
+            raise ConfigError(f"{where}: put an IPv6 address in brackets, e.g. [::1]:9108")
+        host = host or "127.0.0.1"
+        if not _HOSTNAME.match(host):
+            raise ConfigError(f"{where}: {host!r} is not a host name or IPv4 address")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: the port must be a number from 1 to 65535")
+    return host, int(port)
