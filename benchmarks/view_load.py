@@ -49,12 +49,14 @@ FROM (SELECT {first_poll} + intDiv(number, {sockets}) AS poll, number % {sockets
 
 def fill(store, sockets: int, polls: int, interval: int, t0_ns: int) -> None:
     step = interval * 10**9
-    chunk = max(1, 20_000_000 // sockets)  # polls per INSERT: ~20 M rows each
-    for first in range(0, polls, chunk):
-        n = min(chunk, polls - first)
-        store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=first,
-                                rows=n * sockets))
-        print(f"  filled polls {first + n}/{polls}", flush=True)
+    # One poll per INSERT, in time order, as the daemon inserts: the store's materialized views
+    # fill xtcp_1m/xtcp_1h at each insert, and a counter's delta is taken against the socket's
+    # sample of the previous insert (several polls in one insert would all see the same one).
+    for poll in range(polls):
+        store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=poll,
+                                rows=sockets))
+        if (poll + 1) % 24 == 0 or poll + 1 == polls:
+            print(f"  filled polls {poll + 1}/{polls}", flush=True)
 
 
 def _rollup(store, wanted: bool) -> int:
