@@ -211,7 +211,10 @@ class ViewServer:
         params = f.params() | ({"asn_dict": asn} if asn else {})
         sql = None
         if chart.name in rollup.SQL:
-            sql = rollup.rollup_sql(chart, f, await self._columns_of(rollup.ROLLUP_TABLE))
+            columns = {t: await self._columns_of(t) for t in rollup.TABLES}
+            if rollup.answers(chart, f, columns):
+                sql = rollup.rollup_sql(chart, f, asn)
+                params |= rollup.params(f)
         source = "raw" if sql is None else "rollup"
         started = time.monotonic()
         names, rows = await self._run(sql or charts.chart_sql(chart, f, asn), params)
