@@ -50,13 +50,16 @@ _RETRANS = ("if(sum(segs_out) = 0, 0, sum(retrans_segs) / sum(segs_out))")
 _RETRANS_BYTES = ("if(sum(bytes_acked) + sum(bytes_retrans) = 0, 0, "
                   "sum(bytes_retrans) / (sum(bytes_acked) + sum(bytes_retrans)))")
 
+# The ASN of a prefix: its first address, as the dictionary's 16-byte key (IPv4 mapped); also
+# the order of prefixes of equal p90 (the records' path orders them by address bytes too).
+ASN_KEY = "toFixedString(IPv6StringToNum(splitByChar('/', prefix)[1]), 16)"
 
 SQL = {
     # Distinct sockets per minute (per bucket when finer), averaged over the bucket: the same on
     # the records (charts.py); a socket polled every 10 s is counted once a minute.
-    "states": f"""SELECT t, state, round(avg(n), 1) AS sockets FROM (
-        SELECT {_T} AS t, {_MINUTE} AS m, {STATE} AS state, uniqMerge(sockets) AS n
-        FROM {{src}} GROUP BY t, m, state) GROUP BY t, state ORDER BY t, state LIMIT {MAX_ROWS}""",
+    "states": f"""SELECT t, name AS state, round(avg(n), 1) AS sockets FROM (
+        SELECT {_T} AS t, {_MINUTE} AS m, {STATE} AS name, uniqMerge(sockets) AS n
+        FROM {{src}} GROUP BY t, m, name) GROUP BY t, name ORDER BY t, name LIMIT {MAX_ROWS}""",
     "rtt": f"""SELECT {_T} AS t, {_q('rtt_us', 1, _MS)} AS p50, {_q('rtt_us', 2, _MS)} AS p90,
         {_q('rtt_us', 3, _MS)} AS p99 FROM {{src}} GROUP BY t HAVING p50 > 0 ORDER BY t LIMIT {MAX_ROWS}""",
     "min_rtt": f"""SELECT {_T} AS t, {_q('min_rtt_us', 1, _MS)} AS p50, {_q('min_rtt_us', 2, _MS)} AS p90,
@@ -73,7 +76,7 @@ SQL = {
         FROM (SELECT remote_prefix, {_q('rtt_us', 2, '')} AS p90, {_q('rtt_us', 1, '')} AS p50,
                      {_RETRANS} AS retrans_ratio, {READ['sockets']} AS connections
               FROM {{src}} WHERE remote_prefix != '' GROUP BY remote_prefix HAVING p90 > 0
-              ORDER BY p90 DESC, remote_prefix LIMIT {TOP_N})
+              ORDER BY p90 DESC, {ASN_KEY.replace("prefix", "remote_prefix")} LIMIT {TOP_N})
         ORDER BY p90_rtt_ms DESC, prefix LIMIT {TOP_N}""",
     "cc": f"""SELECT congestion_algorithm AS cc, uniqExact(remote_prefix) AS prefixes,
                {READ['sockets']} AS connections,
@@ -85,8 +88,6 @@ SQL = {
         GROUP BY cc ORDER BY cc LIMIT {TOP_N}""",
 }
 TABLE_CHARTS = frozenset({"prefixes", "cc"})
-# The ASN of a prefix: its first address, as the dictionary's 16-byte key (IPv4 mapped).
-ASN_KEY = "toFixedString(IPv6StringToNum(splitByChar('/', prefix)[1]), 16)"
 
 
 def where(f: Filters) -> str:
