@@ -5,7 +5,9 @@ Every statement reads only the columns it needs over ``[t0, t1)`` (the table's p
 days, so a range prunes whole parts) and returns at most ``POINTS`` buckets per series or a
 top-N table. ``{where}`` is ``filters.Filters.where()`` (fixed text) and ``{bucket}`` the time
 bucket; user values are only in the parameters. The Grafana dashboard (``tools/gen_grafana.py``)
-is made from the same statements with Grafana's macros in those two places. Where a per-minute rollup answers a chart, ``rollup`` holds its statement.
+is made from the same statements with Grafana's macros in those two places. Where the store's
+rollups answer a chart, ``rollup`` holds its statement; both paths use the same estimators
+(``quantilesBFloat16``) and count counters as their growth between polls.
 """
 
 from __future__ import annotations
