@@ -63,6 +63,9 @@ def same(fast: dict, raw: dict, rel: float) -> None:
 @pytest.mark.parametrize("span", ["minutes", "hours"])
 def test_the_rollups_answer_like_the_records(store_dir, name, span):
     query = WHOLE if span == "minutes" else WEEK
+    if span == "minutes" and name in rollup.HOURS_ONLY:  # minute buckets: the records answer
+        assert chart(store_dir, name, query)["source"] == "raw"
+        return
     fast, raw = chart(store_dir, name, query), chart(store_dir, name, query, raw=True)
     same(fast, raw, rel=1e-6)
     if "t" in raw:
@@ -73,7 +76,7 @@ def test_the_rollups_answer_like_the_records(store_dir, name, span):
 def test_the_rollups_answer_the_filters_they_are_keyed_by(store_dir):
     prefix = chart(store_dir, "prefixes", WHOLE)["rows"][0][0]
     for extra in ({"state": "ESTABLISHED"}, {"location": "pop1"}, {"prefix": prefix}):
-        for name in ("states", "rtt", "cc", "prefixes"):
+        for name in ("states", "retrans", "cc", "prefixes"):
             fast, raw = chart(store_dir, name, WHOLE | extra), chart(store_dir, name, WHOLE | extra, raw=True)
             if name == "cc" and "prefix" in extra:  # one prefix, one algorithm: nothing to compare
                 assert fast["rows"] == raw["rows"] == []
@@ -86,9 +89,9 @@ def test_the_rollups_answer_the_filters_they_are_keyed_by(store_dir):
 
 
 def test_filters_the_rollups_cannot_answer_go_to_the_records(store_dir):
-    assert chart(store_dir, "rtt", WHOLE | {"prefix": "10.0.0.0/16"})["source"] == "raw"
-    assert chart(store_dir, "rtt", WHOLE | {"netns": "ns7"})["source"] == "raw"  # or a pod: not in the rollups
-    assert chart(store_dir, "rtt", {"range": "15m"})["source"] == "raw"  # 5 s buckets: finer than a minute
+    assert chart(store_dir, "states", WHOLE | {"prefix": "10.0.0.0/16"})["source"] == "raw"
+    assert chart(store_dir, "states", WHOLE | {"netns": "ns7"})["source"] == "raw"  # or a pod: not in the rollups
+    assert chart(store_dir, "states", {"range": "15m"})["source"] == "raw"  # 5 s buckets: finer than a minute
     assert chart(store_dir, "heatmap", WHOLE)["source"] == "raw"
     assert chart(store_dir, "cc", {"range": "15m"})["source"] == "rollup"  # tables: minutes at the edges
 

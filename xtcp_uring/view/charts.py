@@ -101,7 +101,7 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
     Chart("states", "Sockets by state (distinct sockets per minute, averaged over the bucket)", "time", f"""
         SELECT t, state, round(avg(n), 1) AS sockets
         FROM (SELECT {{bucket}} AS t, {{minute}} AS m, {STATE} AS state,
-                     uniqExact(hostname, inet_diag_msg_socket_cookie) AS n
+                     uniq(cityHash64(hostname, inet_diag_msg_socket_cookie)) AS n
               FROM {TABLE} WHERE {_where()} GROUP BY t, m, state)
         GROUP BY t, state ORDER BY t, state LIMIT {MAX_ROWS}""", _pivot, "sockets"),
     Chart("rtt", "RTT percentiles", "time", f"""

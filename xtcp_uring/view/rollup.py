@@ -7,8 +7,9 @@ that is exactly one /24 (IPv4) or /48 (IPv6) (the rollups' ``remote_prefix`` tex
 ``ipaddress`` writes the same way). A namespace/pod filter goes to the records: the rollups
 have ``netns`` but no pod name, and the filter matches either.
 
-* Time charts: buckets of whole hours read ``xtcp_1h``, buckets of whole minutes ``xtcp_1m``;
-  finer buckets (ranges under ~4 h) read the records.
+* Time charts: buckets of whole hours read ``xtcp_1h``, buckets of whole minutes ``xtcp_1m``
+  (sockets by state, retransmits; the quantile charts only in hours: ``HOURS_ONLY``); finer
+  buckets (ranges under ~4 h) read the records.
 * Tables (no buckets): the whole hours inside the range from ``xtcp_1h``, the minutes at its
   edges from ``xtcp_1m`` (one UNION ALL; the two tables have the same columns).
 
@@ -88,6 +89,11 @@ SQL = {
         GROUP BY cc ORDER BY cc LIMIT {TOP_N}""",
 }
 TABLE_CHARTS = frozenset({"prefixes", "cc"})
+# Quantile time charts read the rollups only in hour buckets. The rollups are keyed per
+# namespace and remote prefix, so on a host with many of them a minute row holds about one
+# socket's samples, and merging a quantile state costs ~4x reading a raw value (measured,
+# benchmarks/view_load.py): with polls under ~6 a minute the records are the cheaper read.
+HOURS_ONLY = frozenset({"rtt", "min_rtt", "rtt_var", "delivery"})
 
 
 def where(f: Filters) -> str:
@@ -111,6 +117,8 @@ def answers(chart: Chart, f: Filters, columns: dict[str, frozenset[str]]) -> boo
         return False
     if not all(COLUMNS <= columns.get(t, frozenset()) for t in TABLES):
         return False
+    if chart.name in HOURS_ONLY:
+        return f.step_s % 3600 == 0
     return chart.name in TABLE_CHARTS or f.step_s % 60 == 0
 
 
