@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 5
+EXPECTED_ABI = 6
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_records
     `socket_fd` UInt64,
     `netlinker_id` UInt64,
     `dump_family` UInt32,
+    `event` Enum8('EVENT_POLL' = 0, 'EVENT_CLOSE' = 1),
+    `event_time_ns` Int64,
     `uplink1_ifname` String,
     `uplink1_nic_driver` String,
     `uplink1_nic_model` String,

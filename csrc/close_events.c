@@ -1,0 +1,455 @@
+/*
+ * Close-event subscriptions on a ring of their own (see close_events.h for why).
+ *
+ * A subscription: (net id, fd, one receive buffer, the records decoded and not yet taken).
+ * Its life: ARMED (one RECV in flight) -> on each CQE the datagram is decoded into close
+ * records and the RECV is re-armed into the same buffer (decoded first, so the buffer is free
+ * again) -> REMOVED (a cancel by user_data was queued; records freed) -> FREE once the RECV's
+ * last CQE came (only then may the buffer go: the kernel may write it until then).
+ * Every SQE has exactly one CQE (no multishot), so `armed` is exact.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+
+#include "bufpool.h"
+#include "close_events.h"
+#include "nl.h"
+#include "ring.h"
+
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+_Static_assert(XTCP_CLOSES_GROUP_TCP == SKNLGRP_INET_TCP_DESTROY, "uapi group number");
+_Static_assert(XTCP_CLOSES_GROUP_TCP6 == SKNLGRP_INET6_TCP_DESTROY, "uapi group number");
+
+enum sub_state { SUB_FREE, SUB_ARMED, SUB_IDLE, SUB_REMOVED };
+
+struct sub {
+    uint32_t net_id;
+    int fd;
+    uint8_t state;
+    uint8_t armed;          /* a RECV (or its cancel target) is in flight */
+    uint8_t ready;          /* already listed in this reap's ready[] */
+    uint8_t *buf;
+    struct xtcp_record *recs;
+    size_t nrecs, cap;
+    int64_t drops_seen;     /* sk_drops at the last ENOBUFS (or at add) */
+    uint64_t lost, overflow, datagrams, bytes, decode_ns;
+    int32_t error;
+    struct xtcp_decode_stats dstats;
+};
+
+struct xtcp_closes {
+    struct io_uring uring;
+    int efd;
+    int layout;
+    struct sub *subs;
+    size_t nsubs, cap;      /* slots used (FREE ones are reused), allocated */
+    uint32_t *ready;        /* subscriptions with something to take, across reaps */
+    size_t nready;
+    struct xtcp_closes_stats st;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int subscribe(int fd, int rcvbuf)
+{
+    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
+        return -errno;
+    static const int groups[] = {XTCP_CLOSES_GROUP_TCP, XTCP_CLOSES_GROUP_TCP6};
+    for (size_t i = 0; i < 2; i++)
+        if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof groups[i]) < 0)
+            return -errno;
+    return 0;
+}
+
+int xtcp_open_close_socket_in(int nsfd, int rcvbuf, uint32_t *drained)
+{
+    *drained = 0;
+    int home = -1;
+    if (nsfd >= 0) {
+        /* thread-self: setns moved this thread only, and this thread is who goes back. */
+        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (home < 0)
+            return -errno;
+        if (setns(nsfd, CLONE_NEWNET) < 0) {
+            int err = errno;
+            close(home);
+            return -err;
+        }
+    }
+    /* Connected to the kernel before it joins any group: a unicast from anyone else is then
+     * refused (ECONNREFUSED), while the kernel's multicast still arrives (checked by
+     * tests/test_close_events.py). */
+    int fd = xtcp_nl_open_diag(SOCK_NONBLOCK, drained);
+    if (fd >= 0) {
+        int rc = subscribe(fd, rcvbuf);
+        if (rc < 0) {
+            close(fd);
+            fd = rc;
+        }
+    }
+    if (home >= 0) {
+        if (setns(home, CLONE_NEWNET) < 0) {
+            if (fd >= 0)
+                close(fd);
+            fd = -ENOTRECOVERABLE;
+        }
+        close(home);
+    }
+    return fd;
+}
+
+int64_t xtcp_socket_drops(int fd)
+{
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    memset(mem, 0, sizeof mem);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0)
+        return -errno;
+    if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
+        return -ENOPROTOOPT;   /* before 4.6: no drop counter */
+    return mem[SK_MEMINFO_DROPS];
+}
+
+int64_t xtcp_closes_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
+                           int layout, int64_t event_time_ns, struct xtcp_decode_stats *st)
+{
+    /* The kernel broadcasts with nlmsg_seq 0 (and nl_pid 0): anything else is not a destroy
+     * event, dropped and counted by the decoder like a foreign dump reply. */
+    int64_t k = xtcp_decode(buf, len, out, cap, layout, 0, st);
+    for (int64_t i = 0; i < k; i++) {
+        out[i].event = XTCP_CLOSES_EVENT_CLOSE;
+        out[i].event_time_ns = event_time_ns;
+    }
+    return k;
+}
+
+static void mark_ready(struct xtcp_closes *c, uint32_t idx)
+{
+    struct sub *s = &c->subs[idx];
+    if (s->ready)
+        return;
+    s->ready = 1;
+    c->ready[c->nready++] = idx;   /* ready has room for every slot */
+}
+
+static int arm(struct xtcp_closes *c, uint32_t idx)
+{
+    struct sub *s = &c->subs[idx];
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+    if (!sqe) {
+        io_uring_submit(&c->uring);
+        sqe = io_uring_get_sqe(&c->uring);
+    }
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv(sqe, s->fd, s->buf, XTCP_CLOSES_RECV_LEN, 0);
+    sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CLOSE, idx, s->net_id);
+    s->armed = 1;
+    s->state = SUB_ARMED;
+    return 0;
+}
+
+static void keep(struct xtcp_closes *c, struct sub *s, const uint8_t *p, size_t len)
+{
+    uint64_t t0 = mono_ns();
+    /* A datagram of len bytes holds at most this many socket messages. */
+    size_t most = len / (XTCP_NL_HDR_LEN + XTCP_INET_DIAG_MSG_LEN) + 1;
+    if (s->nrecs + most > XTCP_CLOSES_MAX_PENDING) {
+        s->overflow += xtcp_count_socket_messages(p, len);
+        return;
+    }
+    if (s->cap - s->nrecs < most) {
+        size_t want = s->cap ? s->cap * 2 : 64;
+        while (want < s->nrecs + most)
+            want *= 2;
+        void *q = xtcp_buf_grow(s->recs, want * sizeof *s->recs, XTCP_BUF_RECORDS);
+        if (!q) {
+            s->overflow += xtcp_count_socket_messages(p, len);
+            return;
+        }
+        s->recs = q;
+        s->cap = xtcp_buf_cap(q) / sizeof *s->recs;
+    }
+    int64_t k = xtcp_closes_decode(p, len, s->recs + s->nrecs, s->cap - s->nrecs, c->layout,
+                                   real_ns(), &s->dstats);
+    if (k > 0) {
+        s->nrecs += (size_t)k;
+        c->st.records += (uint64_t)k;
+    }
+    s->decode_ns += mono_ns() - t0;
+}
+
+static void release(struct xtcp_closes *c, struct sub *s)
+{
+    free(s->buf);
+    xtcp_buf_free(s->recs);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->state = SUB_FREE;
+}
+
+static void handle(struct xtcp_closes *c, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    uint32_t idx = xtcp_ring_unpack_request(ud);
+    c->st.cqes++;
+    if (xtcp_ring_unpack_op(ud) == XTCP_RING_OP_CANCEL)
+        return;
+    if (xtcp_ring_unpack_op(ud) != XTCP_RING_OP_CLOSE || idx >= c->nsubs ||
+        c->subs[idx].net_id != xtcp_ring_unpack_net(ud) || !c->subs[idx].armed) {
+        c->st.unknown_completions++;
+        return;
+    }
+    struct sub *s = &c->subs[idx];
+    s->armed = 0;
+    if (s->state == SUB_REMOVED) {
+        release(c, s);   /* its RECV is back: the buffer is ours again */
+        return;
+    }
+    int res = cqe->res;
+    if (res > 0) {
+        c->st.recvs++;
+        s->datagrams++;
+        s->bytes += (uint64_t)res;
+        keep(c, s, s->buf, (size_t)res);
+        mark_ready(c, idx);
+    } else if (res == -ENOBUFS) {
+        /* The kernel dropped events for this socket: sk_drops says how many. */
+        c->st.enobufs++;
+        int64_t drops = xtcp_socket_drops(s->fd);
+        uint64_t lost = 1;
+        if (drops >= 0) {
+            lost = drops > s->drops_seen ? (uint64_t)(drops - s->drops_seen) : 1;
+            s->drops_seen = drops;
+        }
+        s->lost += lost;
+        c->st.lost += lost;
+        mark_ready(c, idx);
+    } else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+        c->st.recv_errors++;
+        s->error = -res;
+        mark_ready(c, idx);
+    }
+    if (arm(c, idx) < 0) {
+        s->state = SUB_IDLE;   /* re-armed by the next reap */
+        c->st.rearm_errors++;
+    }
+}
+
+xtcp_closes_t *xtcp_closes_new(unsigned entries, int layout, int *err)
+{
+    struct xtcp_closes *c = calloc(1, sizeof *c);
+    if (!c) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    c->layout = layout;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    p.cq_entries = entries * 4 < 4096 ? 4096 : entries * 4;
+    int rc = io_uring_queue_init_params(entries ? entries : 256, &c->uring, &p);
+    if (rc < 0) {
+        free(c);
+        *err = -rc;
+        return NULL;
+    }
+    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->efd < 0 || (rc = io_uring_register_eventfd(&c->uring, c->efd)) < 0) {
+        *err = c->efd < 0 ? errno : -rc;
+        if (c->efd >= 0)
+            close(c->efd);
+        io_uring_queue_exit(&c->uring);
+        free(c);
+        return NULL;
+    }
+    *err = 0;
+    return c;
+}
+
+int xtcp_closes_eventfd(const xtcp_closes_t *c) { return c->efd; }
+
+int64_t xtcp_closes_add(xtcp_closes_t *c, uint32_t net_id, int fd)
+{
+    size_t idx = 0;
+    while (idx < c->nsubs && c->subs[idx].state != SUB_FREE)
+        idx++;
+    if (idx > XTCP_RING_REQUEST_MAX)
+        return -E2BIG;
+    if (idx == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct sub *subs = realloc(c->subs, cap * sizeof *subs);   /* no SQE points into it */
+        if (!subs)
+            return -ENOMEM;
+        c->subs = subs;
+        uint32_t *ready = realloc(c->ready, cap * sizeof *ready);
+        if (!ready)
+            return -ENOMEM;
+        c->ready = ready;
+        c->cap = cap;
+    }
+    struct sub *s = &c->subs[idx];
+    memset(s, 0, sizeof *s);
+    s->buf = malloc(XTCP_CLOSES_RECV_LEN);
+    if (!s->buf)
+        return -ENOMEM;
+    s->net_id = net_id;
+    s->fd = fd;
+    int64_t drops = xtcp_socket_drops(fd);
+    s->drops_seen = drops > 0 ? drops : 0;
+    if (idx == c->nsubs)
+        c->nsubs++;
+    int rc = arm(c, (uint32_t)idx);
+    if (rc < 0) {
+        s->state = SUB_IDLE;
+        c->st.rearm_errors++;
+    }
+    c->st.subscriptions++;
+    io_uring_submit(&c->uring);
+    return (int64_t)idx;
+}
+
+int xtcp_closes_remove(xtcp_closes_t *c, uint32_t idx)
+{
+    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state == SUB_REMOVED)
+        return -ENOENT;
+    struct sub *s = &c->subs[idx];
+    c->st.subscriptions--;
+    if (!s->armed) {
+        release(c, s);
+        return 0;
+    }
+    s->state = SUB_REMOVED;
+    xtcp_buf_free(s->recs);
+    s->recs = NULL;
+    s->nrecs = s->cap = 0;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+    if (!sqe) {
+        io_uring_submit(&c->uring);
+        sqe = io_uring_get_sqe(&c->uring);
+    }
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, xtcp_ring_pack(XTCP_RING_OP_CLOSE, idx, s->net_id), 0);
+        sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CANCEL, idx, s->net_id);
+    }
+    /* Submitted now, while the fd is still open: the caller closes it after we return, and
+     * the in-flight RECV holds its own reference to the socket until it completes. */
+    io_uring_submit(&c->uring);
+    return 0;
+}
+
+int64_t xtcp_closes_reap(xtcp_closes_t *c, uint32_t *ready, size_t max)
+{
+    uint64_t drained;
+    if (read(c->efd, &drained, sizeof drained) < 0 && errno != EAGAIN)
+        return -errno;
+    struct io_uring_cqe *cqes[128];
+    unsigned n;
+    do {
+        while ((n = io_uring_peek_batch_cqe(&c->uring, cqes, 128)) > 0) {
+            for (unsigned i = 0; i < n; i++)
+                handle(c, cqes[i]);
+            io_uring_cq_advance(&c->uring, n);
+        }
+        for (size_t i = 0; i < c->nsubs; i++)
+            if (c->subs[i].state == SUB_IDLE && arm(c, (uint32_t)i) < 0)
+                break;
+        io_uring_submit(&c->uring);
+    } while (io_uring_cq_ready(&c->uring));
+    size_t k = 0;
+    while (k < max && c->nready) {
+        uint32_t idx = c->ready[--c->nready];
+        c->subs[idx].ready = 0;
+        if (c->subs[idx].state != SUB_FREE && c->subs[idx].state != SUB_REMOVED)
+            ready[k++] = idx;
+    }
+    return (int64_t)k;
+}
+
+int xtcp_closes_take(xtcp_closes_t *c, uint32_t idx, struct xtcp_closes_output *out)
+{
+    memset(out, 0, sizeof *out);
+    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state == SUB_REMOVED)
+        return -ENOENT;
+    struct sub *s = &c->subs[idx];
+    out->records = s->nrecs ? s->recs : NULL;
+    out->count = s->nrecs;
+    if (s->nrecs) {
+        s->recs = NULL;
+        s->nrecs = s->cap = 0;
+    }
+    out->lost = s->lost;
+    out->overflow = s->overflow;
+    out->datagrams = s->datagrams;
+    out->bytes = s->bytes;
+    out->decode_ns = s->decode_ns;
+    out->error = s->error;
+    out->stats = s->dstats;
+    s->lost = s->overflow = s->datagrams = s->bytes = s->decode_ns = 0;
+    s->error = 0;
+    memset(&s->dstats, 0, sizeof s->dstats);
+    return 0;
+}
+
+uint64_t xtcp_closes_pending(const xtcp_closes_t *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->nsubs; i++)
+        n += c->subs[i].nrecs;
+    return n;
+}
+
+void xtcp_closes_stats(const xtcp_closes_t *c, struct xtcp_closes_stats *out) { *out = c->st; }
+
+void xtcp_closes_free(xtcp_closes_t *c)
+{
+    if (!c)
+        return;
+    /* Cancel every RECV and wait for the cancels (netlink RECVs cancel in microseconds);
+     * io_uring_queue_exit then waits for anything left before the buffers go. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CANCEL, 0, 0);
+        io_uring_submit(&c->uring);
+    }
+    io_uring_queue_exit(&c->uring);
+    close(c->efd);
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i].state != SUB_FREE) {
+            free(c->subs[i].buf);
+            xtcp_buf_free(c->subs[i].recs);
+        }
+    free(c->subs);
+    free(c->ready);
+    free(c);
+}
