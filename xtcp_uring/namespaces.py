@@ -103,6 +103,7 @@ class Namespace:
     path: str = ""  # where it was found
     is_host: bool = False
     userns: int = 0  # inode of the owning user namespace (0: unknown)
+    close_fd: int = -1  # close-event subscription socket (closes.py), -1: none
 
     @property
     def key(self) -> _Key:
@@ -136,6 +137,7 @@ class NamespaceStats:
     fd_exhausted_scan: int = 0  # EMFILE/ENFILE listing /proc or a bind-mount directory
     fd_exhausted_open: int = 0  # EMFILE/ENFILE opening a namespace or its socket
     netlink_drained: int = 0  # datagrams found on a socket before it was connected: discarded
+    close_events_unavailable: int = 0  # namespaces whose close-event socket could not be opened
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
     skipped: int = 0  # namespaces found and selected but not polled now (limit or user namespace)
@@ -229,6 +231,7 @@ class _Opened(NamedTuple):
     owner: int = 0
     error: OSError | None = None
     attempted: bool = True
+    close_fd: int = -1
 
 
 class NamespaceManager:
@@ -258,6 +261,7 @@ class NamespaceManager:
         task_scan_interval: float | None = DEFAULT_TASK_SCAN_INTERVAL,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        close_events_rcvbuf: int | None = None,
     ):
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
@@ -284,6 +288,11 @@ class NamespaceManager:
         self._warned_transient: set[_Key] = set()
         self._scan_incomplete = False  # a listing failed: what was not seen may still exist
         self._warned_scan: set[tuple[str, int]] = set()
+        # Close events (closes.py): with a receive buffer size, the opener also opens a
+        # destroy-group subscription socket next to each dump socket; `before_close` hooks run
+        # before a namespace's sockets are closed (a subscription must be cancelled first).
+        self.close_events_rcvbuf = close_events_rcvbuf
+        self.before_close: list = []
 
     # --- public --------------------------------------------------------------------------
 
@@ -351,7 +360,11 @@ class NamespaceManager:
         for fd in inflight:
             _close_quietly(fd)
         for ns in self._by_key.values():
+            for hook in self.before_close:
+                hook(ns)
             _close_quietly(ns.fd)
+            if ns.close_fd >= 0:
+                _close_quietly(ns.close_fd)
         self._by_key.clear()
         self._by_id.clear()
         self._failed.clear()
@@ -626,7 +639,11 @@ class NamespaceManager:
     def _forget(self, ns: Namespace) -> None:
         del self._by_key[ns.key]
         del self._by_id[ns.net_id]
+        for hook in self.before_close:
+            hook(ns)
         _close_quietly(ns.fd)
+        if ns.close_fd >= 0:
+            _close_quietly(ns.close_fd)
 
     def _end(self, report: ReconcileReport, t0: int) -> ReconcileReport:
         report.elapsed_ns = time.perf_counter_ns() - t0
@@ -669,6 +686,7 @@ class NamespaceManager:
                     results.append(_Opened(cand, owner=owner))
                     continue
                 fd, drained = _open_diag(-1)  # this thread's own namespace: no setns
+                close_fd = self._open_close_socket(-1, fd)
             else:
                 try:
                     nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -690,10 +708,14 @@ class NamespaceManager:
                         results.append(_Opened(cand, owner=owner))
                         continue
                     fd, drained = _open_diag(nsfd)
+                    close_fd = self._open_close_socket(nsfd, fd)
                 finally:
                     os.close(nsfd)
             if fd == -errno.ENOTRECOVERABLE:
                 return results, True  # this thread is stuck in a foreign namespace: retire it
+            if close_fd == -errno.ENOTRECOVERABLE:  # the same, after the close-event socket
+                os.close(fd)
+                return results, True
             if fd < 0:
                 results.append(_Opened(cand, owner=owner, error=OSError(-fd, os.strerror(-fd), cand.path)))
                 if -fd in FD_EXHAUSTED:
@@ -706,10 +728,26 @@ class NamespaceManager:
                 self.stats.netlink_drained += drained
                 if self._closed:
                     os.close(fd)
+                    if close_fd >= 0:
+                        os.close(close_fd)
                     break
                 self._inflight.add(fd)
-            results.append(_Opened(cand, fd, cookie, owner))
+                if close_fd >= 0:
+                    self._inflight.add(close_fd)
+            results.append(_Opened(cand, fd, cookie, owner, close_fd=close_fd))
         return results, False
+
+    def _open_close_socket(self, nsfd: int, diag_fd: int) -> int:
+        """Opener thread: the namespace's close-event socket (closes.py), or -1 (counted)."""
+        if diag_fd < 0 or self.close_events_rcvbuf is None:
+            return -1
+        from .closes import open_close_socket
+        fd, drained = open_close_socket(nsfd, self.close_events_rcvbuf)
+        with self._lock:
+            self.stats.netlink_drained += drained
+            if fd < 0 and fd != -errno.ENOTRECOVERABLE:
+                self.stats.close_events_unavailable += 1
+        return fd if fd >= 0 or fd == -errno.ENOTRECOVERABLE else -1
 
     def _discard_batch(self, fut) -> None:
         """A reconcile was cancelled while the thread opened: close what it opened."""
@@ -718,9 +756,10 @@ class NamespaceManager:
         results, _ = fut.result()
         with self._lock:
             for r in results:
-                if r.fd >= 0 and r.fd in self._inflight:
-                    self._inflight.discard(r.fd)
-                    _close_quietly(r.fd)
+                for fd in (r.fd, r.close_fd):
+                    if fd >= 0 and fd in self._inflight:
+                        self._inflight.discard(fd)
+                        _close_quietly(fd)
 
     def _adopt(self, results: list[_Opened], poisoned: bool, report: ReconcileReport) -> None:
         new_failures = []
@@ -734,10 +773,11 @@ class NamespaceManager:
                     if r.fd not in self._inflight:
                         continue  # closed meanwhile
                     self._inflight.discard(r.fd)
+                    self._inflight.discard(r.close_fd)
                 ns = Namespace(
                     net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=r.cookie,
                     pid=cand.pid, fd=r.fd, dev=cand.key[0], path=cand.path,
-                    is_host=cand.key == self._host_key, userns=r.owner,
+                    is_host=cand.key == self._host_key, userns=r.owner, close_fd=r.close_fd,
                 )
                 self._by_key[ns.key] = ns
                 self._by_id[ns.net_id] = ns

@@ -1,0 +1,354 @@
+"""Close events: every TCP socket's final state, taken when the kernel destroys it.
+
+A poll sees only the sockets alive at that instant. The kernel also broadcasts every destroyed
+TCP socket (its ``inet_diag_msg`` and final ``tcp_info``) to subscribers of the destroy groups
+of the socket's own namespace. ``NamespaceManager(close_events_rcvbuf=...)`` opens one such
+subscription socket per namespace next to the dump socket (same opener thread, connected to
+the kernel so only the kernel can feed it); ``CloseEvents`` reads them all and hands out
+``records.Batch`` objects whose records carry ``event = EVENT_CLOSE`` and ``event_time_ns``
+(receive time), with the namespace labels of a poll's records.
+
+Two readers give the same records through the same C decoder:
+- io_uring (``csrc/close_events.c``): a ring of its own keeps one RECV armed per
+  subscription and decodes each datagram in C as it completes; Python wakes on the ring's
+  eventfd and only takes each namespace's record array when a batch is due.
+- plain sockets (io_uring disabled): one non-blocking reader per subscription on the event
+  loop, checking the sender (nl_pid 0) of every datagram; decoded in C when a batch is due.
+
+Batching: a batch goes out every ``flush_interval`` seconds or as soon as ``flush_records``
+records are waiting, whichever first; never while a poll waits (closes have their own ring,
+their own eventfd and their own queue). Overload is counted, never silent: a full receive queue
+makes the kernel drop events and fail the next recv with ENOBUFS; the kernel's own drop counter
+then says how many (``lost``, per namespace: ``xtcp_close_events_lost_total``). Batches a slow
+consumer does not take are dropped past ``queue_size`` and counted (``dropped_batches``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import native, records
+
+__all__ = ["CloseEvents", "CloseStats", "DEFAULT_RCVBUF", "open_close_socket"]
+
+log = logging.getLogger("xtcp_uring.closes")
+
+DEFAULT_RCVBUF = 4 << 20  # ~8,000 events of ~500 B of kernel skb overhead each before any loss
+_NETLINK_SOCK_DIAG = 4
+_RECV_LEN = 65536
+_PLAIN_READS_PER_WAKE = 1024  # then back to the loop, so polls and other readers get a turn
+
+
+def open_close_socket(nsfd: int, rcvbuf: int) -> tuple[int, int]:
+    """Open a destroy-event subscription in the namespace of ``nsfd`` (-1: this thread's own).
+
+    Returns (fd or -errno, datagrams discarded before it was connected). Opener thread only:
+    it ``setns``-es this thread in and out."""
+    drained = native.ffi.new("uint32_t *")
+    fd = native.lib.xtcp_open_close_socket_in(nsfd, int(rcvbuf), drained)
+    return fd, drained[0]
+
+
+@dataclass
+class CloseStats:
+    records: int = 0  # close records handed out
+    lost: int = 0  # events the kernel dropped (receive queue full), over all namespaces
+    lost_by_netns: dict[str, int] = field(default_factory=dict)
+    records_by_netns: dict[str, int] = field(default_factory=dict)
+    overflow: int = 0  # records dropped in C because nobody took them
+    batches: int = 0
+    dropped_batches: int = 0  # not taken by the consumer in time (queue_size)
+    dropped_records: int = 0
+    subscriptions: int = 0  # live
+    rejected_sender: int = 0  # datagrams from anyone but the kernel (plain reader): dropped
+    recv_errors: int = 0
+    backend: str = ""
+
+
+class _Sub:
+    __slots__ = ("ns", "index", "sock", "pending", "drops_seen")
+
+    def __init__(self, ns, index: int = -1, sock: socket.socket | None = None):
+        self.ns = ns
+        self.index = index  # the ring's subscription index
+        self.sock = sock  # the plain reader's socket (a dup of ns.close_fd)
+        self.pending: list[tuple[bytes, int]] = []  # plain: (datagram, receive time)
+        self.drops_seen = 0
+
+
+class CloseEvents:
+    """Reads the close-event subscriptions of the namespaces it is given; yields batches.
+
+    Args:
+        labels: ``labels(ns, timestamp_ns) -> bytes``: the [ns] label bytes for the records of
+            one namespace (``records.encode_labels``), as a poll's records have them.
+        layout: tcp_info tail layout (``native.tcp_info_layout``).
+        use_uring: True, False, or "auto" (io_uring, else the plain reader).
+        flush_interval / flush_records: a batch goes out after this long or this many records.
+        queue_size: batches kept for a slow consumer; beyond, the oldest is dropped, counted.
+
+    Use: ``start()`` on the event loop, ``sync(namespaces)`` after each reconcile, ``forget(ns)``
+    before a namespace's sockets are closed (``NamespaceManager.before_close``), then
+    ``async for batch in close_events`` (or ``await next_batch()``), ``await close()``.
+    """
+
+    def __init__(self, *, labels: Callable[[object, int], bytes], layout: int = native.HOST_TCP_INFO_LAYOUT,
+                 use_uring: bool | str = "auto", flush_interval: float = 1.0, flush_records: int = 10000,
+                 queue_size: int = 64):
+        self._labels = labels
+        self._layout = layout
+        self._use_uring = use_uring
+        self.flush_interval = float(flush_interval)
+        self.flush_records = int(flush_records)
+        self.queue_size = int(queue_size)
+        self.stats = CloseStats()
+        self._subs: dict[int, _Sub] = {}  # net_id -> subscription
+        self._by_index: dict[int, _Sub] = {}
+        self._dirty: set[int] = set()  # ring indices with something to take
+        self._orphans: list = []  # taken from namespaces that went away, for the next batch
+        self._ring = None
+        self._ready_buf = None
+        self._out = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: collections.deque[records.Batch] = collections.deque()
+        self._changed: asyncio.Event | None = None
+        self._timer: asyncio.Task | None = None
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        if self._use_uring is not False:
+            err = native.ffi.new("int *")
+            ring = native.lib.xtcp_closes_new(256, self._layout, err)
+            if ring == native.ffi.NULL:
+                if self._use_uring is True:
+                    raise OSError(err[0], f"io_uring for close events: {os.strerror(err[0])}")
+                log.info("close events: io_uring unavailable (%s), reading with plain sockets",
+                         os.strerror(err[0]))
+            else:
+                self._ring = ring
+                self._ready_buf = native.ffi.new("uint32_t[]", 1024)
+                self._out = native.ffi.new("struct xtcp_closes_output *")
+                self._loop.add_reader(native.lib.xtcp_closes_eventfd(ring), self._on_ring)
+        self.stats.backend = "io_uring" if self._ring is not None else "sockets"
+        self._timer = self._loop.create_task(self._flush_every(), name="xtcp-close-events-flush")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+        for sub in list(self._subs.values()):
+            self.forget(sub.ns)
+        if self._ring is not None:
+            self._loop.remove_reader(native.lib.xtcp_closes_eventfd(self._ring))
+            native.lib.xtcp_closes_free(self._ring)
+            self._ring = None
+        if self._changed is not None:
+            self._changed.set()
+
+    # --- namespaces ----------------------------------------------------------------------
+
+    def sync(self, namespaces) -> None:
+        """Subscribe every namespace that has a close socket and is not subscribed yet."""
+        for ns in namespaces:
+            if ns.close_fd < 0 or ns.net_id in self._subs or self._closed:
+                continue
+            if self._ring is not None:
+                idx = native.lib.xtcp_closes_add(self._ring, ns.net_id, ns.close_fd)
+                if idx < 0:
+                    log.warning("close events of namespace %s: %s", ns.name, os.strerror(-idx))
+                    continue
+                sub = _Sub(ns, index=idx)
+                self._by_index[idx] = sub
+            else:
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG,
+                                     fileno=os.dup(ns.close_fd))
+                sock.setblocking(False)
+                sub = _Sub(ns, sock=sock)
+                sub.drops_seen = max(0, native.lib.xtcp_socket_drops(sock.fileno()))
+                self._loop.add_reader(sock.fileno(), self._on_plain, sub)
+            self._subs[ns.net_id] = sub
+        self.stats.subscriptions = len(self._subs)
+
+    def forget(self, ns) -> None:
+        """Stop a namespace's subscription; what it received and was not taken yet is kept
+        for the next batch. Call before its close socket is closed."""
+        sub = self._subs.get(ns.net_id)
+        if sub is None or sub.ns is not ns and sub.ns.close_fd != ns.close_fd:
+            return
+        pieces = self._take(sub)
+        if pieces:
+            self._orphans.extend(pieces)
+        del self._subs[ns.net_id]
+        if sub.sock is not None:
+            self._loop.remove_reader(sub.sock.fileno())
+            sub.sock.close()
+        elif self._ring is not None:
+            native.lib.xtcp_closes_remove(self._ring, sub.index)
+            self._by_index.pop(sub.index, None)
+            self._dirty.discard(sub.index)
+        self.stats.subscriptions = len(self._subs)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _on_ring(self) -> None:
+        lib, ring, buf = native.lib, self._ring, self._ready_buf
+        while ring is not None:
+            n = lib.xtcp_closes_reap(ring, buf, 1024)
+            if n < 0:
+                log.warning("close events: reaping failed: %s", os.strerror(-n))
+                return
+            self._dirty.update(buf[i] for i in range(n))
+            if n < 1024:
+                break
+        if ring is not None and lib.xtcp_closes_pending(ring) >= self.flush_records:
+            self.flush()
+
+    def _on_plain(self, sub: _Sub) -> None:
+        sock = sub.sock
+        for _ in range(_PLAIN_READS_PER_WAKE):
+            try:
+                data, addr = sock.recvfrom(_RECV_LEN)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self._count_lost_plain(sub)
+                    continue
+                self.stats.recv_errors += 1
+                break
+            if addr[0] != 0:  # only the kernel (nl_pid 0) sends destroy events
+                self.stats.rejected_sender += 1
+                continue
+            sub.pending.append((data, time.time_ns()))
+        if sum(len(s.pending) for s in self._subs.values() if s.sock is not None) >= self.flush_records:
+            self.flush()
+
+    def _count_lost_plain(self, sub: _Sub) -> None:
+        drops = native.lib.xtcp_socket_drops(sub.sock.fileno())
+        lost = 1
+        if drops >= 0:
+            lost = max(1, drops - sub.drops_seen)
+            sub.drops_seen = drops
+        self._count_lost(sub.ns, lost)
+
+    def _count_lost(self, ns, lost: int) -> None:
+        if lost:
+            self.stats.lost += lost
+            self.stats.lost_by_netns[ns.name] = self.stats.lost_by_netns.get(ns.name, 0) + lost
+
+    def _take(self, sub: _Sub) -> list[tuple[object, records.Dump]]:
+        """What a subscription holds, as (namespace, Dump) pieces (empty dumps left out)."""
+        lib = native.lib
+        if sub.sock is not None:
+            if not sub.pending:
+                return []
+            pending, sub.pending = sub.pending, []
+            total = sum(native.count_socket_messages(d) for d, _ in pending)
+            recs, owner, cap = native.new_records(total)
+            cstats = native.new_decode_stats()
+            n = 0
+            for data, t in pending:
+                src = native.ffi.from_buffer(data)
+                k = lib.xtcp_closes_decode(src, len(src), recs + n, cap - n, self._layout, t, cstats)
+                n += max(0, k)
+            dump = records.Dump(records=recs, count=n, stats=native.stats_from_c(cstats), owner=owner,
+                                bytes_received=sum(len(d) for d, _ in pending), recvs=len(pending))
+            return [(sub.ns, dump)] if n else []
+        if self._ring is None or sub.index not in self._dirty:
+            return []
+        self._dirty.discard(sub.index)
+        out = self._out
+        if lib.xtcp_closes_take(self._ring, sub.index, out) < 0:
+            return []
+        self._count_lost(sub.ns, out.lost)
+        self.stats.overflow += out.overflow
+        if out.error:
+            self.stats.recv_errors += 1
+        if not out.count:
+            return []
+        owner = native.own(out.records, out.count * native.RECORD_SIZE)
+        recs = native.ffi.cast("struct xtcp_record *", owner)
+        dump = records.Dump(records=recs, count=out.count, stats=native.stats_from_c(out.stats), owner=owner,
+                            bytes_received=out.bytes, recvs=out.datagrams, decode_ns=out.decode_ns)
+        return [(sub.ns, dump)]
+
+    # --- batches -------------------------------------------------------------------------
+
+    def flush(self) -> records.Batch | None:
+        """Take everything received so far as one batch and queue it (None if nothing came)."""
+        if self._ring is not None:
+            self._on_ring_reap_only()
+        pieces, self._orphans = self._orphans, []
+        for sub in list(self._subs.values()):
+            pieces.extend(self._take(sub))
+        if not pieces:
+            return None
+        now = time.time_ns()
+        dumps = []
+        for ns, dump in pieces:
+            dump.labels = self._labels(ns, now)
+            dump.netns = ns.name
+            dumps.append(dump)
+            self.stats.records_by_netns[ns.name] = self.stats.records_by_netns.get(ns.name, 0) + dump.count
+        batch = records.Batch(dumps, timestamp_ns=now, backend=self.stats.backend, event="close")
+        self.stats.records += len(batch)
+        self.stats.batches += 1
+        if len(self._ready) >= self.queue_size:
+            old = self._ready.popleft()
+            self.stats.dropped_batches += 1
+            self.stats.dropped_records += len(old)
+        self._ready.append(batch)
+        if self._changed is not None:
+            self._changed.set()
+        return batch
+
+    def _on_ring_reap_only(self) -> None:
+        lib, buf = native.lib, self._ready_buf
+        while True:
+            n = lib.xtcp_closes_reap(self._ring, buf, 1024)
+            if n <= 0:
+                return
+            self._dirty.update(buf[i] for i in range(n))
+            if n < 1024:
+                return
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self.flush()
+
+    def __aiter__(self) -> CloseEvents:
+        return self
+
+    async def __anext__(self) -> records.Batch:
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def next_batch(self) -> records.Batch:
+        return await self.__anext__()
+
+    def take_ready(self) -> list[records.Batch]:
+        """Every batch queued now, without waiting."""
+        out = list(self._ready)
+        self._ready.clear()
+        return out
