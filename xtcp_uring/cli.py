@@ -5,6 +5,7 @@
     python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
     python -m xtcp_uring namespaces            list the namespaces found
     python -m xtcp_uring query "SQL"           query the embedded store
+    python -m xtcp_uring closes                stream every TCP socket's final state as it closes
 
 Every daemon flag also reads from an XTCP_* environment variable (--interval: XTCP_INTERVAL).
 Errors print one line and exit with a code per error class; never a traceback for a user
@@ -26,7 +27,7 @@ from .errors import ConfigError, XtcpError
 
 log = logging.getLogger("xtcp_uring")
 
-SUBCOMMANDS = ("decode", "namespaces", "query")
+SUBCOMMANDS = ("decode", "namespaces", "query", "closes")
 
 
 def _add_poll_options(p: argparse.ArgumentParser) -> None:
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stdout format for --once and --sink - (default jsonl)")
     _add_poll_options(p)
     add_daemon_options(p)  # the daemon's own flags live beside its loop
+    from .closes_cli import add_close_options
+
+    add_close_options(p)
     return p
 
 
@@ -98,6 +102,10 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         p.add_argument("sql")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "closes":
+        from .closes_cli import add_subparser_options
+
+        add_subparser_options(p)
     return p
 
 
@@ -167,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], _subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
+            if cmd == "closes":
+                from .closes_cli import cmd_closes
+
+                return cmd_closes(args)
             return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)

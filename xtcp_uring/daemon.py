@@ -153,6 +153,9 @@ async def _serve(args) -> int:
                         "/proc/%d/cmdline; use password_file= or the sink's password environment variable",
                         sink.name, os.getpid())
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
+    from .closes_cli import daemon_close_options
+
+    options.update(daemon_close_options(args))  # before any I/O: a bad --close-events-rcvbuf is one line
     poller = Poller(interval=args.interval, jitter=args.jitter, max_polls=args.max_polls,
                     hostname=args.hostname, encode=group.encoding, **options)
     metrics = Metrics(args.max_namespace_series)
@@ -228,11 +231,20 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
                          poller.stats.backend, ", ".join(s.name for s in group.sinks))
+                from .closes_cli import forward_closes
+
+                closes = asyncio.create_task(forward_closes(poller, group, metrics), name="xtcp-close-events")
                 async for batch in poller:
                     await group.send(batch)
                     _log_poll(batch, poller, warnings)
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
+                if poller.close_events is not None:  # what arrived since the last flush goes out too
+                    poller.close_events.flush()
+                    for batch in poller.close_events.take_ready():
+                        await group.send(batch)
+                closes.cancel()
+                await asyncio.gather(closes, return_exceptions=True)
         finally:
             if query_server is not None:
                 query_server.close()

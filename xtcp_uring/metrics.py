@@ -90,6 +90,12 @@ class Metrics:
                              registry=r)
         self.last_poll_timestamp = Gauge("xtcp_last_poll_timestamp_seconds", "When the last poll finished",
                                          registry=r)
+        self.close_events = Counter("xtcp_close_events_total",
+                                    "Close records (destroyed TCP sockets) received, per namespace", ["netns"],
+                                    registry=r)
+        self.close_events_lost = Counter("xtcp_close_events_lost_total",
+                                         "Close events the kernel dropped (subscription receive buffer full), "
+                                         "per namespace", ["netns"], registry=r)
         self.started = time.time()
         self._refreshers: list = []  # called at scrape time, for state that changes between polls
 
@@ -109,6 +115,17 @@ class Metrics:
         last = self._last.get(key, {})
         self._last[key] = dict(current)
         return {k: v - last.get(k, 0) for k, v in current.items() if v - last.get(k, 0) > 0}
+
+    def observe_closes(self, stats) -> None:
+        """Close-event counters from ``closes.CloseStats`` (cumulative, mirrored as deltas)."""
+        for counter, key, current in ((self.close_events, "close_records", stats.records_by_netns),
+                                      (self.close_events_lost, "close_lost", stats.lost_by_netns)):
+            summed: dict[str, int] = {}
+            for name, value in current.items():
+                label = self._netns_label(name)
+                summed[label] = summed.get(label, 0) + value
+            for label, delta in self._delta(key, summed).items():
+                counter.labels(label).inc(delta)
 
     def observe_poll(self, batch: Batch, poller_stats) -> None:
         self.poll_seconds.observe(batch.duration_ns / 1e9)
