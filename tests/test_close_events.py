@@ -28,6 +28,7 @@ from xtcp_uring.poller import Poller
 
 CHURN = str(Path(__file__).with_name("close_churn.py"))
 EVENT_CLOSE = 1
+CLONE_NEWNET = 0x40000000
 
 
 def churn(ns: str, n: int, *, quiet: bool = False) -> list[dict] | int:
@@ -262,8 +263,11 @@ def test_forged_unicast_to_the_close_socket_is_refused(netns_farm):
 def _send_from_namespace(nsfd: int, port: int, payload: bytes) -> tuple[int, int]:
     """In a thread: enter the namespace, unicast payload to port and to a fresh control
     socket there; (errno or 0) for each."""
+    import ctypes
+
+    setns = ctypes.CDLL(None, use_errno=True).setns  # os.setns is 3.12+
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    os.setns(nsfd, os.CLONE_NEWNET)
+    assert setns(nsfd, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
     try:
         control = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
         control.bind((0, 0))
@@ -280,7 +284,7 @@ def _send_from_namespace(nsfd: int, port: int, payload: bytes) -> tuple[int, int
         sender.close()
         return tuple(results)
     finally:
-        os.setns(home, os.CLONE_NEWNET)
+        assert setns(home, CLONE_NEWNET) == 0
         os.close(home)
 
 
