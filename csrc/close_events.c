@@ -1,12 +1,13 @@
 /*
  * Close-event subscriptions on a ring of their own (see close_events.h for why).
  *
- * A subscription: (net id, fd, one receive buffer, the records decoded and not yet taken).
- * Its life: ARMED (one RECV in flight) -> on each CQE the datagram is decoded into close
- * records and the RECV is re-armed into the same buffer (decoded first, so the buffer is free
- * again) -> REMOVED (a cancel by user_data was queued; records freed) -> FREE once the RECV's
- * last CQE came (only then may the buffer go: the kernel may write it until then).
- * Every SQE has exactly one CQE (no multishot), so `armed` is exact.
+ * A subscription: (net id, fd, the records decoded and not yet taken). Its life: ARMED (one
+ * multishot RECV in flight, picking buffers from the ring's provided-buffer ring) -> each CQE
+ * carries one datagram in one buffer, decoded into close records at once and the buffer given
+ * back -> a CQE without IORING_CQE_F_MORE ends the multishot (ENOBUFS: overrun or our buffers
+ * ran out; anything else) and the RECV is armed again -> REMOVED (a cancel by user_data was
+ * queued; records freed) -> FREE once the RECV's last CQE (no F_MORE) came. Buffers belong to
+ * the ring, not to a subscription: a CQE of a removed subscription still gives its buffer back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,10 @@
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55
 #endif
+#define BGID 1                /* our one buffer group */
+#define NBUFS 512             /* provided buffers (power of two): 4 MiB; datagrams the ring can
+                                 hold between two reaps before a multishot RECV pauses (ENOBUFS,
+                                 nothing lost: the rest waits in the socket's receive queue) */
 
 _Static_assert(XTCP_CLOSES_GROUP_TCP == SKNLGRP_INET_TCP_DESTROY, "uapi group number");
 _Static_assert(XTCP_CLOSES_GROUP_TCP6 == SKNLGRP_INET6_TCP_DESTROY, "uapi group number");
@@ -44,11 +50,10 @@ struct sub {
     uint8_t state;
     uint8_t armed;          /* a RECV (or its cancel target) is in flight */
     uint8_t ready;          /* already listed in this reap's ready[] */
-    uint8_t *buf;
     struct xtcp_record *recs;
     size_t nrecs, cap;
     int64_t drops_seen;     /* sk_drops at the last ENOBUFS (or at add) */
-    uint64_t lost, overflow, datagrams, bytes, decode_ns;
+    uint64_t lost, overflow, datagrams, bytes, decode_ns, starved;
     int32_t error;
     struct xtcp_decode_stats dstats;
 };
@@ -61,6 +66,9 @@ struct xtcp_closes {
     size_t nsubs, cap;      /* slots used (FREE ones are reused), allocated */
     uint32_t *ready;        /* subscriptions with something to take, across reaps */
     size_t nready;
+    uint8_t *bufs;          /* NBUFS x XTCP_CLOSES_RECV_LEN, registered as buffer group BGID */
+    struct io_uring_buf_ring *br;
+    int single;             /* multishot RECV refused (before 6.0): one buffer-select RECV each */
     struct xtcp_closes_stats st;
 };
 
@@ -171,7 +179,12 @@ static int arm(struct xtcp_closes *c, uint32_t idx)
     }
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_recv(sqe, s->fd, s->buf, XTCP_CLOSES_RECV_LEN, 0);
+    if (c->single)
+        io_uring_prep_recv(sqe, s->fd, NULL, XTCP_CLOSES_RECV_LEN, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
     sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CLOSE, idx, s->net_id);
     s->armed = 1;
     s->state = SUB_ARMED;
@@ -208,9 +221,18 @@ static void keep(struct xtcp_closes *c, struct sub *s, const uint8_t *p, size_t 
     s->decode_ns += mono_ns() - t0;
 }
 
+static void give_back(struct xtcp_closes *c, const struct io_uring_cqe *cqe)
+{
+    if (!(cqe->flags & IORING_CQE_F_BUFFER))
+        return;
+    unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    io_uring_buf_ring_add(c->br, c->bufs + (size_t)bid * XTCP_CLOSES_RECV_LEN, XTCP_CLOSES_RECV_LEN, bid,
+                          io_uring_buf_ring_mask(NBUFS), 0);
+    io_uring_buf_ring_advance(c->br, 1);
+}
+
 static void release(struct xtcp_closes *c, struct sub *s)
 {
-    free(s->buf);
     xtcp_buf_free(s->recs);
     memset(s, 0, sizeof *s);
     s->fd = -1;
@@ -230,39 +252,88 @@ static void handle(struct xtcp_closes *c, const struct io_uring_cqe *cqe)
         return;
     }
     struct sub *s = &c->subs[idx];
-    s->armed = 0;
+    int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more)
+        s->armed = 0;
     if (s->state == SUB_REMOVED) {
-        release(c, s);   /* its RECV is back: the buffer is ours again */
+        give_back(c, cqe);
+        if (!more)
+            release(c, s);   /* its RECV is over: nothing names the slot any more */
         return;
     }
     int res = cqe->res;
-    if (res > 0) {
+    if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         c->st.recvs++;
         s->datagrams++;
         s->bytes += (uint64_t)res;
-        keep(c, s, s->buf, (size_t)res);
+        keep(c, s, c->bufs + (size_t)bid * XTCP_CLOSES_RECV_LEN, (size_t)res);
+        give_back(c, cqe);   /* decoded: the kernel may fill it again */
         mark_ready(c, idx);
     } else if (res == -ENOBUFS) {
-        /* The kernel dropped events for this socket: sk_drops says how many. */
+        /* Either the kernel dropped events (the socket overran: sk_drops grew by that many) or
+         * our provided buffers ran out (nothing lost, the datagrams wait in the socket). */
         c->st.enobufs++;
         int64_t drops = xtcp_socket_drops(s->fd);
-        uint64_t lost = 1;
+        uint64_t lost = 0;
         if (drops >= 0) {
-            lost = drops > s->drops_seen ? (uint64_t)(drops - s->drops_seen) : 1;
+            lost = drops > s->drops_seen ? (uint64_t)(drops - s->drops_seen) : 0;
             s->drops_seen = drops;
+        } else {
+            lost = 1;   /* no drop counter (< 4.6): at least one */
         }
-        s->lost += lost;
-        c->st.lost += lost;
-        mark_ready(c, idx);
+        if (lost) {
+            s->lost += lost;
+            c->st.lost += lost;
+            mark_ready(c, idx);
+        } else {
+            s->starved++;
+            c->st.starved++;
+        }
+    } else if (res == -EINVAL && !c->single && !s->datagrams) {
+        c->single = 1;   /* no multishot RECV on this kernel: buffer-select RECVs, one each */
     } else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
         c->st.recv_errors++;
         s->error = -res;
         mark_ready(c, idx);
     }
-    if (arm(c, idx) < 0) {
+    if (!more && arm(c, idx) < 0) {
         s->state = SUB_IDLE;   /* re-armed by the next reap */
         c->st.rearm_errors++;
     }
+}
+
+static int setup_buffers(struct xtcp_closes *c)
+{
+    size_t ring_len = NBUFS * sizeof(struct io_uring_buf);
+    c->bufs = malloc((size_t)NBUFS * XTCP_CLOSES_RECV_LEN);
+    void *br = mmap(NULL, ring_len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (!c->bufs || br == MAP_FAILED)
+        return -ENOMEM;
+    c->br = br;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (unsigned long)br;
+    reg.ring_entries = NBUFS;
+    reg.bgid = BGID;
+    int rc = io_uring_register_buf_ring(&c->uring, &reg, 0);   /* 5.19+ */
+    if (rc < 0)
+        return rc;
+    io_uring_buf_ring_init(c->br);
+    for (unsigned i = 0; i < NBUFS; i++)
+        io_uring_buf_ring_add(c->br, c->bufs + (size_t)i * XTCP_CLOSES_RECV_LEN, XTCP_CLOSES_RECV_LEN, i,
+                              io_uring_buf_ring_mask(NBUFS), i);
+    io_uring_buf_ring_advance(c->br, NBUFS);
+    return 0;
+}
+
+static void free_buffers(struct xtcp_closes *c)
+{
+    if (c->br)
+        munmap(c->br, NBUFS * sizeof(struct io_uring_buf));
+    free(c->bufs);
+    c->br = NULL;
+    c->bufs = NULL;
 }
 
 xtcp_closes_t *xtcp_closes_new(unsigned entries, int layout, int *err)
@@ -284,11 +355,12 @@ xtcp_closes_t *xtcp_closes_new(unsigned entries, int layout, int *err)
         return NULL;
     }
     c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->efd < 0 || (rc = io_uring_register_eventfd(&c->uring, c->efd)) < 0) {
+    if (c->efd < 0 || (rc = io_uring_register_eventfd(&c->uring, c->efd)) < 0 || (rc = setup_buffers(c)) < 0) {
         *err = c->efd < 0 ? errno : -rc;
         if (c->efd >= 0)
             close(c->efd);
         io_uring_queue_exit(&c->uring);
+        free_buffers(c);
         free(c);
         return NULL;
     }
@@ -319,9 +391,6 @@ int64_t xtcp_closes_add(xtcp_closes_t *c, uint32_t net_id, int fd)
     }
     struct sub *s = &c->subs[idx];
     memset(s, 0, sizeof *s);
-    s->buf = malloc(XTCP_CLOSES_RECV_LEN);
-    if (!s->buf)
-        return -ENOMEM;
     s->net_id = net_id;
     s->fd = fd;
     int64_t drops = xtcp_socket_drops(fd);
@@ -444,11 +513,10 @@ void xtcp_closes_free(xtcp_closes_t *c)
     }
     io_uring_queue_exit(&c->uring);
     close(c->efd);
+    free_buffers(c);
     for (size_t i = 0; i < c->nsubs; i++)
-        if (c->subs[i].state != SUB_FREE) {
-            free(c->subs[i].buf);
+        if (c->subs[i].state != SUB_FREE)
             xtcp_buf_free(c->subs[i].recs);
-        }
     free(c->subs);
     free(c->ready);
     free(c);

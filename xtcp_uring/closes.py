@@ -9,7 +9,7 @@ the kernel so only the kernel can feed it); ``CloseEvents`` reads them all and h
 (receive time), with the namespace labels of a poll's records.
 
 Two readers give the same records through the same C decoder:
-- io_uring (``csrc/close_events.c``): a ring of its own keeps one RECV armed per
+- io_uring (``csrc/close_events.c``): a ring of its own keeps one multishot RECV armed per
   subscription and decodes each datagram in C as it completes; Python wakes on the ring's
   eventfd and only takes each namespace's record array when a batch is due.
 - plain sockets (io_uring disabled): one non-blocking reader per subscription on the event
