@@ -205,7 +205,7 @@ def test_flood_past_a_small_receive_buffer_counts_lost_events(netns_farm):
             await p.poll()
             events = p.close_events
             # Blocking call on purpose: the event loop, which re-arms the RECVs, waits with it.
-            ends = churn(ns, 200, quiet=True)
+            ends = churn(ns, 1000, quiet=True)  # > the ring's 512 provided buffers + the queue
             got = await collect(events, ends, timeout=3)
             metrics = Metrics()
             metrics.observe_closes(events.stats)
