@@ -344,11 +344,19 @@ xtcp_closes_t *xtcp_closes_new(unsigned entries, int layout, int *err)
         return NULL;
     }
     c->layout = layout;
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    p.cq_entries = entries * 4 < 4096 ? 4096 : entries * 4;
-    int rc = io_uring_queue_init_params(entries ? entries : 256, &c->uring, &p);
+    /* Cooperative task work (5.19+): the kernel moves each datagram into a provided buffer when
+     * our thread next enters the kernel anyway, not by interrupting it once per event. Not
+     * DEFER_TASKRUN: measured on 6.18, after an overrun (ENOBUFS) its re-armed multishot RECV
+     * never completed again and every later event was lost unseen (benchmarks/README.md). */
+    static const unsigned setups[] = {IORING_SETUP_COOP_TASKRUN, 0};
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof setups / sizeof *setups && rc == -EINVAL; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | setups[i];
+        p.cq_entries = entries * 4 < 4096 ? 4096 : entries * 4;
+        rc = io_uring_queue_init_params(entries ? entries : 256, &c->uring, &p);
+    }
     if (rc < 0) {
         free(c);
         *err = -rc;

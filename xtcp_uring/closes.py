@@ -44,6 +44,7 @@ log = logging.getLogger("xtcp_uring.closes")
 DEFAULT_RCVBUF = 4 << 20  # ~8,000 events of ~500 B of kernel skb overhead each before any loss
 _NETLINK_SOCK_DIAG = 4
 _RECV_LEN = 65536
+REAP_COALESCE_S = 0.02  # at most ~50 wake-ups a second for the ring, however many events
 _PLAIN_READS_PER_WAKE = 1024  # then back to the loop, so polls and other readers get a turn
 
 
@@ -206,6 +207,20 @@ class CloseEvents:
     # --- reading -------------------------------------------------------------------------
 
     def _on_ring(self) -> None:
+        """The ring's eventfd is readable: reap now, then stop listening for REAP_COALESCE_S.
+        One wake-up per event would cost more Python than the events; meanwhile the kernel
+        keeps filling provided buffers (and the sockets' queues when those run out)."""
+        efd = native.lib.xtcp_closes_eventfd(self._ring)
+        self._loop.remove_reader(efd)
+        self._loop.call_later(REAP_COALESCE_S, self._listen_again, efd)
+        self._reap()
+
+    def _listen_again(self, efd: int) -> None:
+        if self._ring is not None:
+            self._loop.add_reader(efd, self._on_ring)
+            self._reap()
+
+    def _reap(self) -> None:
         lib, ring, buf = native.lib, self._ring, self._ready_buf
         while ring is not None:
             n = lib.xtcp_closes_reap(ring, buf, 1024)
