@@ -42,7 +42,11 @@
 _Static_assert(XTCP_CLOSES_GROUP_TCP == SKNLGRP_INET_TCP_DESTROY, "uapi group number");
 _Static_assert(XTCP_CLOSES_GROUP_TCP6 == SKNLGRP_INET6_TCP_DESTROY, "uapi group number");
 
-enum sub_state { SUB_FREE, SUB_ARMED, SUB_IDLE, SUB_REMOVED };
+/* DRAINING: being removed, its RECV cancelled, what still completes is kept; DRAINED: removed,
+ * its last records waiting for the one xtcp_closes_take that frees the slot; REMOVED: the
+ * cancel did not complete in time, so the slot waits for the RECV's last CQE (dropped). */
+enum sub_state { SUB_FREE, SUB_ARMED, SUB_IDLE, SUB_REMOVED, SUB_DRAINING, SUB_DRAINED };
+#define REMOVE_WAIT_NS 200000000ull   /* a cancelled netlink RECV completes in microseconds */
 
 struct sub {
     uint32_t net_id;
@@ -297,7 +301,7 @@ static void handle(struct xtcp_closes *c, const struct io_uring_cqe *cqe)
         s->error = -res;
         mark_ready(c, idx);
     }
-    if (!more && arm(c, idx) < 0) {
+    if (!more && s->state != SUB_DRAINING && arm(c, idx) < 0) {
         s->state = SUB_IDLE;   /* re-armed by the next reap */
         c->st.rearm_errors++;
     }
@@ -415,32 +419,84 @@ int64_t xtcp_closes_add(xtcp_closes_t *c, uint32_t net_id, int fd)
     return (int64_t)idx;
 }
 
+/* Read whatever is still queued on a subscription's socket (no RECV of ours is in flight):
+ * the events of a namespace going away are kept, not dropped with the socket. */
+static void drain_socket(struct xtcp_closes *c, struct sub *s)
+{
+    uint8_t buf[XTCP_CLOSES_RECV_LEN];
+    for (int i = 0; i < (1 << 20); i++) {
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+            c->st.recvs++;
+            s->datagrams++;
+            s->bytes += (uint64_t)n;
+            keep(c, s, buf, (size_t)n);
+        } else if (n < 0 && errno == ENOBUFS) {
+            int64_t drops = xtcp_socket_drops(s->fd);
+            uint64_t lost = drops > s->drops_seen ? (uint64_t)(drops - s->drops_seen) : (drops < 0);
+            if (drops >= 0)
+                s->drops_seen = drops;
+            s->lost += lost;
+            c->st.lost += lost;
+        } else {
+            break;   /* EAGAIN: empty; anything else: nothing more to read */
+        }
+    }
+}
+
+static void process_cqes(struct xtcp_closes *c)
+{
+    struct io_uring_cqe *cqes[128];
+    unsigned n;
+    while ((n = io_uring_peek_batch_cqe(&c->uring, cqes, 128)) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            handle(c, cqes[i]);
+        io_uring_cq_advance(&c->uring, n);
+    }
+}
+
 int xtcp_closes_remove(xtcp_closes_t *c, uint32_t idx)
 {
-    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state == SUB_REMOVED)
+    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state >= SUB_REMOVED)
         return -ENOENT;
     struct sub *s = &c->subs[idx];
     c->st.subscriptions--;
-    if (!s->armed) {
-        release(c, s);
-        return 0;
-    }
-    s->state = SUB_REMOVED;
-    xtcp_buf_free(s->recs);
-    s->recs = NULL;
-    s->nrecs = s->cap = 0;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
-    if (!sqe) {
+    s->state = SUB_DRAINING;
+    if (s->armed) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+        if (!sqe) {
+            io_uring_submit(&c->uring);
+            sqe = io_uring_get_sqe(&c->uring);
+        }
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, xtcp_ring_pack(XTCP_RING_OP_CLOSE, idx, s->net_id), 0);
+            sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CANCEL, idx, s->net_id);
+        }
+        /* Submitted and waited for while the fd is still open (the caller closes it after we
+         * return); what the RECV still delivers before its end is kept. */
         io_uring_submit(&c->uring);
-        sqe = io_uring_get_sqe(&c->uring);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        uint64_t start = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
+        while (s->armed && mono_ns() - start < REMOVE_WAIT_NS) {
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
+            struct io_uring_cqe *cqe;
+            io_uring_wait_cqe_timeout(&c->uring, &cqe, &ts);
+            process_cqes(c);
+        }
+        if (s->armed) {
+            /* Never expected: the slot waits for the RECV's end, what it brings is dropped. */
+            s->state = SUB_REMOVED;
+            c->st.remove_timeouts++;
+            xtcp_buf_free(s->recs);
+            s->recs = NULL;
+            s->nrecs = s->cap = 0;
+            return -ETIMEDOUT;
+        }
     }
-    if (sqe) {
-        io_uring_prep_cancel64(sqe, xtcp_ring_pack(XTCP_RING_OP_CLOSE, idx, s->net_id), 0);
-        sqe->user_data = xtcp_ring_pack(XTCP_RING_OP_CANCEL, idx, s->net_id);
-    }
-    /* Submitted now, while the fd is still open: the caller closes it after we return, and
-     * the in-flight RECV holds its own reference to the socket until it completes. */
-    io_uring_submit(&c->uring);
+    drain_socket(c, s);
+    s->state = SUB_DRAINED;
+    io_uring_submit(&c->uring);   /* re-arms queued by the CQEs of others handled above */
     return 0;
 }
 
@@ -449,14 +505,8 @@ int64_t xtcp_closes_reap(xtcp_closes_t *c, uint32_t *ready, size_t max)
     uint64_t drained;
     if (read(c->efd, &drained, sizeof drained) < 0 && errno != EAGAIN)
         return -errno;
-    struct io_uring_cqe *cqes[128];
-    unsigned n;
     do {
-        while ((n = io_uring_peek_batch_cqe(&c->uring, cqes, 128)) > 0) {
-            for (unsigned i = 0; i < n; i++)
-                handle(c, cqes[i]);
-            io_uring_cq_advance(&c->uring, n);
-        }
+        process_cqes(c);
         for (size_t i = 0; i < c->nsubs; i++)
             if (c->subs[i].state == SUB_IDLE && arm(c, (uint32_t)i) < 0)
                 break;
@@ -466,7 +516,7 @@ int64_t xtcp_closes_reap(xtcp_closes_t *c, uint32_t *ready, size_t max)
     while (k < max && c->nready) {
         uint32_t idx = c->ready[--c->nready];
         c->subs[idx].ready = 0;
-        if (c->subs[idx].state != SUB_FREE && c->subs[idx].state != SUB_REMOVED)
+        if (c->subs[idx].state == SUB_ARMED || c->subs[idx].state == SUB_IDLE)
             ready[k++] = idx;
     }
     return (int64_t)k;
@@ -475,7 +525,8 @@ int64_t xtcp_closes_reap(xtcp_closes_t *c, uint32_t *ready, size_t max)
 int xtcp_closes_take(xtcp_closes_t *c, uint32_t idx, struct xtcp_closes_output *out)
 {
     memset(out, 0, sizeof *out);
-    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state == SUB_REMOVED)
+    if (idx >= c->nsubs || c->subs[idx].state == SUB_FREE || c->subs[idx].state == SUB_REMOVED ||
+        c->subs[idx].state == SUB_DRAINING)
         return -ENOENT;
     struct sub *s = &c->subs[idx];
     out->records = s->nrecs ? s->recs : NULL;
@@ -494,6 +545,8 @@ int xtcp_closes_take(xtcp_closes_t *c, uint32_t idx, struct xtcp_closes_output *
     s->lost = s->overflow = s->datagrams = s->bytes = s->decode_ns = 0;
     s->error = 0;
     memset(&s->dstats, 0, sizeof s->dstats);
+    if (s->state == SUB_DRAINED)
+        release(c, s);   /* removed: this was its last take */
     return 0;
 }
 

@@ -69,6 +69,7 @@ struct xtcp_closes_stats {
     uint64_t rearm_errors;         /* a RECV could not be re-armed (retried at the next reap) */
     uint64_t unknown_completions;
     uint64_t recv_errors;          /* other errors (the subscription stays armed) */
+    uint64_t remove_timeouts;      /* removals whose cancel did not complete in 200 ms */
 };
 
 /* Open a non-blocking NETLINK_SOCK_DIAG socket in the namespace of nsfd (-1: the calling
@@ -89,8 +90,11 @@ int xtcp_closes_eventfd(const xtcp_closes_t *c);
  * Returns the subscription index (>= 0) or -errno. The caller keeps the fd open until
  * xtcp_closes_remove. */
 int64_t xtcp_closes_add(xtcp_closes_t *c, uint32_t net_id, int fd);
-/* Stop a subscription: its RECV is cancelled (by user_data, so the fd may be closed right
- * after this returns); records not taken are freed; the slot is reused once the cancel came. */
+/* Stop a subscription while its fd is still open: its RECV is cancelled and waited for, what
+ * it still delivered and what is left queued on the socket are decoded; then one
+ * xtcp_closes_take hands those last records over and frees the slot. After this returns the
+ * caller may close the fd. -ETIMEDOUT (never expected): the cancel did not complete, the last
+ * records are dropped (counted in remove_timeouts). */
 int xtcp_closes_remove(xtcp_closes_t *c, uint32_t sub);
 /* Process ready completions, decode what arrived, re-arm, submit. Writes up to `max`
  * subscriptions with something to take (records, losses, an error) to `ready`; returns how many. */

@@ -191,15 +191,21 @@ class CloseEvents:
         sub = self._subs.get(ns.net_id)
         if sub is None or sub.ns is not ns and sub.ns.close_fd != ns.close_fd:
             return
-        pieces = self._take(sub)
-        if pieces:
-            self._orphans.extend(pieces)
         del self._subs[ns.net_id]
         if sub.sock is not None:
+            self._on_plain(sub)  # what is still queued on the socket
+            self._orphans.extend(self._take(sub))
             self._loop.remove_reader(sub.sock.fileno())
             sub.sock.close()
         elif self._ring is not None:
-            native.lib.xtcp_closes_remove(self._ring, sub.index)
+            self._reap()
+            rc = native.lib.xtcp_closes_remove(self._ring, sub.index)  # keeps its last events
+            if rc == 0:
+                self._dirty.add(sub.index)
+                self._orphans.extend(self._take(sub))
+            else:
+                log.warning("close events of namespace %s: the last ones were dropped (%s)", ns.name,
+                            os.strerror(-rc))
             self._by_index.pop(sub.index, None)
             self._dirty.discard(sub.index)
         self.stats.subscriptions = len(self._subs)
