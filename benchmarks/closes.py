@@ -9,7 +9,7 @@ on io_uring, in this process, as the daemon runs it) and one ``ss -E -t -n -H`` 
 namespace (close_churn.c) opens and closes loopback connections at its share of the rate, two
 socket ends each. Reported per rate: events made, captured and lost by each, and CPU (user +
 sys) per 1,000 captured events — ours from this process's rusage over the window, ss's from
-wait4. Root needed. Results go to stdout (and ``--out`` as JSON lines with ``--json``).
+RUSAGE_CHILDREN once the churners are reaped (the ss processes only). Root needed. Results go to stdout (and ``--out`` as JSON lines with ``--json``).
 """
 
 from __future__ import annotations
@@ -89,15 +89,17 @@ async def _one_rate(names: list[str], glob: str, rate: float, seconds: float, ch
     captured += sum(len(b) for b in events.take_ready())  # what the drainer had not taken yet
     cpu = _cpu_s() - cpu0
     wall = time.monotonic() - t0
-    ss_cpu = ss_lines = 0
+    ss_lines = 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the churners are reaped already
     for proc, out in ss:
         proc.send_signal(signal.SIGINT)
-        _, _, ru = os.wait4(proc.pid, 0)
-        proc.returncode = 0
-        ss_cpu += ru.ru_utime + ru.ru_stime
+    for proc, out in ss:
+        proc.wait()
         out.close()
         with open(out.name, "rb") as f:
             ss_lines += sum(1 for _ in f)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ss_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     lost = events.stats.lost
     await events.close()
     manager.close()
