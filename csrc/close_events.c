@@ -8,11 +8,12 @@
  * ran out; anything else) and the RECV is armed again -> REMOVED (a cancel by user_data was
  * queued; records freed) -> FREE once the RECV's last CQE (no F_MORE) came. Buffers belong to
  * the ring, not to a subscription: a CQE of a removed subscription still gives its buffer back.
+ *
+ * Over ~450 lines on purpose: one state machine (a subscription across CQEs, removal and
+ * teardown) reads best whole; the socket side lives in close_socket.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,16 +32,11 @@
 #include "nl.h"
 #include "ring.h"
 
-#ifndef SO_MEMINFO
-#define SO_MEMINFO 55
-#endif
 #define BGID 1                /* our one buffer group */
 #define NBUFS 512             /* provided buffers (power of two): 4 MiB; datagrams the ring can
                                  hold between two reaps before a multishot RECV pauses (ENOBUFS,
                                  nothing lost: the rest waits in the socket's receive queue) */
 
-_Static_assert(XTCP_CLOSES_GROUP_TCP == SKNLGRP_INET_TCP_DESTROY, "uapi group number");
-_Static_assert(XTCP_CLOSES_GROUP_TCP6 == SKNLGRP_INET6_TCP_DESTROY, "uapi group number");
 
 /* DRAINING: being removed, its RECV cancelled, what still completes is kept; DRAINED: removed,
  * its last records waiting for the one xtcp_closes_take that frees the slot; REMOVED: the
@@ -88,80 +84,6 @@ static int64_t real_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static int subscribe(int fd, int rcvbuf)
-{
-    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
-        return -errno;
-    static const int groups[] = {XTCP_CLOSES_GROUP_TCP, XTCP_CLOSES_GROUP_TCP6};
-    for (size_t i = 0; i < 2; i++)
-        if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof groups[i]) < 0)
-            return -errno;
-    return 0;
-}
-
-int xtcp_open_close_socket_in(int nsfd, int rcvbuf, uint32_t *drained)
-{
-    *drained = 0;
-    int home = -1;
-    if (nsfd >= 0) {
-        /* thread-self: setns moved this thread only, and this thread is who goes back. */
-        home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (home < 0)
-            return -errno;
-        if (setns(nsfd, CLONE_NEWNET) < 0) {
-            int err = errno;
-            close(home);
-            return -err;
-        }
-    }
-    /* Connected to the kernel before it joins any group: a unicast from anyone else is then
-     * refused (ECONNREFUSED), while the kernel's multicast still arrives (checked by
-     * tests/test_close_events.py). */
-    int fd = xtcp_nl_open_diag(SOCK_NONBLOCK, drained);
-    if (fd >= 0) {
-        int rc = subscribe(fd, rcvbuf);
-        if (rc < 0) {
-            close(fd);
-            fd = rc;
-        }
-    }
-    if (home >= 0) {
-        if (setns(home, CLONE_NEWNET) < 0) {
-            if (fd >= 0)
-                close(fd);
-            fd = -ENOTRECOVERABLE;
-        }
-        close(home);
-    }
-    return fd;
-}
-
-int64_t xtcp_socket_drops(int fd)
-{
-    uint32_t mem[SK_MEMINFO_VARS];
-    socklen_t len = sizeof mem;
-    memset(mem, 0, sizeof mem);
-    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0)
-        return -errno;
-    if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
-        return -ENOPROTOOPT;   /* before 4.6: no drop counter */
-    return mem[SK_MEMINFO_DROPS];
-}
-
-int64_t xtcp_closes_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,
-                           int layout, int64_t event_time_ns, struct xtcp_decode_stats *st)
-{
-    /* The kernel broadcasts with nlmsg_seq 0 (and nl_pid 0): anything else is not a destroy
-     * event, dropped and counted by the decoder like a foreign dump reply. */
-    int64_t k = xtcp_decode(buf, len, out, cap, layout, 0, st);
-    for (int64_t i = 0; i < k; i++) {
-        out[i].event = XTCP_CLOSES_EVENT_CLOSE;
-        out[i].event_time_ns = event_time_ns;
-    }
-    return k;
 }
 
 static void mark_ready(struct xtcp_closes *c, uint32_t idx)

@@ -45,7 +45,8 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="keep every Nth socket, chosen by cookie (default 1: all)")
     g.add_argument("--max-namespaces", type=int, default=_int_or_none(env_default("max_namespaces", None)),
                    help="namespaces polled at once, one open socket each; the rest are skipped and counted "
-                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "
+                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000; "
+                        "half that with --close-events on, two sockets per namespace). "
                         "The host and namespaces of our own user namespace come first")
     g.add_argument("--skip-user-namespaces", action="store_true",
                    default=env_default("skip_user_namespaces", "") in ("1", "true"),

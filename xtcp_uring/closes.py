@@ -69,6 +69,7 @@ class CloseStats:
     dropped_batches: int = 0  # not taken by the consumer in time (queue_size)
     dropped_records: int = 0
     subscriptions: int = 0  # live
+    unsubscribed: int = 0  # polled namespaces without a close socket (could not be opened)
     rejected_sender: int = 0  # datagrams from anyone but the kernel (plain reader): dropped
     recv_errors: int = 0
     backend: str = ""
@@ -80,7 +81,7 @@ class _Sub:
     def __init__(self, ns, index: int = -1, sock: socket.socket | None = None):
         self.ns = ns
         self.index = index  # the ring's subscription index
-        self.sock = sock  # the plain reader's socket (a dup of ns.close_fd)
+        self.sock = sock  # the plain reader's socket (over ns.close_fd, detached when done)
         self.pending: list[tuple[bytes, int]] = []  # plain: (datagram, receive time)
         self.drops_seen = 0
 
@@ -115,6 +116,7 @@ class CloseEvents:
         self._by_index: dict[int, _Sub] = {}
         self._dirty: set[int] = set()  # ring indices with something to take
         self._orphans: list = []  # taken from namespaces that went away, for the next batch
+        self._warned_missing: set[str] = set()
         self._ring = None
         self._ready_buf = None
         self._out = None
@@ -165,7 +167,10 @@ class CloseEvents:
 
     def sync(self, namespaces) -> None:
         """Subscribe every namespace that has a close socket and is not subscribed yet."""
+        missing = []
         for ns in namespaces:
+            if ns.close_fd < 0:
+                missing.append(ns.name)
             if ns.close_fd < 0 or ns.net_id in self._subs or self._closed:
                 continue
             if self._ring is not None:
@@ -176,14 +181,23 @@ class CloseEvents:
                 sub = _Sub(ns, index=idx)
                 self._by_index[idx] = sub
             else:
+                # The manager's fd itself (no dup: one fd per namespace is what the limits count);
+                # detached, never closed, by forget().
                 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG,
-                                     fileno=os.dup(ns.close_fd))
+                                     fileno=ns.close_fd)
                 sock.setblocking(False)
                 sub = _Sub(ns, sock=sock)
                 sub.drops_seen = max(0, native.lib.xtcp_socket_drops(sock.fileno()))
                 self._loop.add_reader(sock.fileno(), self._on_plain, sub)
             self._subs[ns.net_id] = sub
         self.stats.subscriptions = len(self._subs)
+        self.stats.unsubscribed = len(missing)
+        new = set(missing) - self._warned_missing
+        if new:
+            self._warned_missing |= new
+            log.warning("close events: %d namespaces (%s) have no subscription (the opener could not open "
+                        "one; counted in namespace stats close_events_unavailable): their closes are not recorded",
+                        len(new), ", ".join(sorted(new)[:5]))
 
     def forget(self, ns) -> None:
         """Stop a namespace's subscription; what it received and was not taken yet is kept
@@ -196,7 +210,7 @@ class CloseEvents:
             self._on_plain(sub)  # what is still queued on the socket
             self._orphans.extend(self._take(sub))
             self._loop.remove_reader(sub.sock.fileno())
-            sub.sock.close()
+            sub.sock.detach()  # the manager closes the fd
         elif self._ring is not None:
             self._reap()
             rc = native.lib.xtcp_closes_remove(self._ring, sub.index)  # keeps its last events

@@ -191,10 +191,12 @@ async def _serve(args) -> int:
 async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
-        poller.max_namespaces = default_max_namespaces(limit.soft)
+        # Close events hold a second socket per namespace (closes_cli.daemon_close_options).
+        poller.max_namespaces = default_max_namespaces(limit.soft, 2 if poller.close_events_enabled else 1)
     log.info("%s; polling at most %d namespaces%s", limit.describe(), poller.max_namespaces,
              "" if args.max_namespaces else " (--max-namespaces default: the limit less a reserve for chDB "
-             "and sinks)")
+             "and sinks%s)" % (", halved: close events hold a second socket per namespace"
+                               if poller.close_events_enabled else ""))
     privileges = current_privileges()
     for line in privileges.report():
         (log.info if ": yes" in line else log.warning)("%s", line)

@@ -298,6 +298,11 @@ class Poller:
         self._manager.before_close.append(self._closes.forget)
 
     @property
+    def close_events_enabled(self) -> bool:
+        """Asked for close events (each namespace then holds a second socket)."""
+        return self._close_options is not None
+
+    @property
     def close_events(self):
         """The ``closes.CloseEvents`` of this poller (None unless ``close_events=True``):
         ``async for batch in poller.close_events`` yields batches of close records."""

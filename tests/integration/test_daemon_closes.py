@@ -57,3 +57,28 @@ def test_daemon_defaults_deliver_one_close_record_per_socket_end(netns_farm, tmp
             assert r.netns == ns and r.event_time_ns > 0 and r.hostname
     assert not by_cookie  # nothing else closed in these namespaces
     assert seen == want
+
+
+def test_close_events_halve_the_default_namespace_cap_under_a_lowered_fd_limit(netns_farm, tmp_path):
+    """Each namespace holds two sockets with close events on: the default --max-namespaces is
+    sized for that, so a lowered open-file limit is never overrun; the closes still arrive."""
+    from test_limits import _nofile
+
+    names = netns_farm.add(140, sockets=False)  # more than the 128 that fit 512 fds
+    out = tmp_path / "records.pb"
+    d = Daemon("--interval", "0.5", "--jitter", "0", "--namespaces", netns_farm.glob, "--sink", f"file://{out}",
+               "--metrics-listen", "off", preexec_fn=_nofile(512))
+    try:
+        polls = d.wait_for_polls(2)
+        assert {p[1] for p in polls} == {128}
+        opened = sorted(names)[:128]  # the manager takes namespaces in name order under the cap
+        ends = churn(opened[0], 2)
+        time.sleep(2.5)
+    finally:
+        code = d.stop()
+    log = "".join(d.lines)
+    assert code == 0 and "Traceback" not in log, log
+    assert "polling at most 128 namespaces" in log and "halved: close events" in log
+    assert "xtcp_fd_exhausted_total" not in log  # nothing ran out
+    closes = {r.inet_diag_msg_socket_cookie for r in _records(out) if r.event == 1}
+    assert {e["cookie"] for e in ends} <= closes
