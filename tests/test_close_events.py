@@ -301,3 +301,26 @@ def test_native_decode_marks_close_records():
     n = native.lib.xtcp_closes_decode(src, len(buf), recs, cap, native.HOST_TCP_INFO_LAYOUT, 12345, cstats)
     assert n == 1 and recs[0].event == EVENT_CLOSE and recs[0].event_time_ns == 12345
     assert cstats.rejected_seq == 1
+
+
+def test_close_events_follow_the_pollers_sampling_by_cookie(netns_farm):
+    """Poller(sample=N): close records are thinned by the same cookie hash as poll records, so
+    a socket is either in both or in neither."""
+    from xtcp_uring.poller import _COOKIE_MIX
+
+    [ns] = netns_farm.add(1, sockets=False)
+
+    async def main():
+        async with Poller(namespaces=netns_farm.glob, close_events=True, close_flush_interval=0.2,
+                          interval=3600, sample=3) as p:
+            await p.poll()
+            ends = await asyncio.to_thread(churn, ns, 30)
+            got = await collect(p.close_events, 1, timeout=5)
+            return ends, got, p.stats.sampled_out
+
+    ends, got, sampled_out = asyncio.run(main())
+    mix = int(_COOKIE_MIX)
+    kept = {e["cookie"] for e in ends if ((e["cookie"] * mix) % 2**64 >> 32) % 3 == 0}
+    assert 0 < len(kept) < len(ends)
+    assert {r["cookie"] for r in got} == kept
+    assert sampled_out == len(ends) - len(kept)

@@ -96,6 +96,8 @@ class CloseEvents:
         use_uring: True, False, or "auto" (io_uring, else the plain reader).
         flush_interval / flush_records: a batch goes out after this long or this many records.
         queue_size: batches kept for a slow consumer; beyond, the oldest is dropped, counted.
+        sample: ``sample(dump)`` thins a namespace's close records in place (the Poller's
+            deterministic sampling by cookie: a socket kept in the polls is kept here too).
 
     Use: ``start()`` on the event loop, ``sync(namespaces)`` after each reconcile, ``forget(ns)``
     before a namespace's sockets are closed (``NamespaceManager.before_close``), then
@@ -104,8 +106,9 @@ class CloseEvents:
 
     def __init__(self, *, labels: Callable[[object, int], bytes], layout: int = native.HOST_TCP_INFO_LAYOUT,
                  use_uring: bool | str = "auto", flush_interval: float = 1.0, flush_records: int = 10000,
-                 queue_size: int = 64):
+                 queue_size: int = 64, sample: Callable[[records.Dump], None] | None = None):
         self._labels = labels
+        self._sample = sample
         self._layout = layout
         self._use_uring = use_uring
         self.flush_interval = float(flush_interval)
@@ -336,10 +339,16 @@ class CloseEvents:
         now = time.time_ns()
         dumps = []
         for ns, dump in pieces:
+            if self._sample is not None:
+                self._sample(dump)
+                if not dump.count:
+                    continue
             dump.labels = self._labels(ns, now)
             dump.netns = ns.name
             dumps.append(dump)
             self.stats.records_by_netns[ns.name] = self.stats.records_by_netns.get(ns.name, 0) + dump.count
+        if not dumps:
+            return None
         batch = records.Batch(dumps, timestamp_ns=now, backend=self.stats.backend, event="close")
         self.stats.records += len(batch)
         self.stats.batches += 1

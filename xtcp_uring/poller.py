@@ -293,7 +293,8 @@ class Poller:
         self._closes = CloseEvents(labels=labels, layout=self._layout,
                                    use_uring=False if sockets else self.use_uring,
                                    flush_interval=self._close_options["flush_interval"],
-                                   flush_records=self._close_options["flush_records"])
+                                   flush_records=self._close_options["flush_records"],
+                                   sample=self._sample if self.sample > 1 else None)
         self._closes.start()
         self._manager.before_close.append(self._closes.forget)
 
