@@ -82,3 +82,28 @@ def test_close_events_halve_the_default_namespace_cap_under_a_lowered_fd_limit(n
     assert "xtcp_fd_exhausted_total" not in log  # nothing ran out
     closes = {r.inet_diag_msg_socket_cookie for r in _records(out) if r.event == 1}
     assert {e["cookie"] for e in ends} <= closes
+
+
+@pytest.mark.parametrize("uring", ["on", "off"])
+def test_closes_subcommand_streams_every_namespace(netns_farm, uring):
+    """`python -m xtcp_uring closes` prints one JSON line per socket end closed, in any of the
+    selected namespaces, with its namespace, like `ss -E` but for all of them."""
+    import json
+    import subprocess
+    import sys
+
+    names = netns_farm.add(2, sockets=False)
+    proc = subprocess.Popen([sys.executable, "-m", "xtcp_uring", "closes", "--namespaces", netns_farm.glob,
+                             "--format", "jsonl", "--uring", uring, "--rescan", "0.2", "--flush", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # subscribed (first reconcile) before anything closes
+        expected = {e["cookie"]: ns for ns in names for e in churn(ns, 3)}
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    got = [json.loads(line) for line in out.splitlines()]
+    assert sorted((r["inet_diag_msg_socket_cookie"], r["netns"]) for r in got) == sorted(expected.items())
+    assert all(r["event"] == 1 and r["event_time_ns"] > 0 for r in got)
