@@ -151,14 +151,17 @@ class CloseEvents:
         self._timer = self._loop.create_task(self._flush_every(), name="xtcp-close-events-flush")
 
     async def close(self) -> None:
+        """End every subscription; what they received is queued as a last batch, which
+        iteration still yields (then ends) and ``take_ready()`` returns. Idempotent."""
         if self._closed:
             return
-        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
         for sub in list(self._subs.values()):
             self.forget(sub.ns)
+        self.flush()
+        self._closed = True
         if self._ring is not None:
             self._loop.remove_reader(native.lib.xtcp_closes_eventfd(self._ring))
             native.lib.xtcp_closes_free(self._ring)

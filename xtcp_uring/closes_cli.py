@@ -64,9 +64,17 @@ async def forward_closes(poller, group, metrics) -> None:
     events = poller.close_events
     if events is None:
         return
+    from .errors import SinkError
+
     metrics.refresh_on_scrape(lambda: metrics.observe_closes(events.stats))  # losses come without records
+    failing = None
     async for batch in events:
-        await group.send(batch)
+        try:
+            await group.send(batch)
+        except SinkError as exc:  # the sink counts what it could not take; the polls report it too
+            if str(exc) != failing:
+                failing = str(exc)
+                log.error("close events: %s", exc)
         metrics.observe_closes(events.stats)
 
 

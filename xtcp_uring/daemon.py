@@ -242,9 +242,8 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
                 if poller.close_events is not None:  # what arrived since the last flush goes out too
-                    poller.close_events.flush()
-                    for batch in poller.close_events.take_ready():
-                        await group.send(batch)
+                    await poller.close_events.close()
+                    await asyncio.wait({closes}, timeout=30)  # it sends the last batches, then ends
                 closes.cancel()
                 await asyncio.gather(closes, return_exceptions=True)
         finally:
