@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import ipaddress
 import logging
+import os
 import signal
 import sys
 
@@ -99,7 +101,6 @@ def cmd_closes(args) -> int:
 
 
 async def _stream(args, rcvbuf: int, use_uring) -> int:
-    import os
     import socket
 
     from .closes import CloseEvents
@@ -131,10 +132,16 @@ async def _stream(args, rcvbuf: int, use_uring) -> int:
                 pass
 
     follower = asyncio.create_task(follow())
-    out = sys.stdout.buffer
     written = 0
+
+    def emit(batch) -> int:
+        buf = io.BytesIO()
+        n = _write_table(batch, buf) if args.format == "table" else output.write(batch, buf, "jsonl")
+        _write_all(sys.stdout.fileno(), buf.getvalue())
+        return n
+
     if args.format == "table":
-        out.write(("  ".join(f"{c:>15}" for c in _TABLE) + "\n").encode())
+        _write_all(sys.stdout.fileno(), ("  ".join(f"{c:>15}" for c in _TABLE) + "\n").encode())
     try:
         while not stop.is_set() and (args.max_records is None or written < args.max_records):
             waiter = asyncio.ensure_future(events.next_batch())
@@ -144,18 +151,26 @@ async def _stream(args, rcvbuf: int, use_uring) -> int:
             if waiter not in done:
                 waiter.cancel()
                 break
-            batch = waiter.result()
-            written += _write_table(batch, out) if args.format == "table" else output.write(batch, out, "jsonl")
-            out.flush()
+            written += emit(waiter.result())
     finally:
         stop.set()
         await asyncio.gather(follower, return_exceptions=True)
+        await events.close()  # what the subscriptions still held comes out too
+        if args.max_records is None or written < args.max_records:
+            for batch in events.take_ready():
+                written += emit(batch)
         lost = events.stats.lost
-        await events.close()
         manager.close()
         if lost:
             log.warning("%d close events lost (receive buffer full): raise --rcvbuf", lost)
     return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte, in order: a signal can cut a write to a full pipe short (whole lines only)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _write_table(batch: records.Batch, out) -> int:
