@@ -10,7 +10,7 @@ APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc
 # Named after the package list, so adding a package checks again on machines already set up.
 APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d' ' -f1)
 EXTRAS := test,kafka,chdb,fast,metrics,bench
-NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h) cffi_build.py setup.py
+NATIVE_SOURCES := $(wildcard csrc/*.c csrc/*.h csrc/generated/*.h) cffi_build.py setup.py
 
 # Flags for the daemon; see `python -m xtcp_uring --help`.
 RUN_ARGS ?=
@@ -39,13 +39,13 @@ fuzz: install
 	@command -v clang >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null
 	$(PIP) install atheris
 	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/xtcp_uring
-	ln -s ../../csrc $(FUZZ_DIR)/csrc && ln -s ../../proto $(FUZZ_DIR)/proto && cp xtcp_uring/*.py $(FUZZ_DIR)/xtcp_uring/
+	ln -s ../../csrc $(FUZZ_DIR)/csrc && cp -r xtcp_uring $(FUZZ_DIR)/ && rm -f $(FUZZ_DIR)/xtcp_uring/_native*
 	cd $(FUZZ_DIR) && CC=clang LDSHARED="clang -shared" XTCP_SANITIZE=fuzz ../../$(PY) -c "import sys; \
 	  sys.path.insert(0, '../..'); from cffi_build import ffibuilder; ffibuilder.compile(tmpdir='.')"
 	for target in $(FUZZ_TARGETS); do \
 	  PYTHONPATH=$(FUZZ_DIR) ASAN_OPTIONS=detect_leaks=0 \
 	  LD_PRELOAD="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so" \
-	  $(PY) tests/fuzz_$$target.py -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_ARGS) || exit 1; done
+	  $(PY) tests/fuzz/fuzz_$$target.py -runs=$(FUZZ_RUNS) -print_final_stats=1 $(FUZZ_ARGS) || exit 1; done
 
 generate: $(STAMPS)/deps
 	$(PY) tools/gen_schema.py
@@ -65,11 +65,17 @@ $(PY): | $(APT_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel cffi
 
+# The dependencies alone (read from pyproject.toml): installing the package here as well would
+# build the extension, and the rule below builds it again.
 $(STAMPS)/deps: pyproject.toml $(PY) | $(APT_STAMP)
 	$(PIP) install setuptools wheel cffi
-	$(PIP) install -e ".[$(EXTRAS)]" --no-build-isolation
+	$(PY) -c 'import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  print("\n".join(p["dependencies"] + [d for e in sys.argv[1].split(",") for d in p["optional-dependencies"][e]]))' \
+	  $(EXTRAS) > $(STAMPS)/requirements.txt
+	$(PIP) install -r $(STAMPS)/requirements.txt
 	@touch $@
 
+# The one place the extension is built: once per change of its sources (or of the deps).
 $(STAMPS)/native: $(NATIVE_SOURCES) $(STAMPS)/deps
 	$(PIP) install -e . --no-build-isolation --no-deps
 	@touch $@

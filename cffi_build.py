@@ -1,8 +1,10 @@
 """Build xtcp_uring._native (cffi API mode) from csrc/ against liburing.
 
-Only what Python calls is declared: the blocks between BEGIN CDEF / END CDEF in csrc/*.h,
-plus every integer `#define XTCP_...` of those headers, exported as constants whose values
-come from the C headers themselves. XTCP_SANITIZE builds with sanitizers (make fuzz).
+Only what Python calls is declared: the blocks between BEGIN CDEF / END CDEF in csrc/*.h and
+csrc/generated/*.h (written by tools/gen_schema.py), plus every integer `#define XTCP_...` of
+those headers, exported as constants whose values come from the C headers themselves.
+csrc/*_internal.h are shared between .c files only and never reach cffi. XTCP_SANITIZE builds
+with sanitizers (make fuzz).
 """
 
 import os
@@ -14,13 +16,14 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent
 CSRC = ROOT / "csrc"
 # Declaration order matters to cffi: the record struct first, the API that uses it next.
-HEADERS = ["xtcp_record.h", "xtcp_native.h"]
+HEADERS = ["generated/xtcp_record.h", "xtcp_native.h"]
 _CDEF_RE = re.compile(r"/\* BEGIN CDEF[^\n]*\n(.*?)/\* END CDEF \*/", re.S)
 _CONST_RE = re.compile(r"^#define (XTCP_[A-Z0-9_]+) +[-(0-9]", re.M)
 
 
 def _headers():
-    extra = sorted(p.name for p in CSRC.glob("*.h") if p.name not in HEADERS)
+    extra = sorted(p.name for p in CSRC.glob("*.h")
+                   if p.name not in HEADERS and not p.name.endswith("_internal.h"))
     return HEADERS + extra
 
 

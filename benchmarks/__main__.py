@@ -1,4 +1,4 @@
-"""python -m benchmarks --scenario big|many|churn|soak [options]; see README.md."""
+"""python -m benchmarks --scenario big|many|churn|soak|store|emit|fleet|daemon|closes [options]; see README.md."""
 
 from __future__ import annotations
 
@@ -43,7 +43,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# Scenarios with their own options, in their own modules: `--scenario store --polls 20` is
+# `python -m benchmarks.store --polls 20`.
+OWN_MODULES = ("store", "emit", "fleet", "daemon", "closes")
+
+
+def _own_module(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--scenario=") else (
+            argv[i + 1] if arg == "--scenario" and i + 1 < len(argv) else None)
+        if value in OWN_MODULES:
+            return value
+    return None
+
+
 if __name__ == "__main__":
+    argv = sys.argv[1:]
+    module = _own_module(argv)
+    if module is not None:
+        import importlib
+
+        rest = [a for i, a in enumerate(argv) if not (a == "--scenario" or a.startswith("--scenario=")
+                                                         or (i and argv[i - 1] == "--scenario"))]
+        sys.exit(importlib.import_module(f"benchmarks.{module}").main(rest))
     try:
         sys.exit(main(parse_args()))
     except KeyboardInterrupt:

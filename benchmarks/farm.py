@@ -39,12 +39,20 @@ Worker protocol (JSON lines on stdin/stdout): ``{"op": "add", "shards": [{"ns", 
 ``{"ok", "sockets", "ehash": {ns: entries}, "seconds"}``; ``{"op": "drop", "ns": [names]}``;
 ``{"op": "quit"}``. EOF without ``quit`` means the parent died.
 
-This module imports only the standard library: workers start fast, and tests can use it.
+Worker op for tests (``tests/support/netns_farm.py``): ``{"op": "loopback", "ns", "path",
+"port"}`` opens, for IPv4 and IPv6 on loopback, a listener, a client and the accepted end, and
+answers ``{"ok", "sockets": [{"family", "state", "inode", "sport", "dport"}]}``; ``drop``
+closes them.
+
+This module imports only the standard library: workers start fast, and tests can use it. It
+is also the one place Python code here enters a namespace (``entered``); the C side has one
+too, ``csrc/netns.c``, which ``raw_dump.c`` links.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -61,7 +69,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["SocketFarm", "FarmError", "sweep_stale", "NETNS_DIR"]
+__all__ = ["SocketFarm", "FarmError", "sweep_stale", "NETNS_DIR", "entered", "lo_up"]
 
 NETNS_DIR = "/var/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -74,6 +82,42 @@ _PREFIX_RE = re.compile(r"^xtcpbench-(\d+)-")
 
 class FarmError(RuntimeError):
     """The farm could not be built (a worker failed, a namespace could not be made)."""
+
+
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)  # Python 3.11 has no os.setns
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+@contextlib.contextmanager
+def entered(path: str):
+    """Run the ``with`` body with this thread in the network namespace at ``path``.
+
+    Sockets opened inside stay in that namespace for life. setns moves only the calling
+    thread, so the thread comes back to its own namespace (``thread-self``) on the way out,
+    error or not; if it cannot, ``OSError`` is raised and the caller must not go on opening
+    sockets on this thread.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(nsfd)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(nsfd)
+    finally:
+        os.close(home)
 
 
 def _ip_batch(lines: list[str], *, netns_path: str | None = None, check: bool = True) -> None:
@@ -387,8 +431,6 @@ _NS_SYSCTLS = {  # per-namespace values that let one namespace hold 50k+ connect
 
 class _WorkerState:
     def __init__(self):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self.socks: dict[str, list[socket.socket]] = {}  # namespace -> every socket opened there
         self.pairs: dict[str, list[tuple[socket.socket, socket.socket]]] = {}  # active (client, server)
         self.cleanup: list[str] = []
@@ -397,15 +439,12 @@ class _WorkerState:
         self.interval = 1.0
         self.traffic: threading.Thread | None = None
 
-    def setns(self, fd: int) -> None:
-        if self.libc.setns(fd, CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"setns: {os.strerror(e)}")
-
     def handle(self, cmd: dict) -> dict:
         op = cmd.get("op")
         if op == "add":
             return self.add(cmd)
+        if op == "loopback":
+            return self.loopback(cmd)
         if op == "drop":
             self.drop(cmd["ns"])
             return {"ok": True}
@@ -420,19 +459,12 @@ class _WorkerState:
         fraction = cmd.get("active_fraction", 0.0)
         opened, ehash = 0, {}
         for shard in cmd["shards"]:
-            nsfd = os.open(shard["path"], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                self.setns(nsfd)
-                try:
-                    _lo_up()
-                    for key, value in _NS_SYSCTLS.items():
-                        _write_sysctl(key, value)
-                    ehash[shard["ns"]] = int(_read_sysctl("net/ipv4/tcp_ehash_entries") or 0)
-                    socks, pairs = _connect_many(shard["addr"], shard["port"], shard["conns"])
-                finally:
-                    self.setns(self.home)
-            finally:
-                os.close(nsfd)
+            with entered(shard["path"]):
+                lo_up()
+                for key, value in _NS_SYSCTLS.items():
+                    _write_sysctl(key, value)
+                ehash[shard["ns"]] = int(_read_sysctl("net/ipv4/tcp_ehash_entries") or 0)
+                socks, pairs = _connect_many(shard["addr"], shard["port"], shard["conns"])
             n_active = round(fraction * len(pairs))
             with self.lock:
                 self.socks.setdefault(shard["ns"], []).extend(socks)
@@ -442,6 +474,33 @@ class _WorkerState:
             self.traffic = threading.Thread(target=self.run_traffic, daemon=True)
             self.traffic.start()
         return {"ok": True, "sockets": opened, "ehash": ehash, "seconds": time.monotonic() - t0}
+
+    def loopback(self, cmd: dict) -> dict:
+        """A listener, a client and the accepted end on 127.0.0.1 and ::1 (blocking sockets)."""
+        socks: list[socket.socket] = []
+        info: list[dict] = []
+        try:
+            with entered(cmd["path"]):
+                lo_up()
+                for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                    lst = socket.socket(family, socket.SOCK_STREAM)
+                    socks.append(lst)
+                    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    lst.bind((addr, cmd["port"]))
+                    lst.listen(8)
+                    cli = socket.create_connection((addr, cmd["port"]))
+                    socks.append(cli)
+                    srv, _ = lst.accept()
+                    socks.append(srv)
+                    info += [_describe(lst, _TCP_LISTEN), _describe(cli, _TCP_ESTABLISHED),
+                             _describe(srv, _TCP_ESTABLISHED)]
+        except BaseException:
+            for s in socks:
+                s.close()
+            raise
+        with self.lock:
+            self.socks.setdefault(cmd["ns"], []).extend(socks)
+        return {"ok": True, "sockets": info}
 
     def drop(self, names: list[str]) -> None:
         with self.lock:
@@ -477,7 +536,17 @@ class _WorkerState:
             _ip_batch([f"netns del {n}" for n in self.cleanup], check=False)
 
 
-def _lo_up() -> None:
+_TCP_ESTABLISHED, _TCP_LISTEN = 1, 10
+
+
+def _describe(s: socket.socket, state: int) -> dict:
+    dport = s.getpeername()[1] if state == _TCP_ESTABLISHED else 0
+    return {"family": int(s.family), "state": state, "inode": os.fstat(s.fileno()).st_ino,
+            "sport": s.getsockname()[1], "dport": dport}
+
+
+def lo_up() -> None:
+    """Bring ``lo`` up in this thread's namespace (new namespaces start with it down)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         flags = _IFREQ.unpack(fcntl.ioctl(s, _SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0)))[1]
         if not flags & _IFF_UP:

@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BUILD = HERE / "build"
 RAW_SOURCE = HERE / "raw_dump.c"
-RAW_HEADER = HERE.parent / "csrc" / "nl.h"  # the netlink socket and walk it shares with the library
+# The netlink socket, the walk and the way into a namespace it shares with the library.
+RAW_SHARED = [HERE.parent / "csrc" / name for name in ("nl.h", "netns.h", "netns.c")]
 RAW_BINARY = BUILD / "raw_dump"
 DEFAULT_OUT = HERE / "results"
 PYROUTE2_MAX_SOCKETS = 5_000
@@ -60,11 +61,11 @@ def log(msg: str) -> None:
 
 def build_raw_dump() -> Path:
     """Compile raw_dump.c into benchmarks/build/ when missing or older than its sources."""
-    newest = max(RAW_SOURCE.stat().st_mtime, RAW_HEADER.stat().st_mtime)
+    newest = max(p.stat().st_mtime for p in (RAW_SOURCE, *RAW_SHARED))
     if RAW_BINARY.exists() and RAW_BINARY.stat().st_mtime >= newest:
         return RAW_BINARY
     BUILD.mkdir(parents=True, exist_ok=True)
-    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(RAW_BINARY), str(RAW_SOURCE)]
+    cmd = ["gcc", "-O2", "-Wall", "-Wextra", "-o", str(RAW_BINARY), str(RAW_SOURCE), str(RAW_SHARED[2])]
     subprocess.run(cmd, check=True)
     return RAW_BINARY
 

@@ -11,8 +11,8 @@
  * connected to the kernel, one bounds-checked header walk). Without --serve: one dump round, one JSON line. With --serve: one
  * round and one JSON line per line read on stdin, until EOF (the harness alternates tools).
  *
- * Build: gcc -O2 -Wall -o raw_dump raw_dump.c (the harness does it into benchmarks/build/;
- * it includes ../csrc/nl.h).
+ * Build: gcc -O2 -Wall -o raw_dump raw_dump.c ../csrc/netns.c (the harness does it into
+ * benchmarks/build/; it includes ../csrc/nl.h and ../csrc/netns.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../csrc/netns.h"
 #include "../csrc/nl.h"
 
 #define BUF_SIZE (64 * 1024) /* one recv is one skb of <= ~32 KiB; smaller buffers truncate */
@@ -47,30 +48,35 @@ static uint64_t now_ns(clockid_t clk)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int open_diag(const char *path, int home)
+/* The library's own way in and out of a namespace (csrc/netns.c), then made blocking: the
+ * library waits in io_uring, this baseline waits in recv. */
+static int open_diag(const char *path)
 {
-    int nsfd = -1, fd, err;
+    int nsfd = -1;
     if (strcmp(path, "-") != 0) {
         nsfd = open(path, O_RDONLY | O_CLOEXEC);
-        if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
-            err = errno;
-            if (nsfd >= 0)
-                close(nsfd);
-            errno = err;
+        if (nsfd < 0)
             return -1;
-        }
     }
     uint32_t drained = 0;
-    fd = xtcp_nl_open_diag(0, &drained);
-    err = fd < 0 ? -fd : 0;
-    if (nsfd >= 0) {
-        if (setns(home, CLONE_NEWNET) < 0) {
-            perror("setns back home");
-            exit(2);
-        }
+    int fd = xtcp_open_diag_socket_in(nsfd, &drained);
+    if (nsfd >= 0)
         close(nsfd);
+    if (fd == -ENOTRECOVERABLE) {
+        fprintf(stderr, "setns back home failed\n");
+        exit(2);
     }
-    errno = err;
+    if (fd < 0) {
+        errno = -fd;
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
     return fd;
 }
 
@@ -195,11 +201,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: no namespace file (use - for this namespace) or no family\n", argv[0]);
         return 2;
     }
-    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home < 0) {
-        perror("open /proc/thread-self/ns/net");
-        return 2;
-    }
     struct ns *nss = calloc(nns, sizeof(*nss));
     char *buf = malloc(BUF_SIZE);
     if (!nss || !buf) {
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
     }
     for (int k = 0; k < nns; k++) {
         nss[k].path = argv[i + k];
-        nss[k].fd = open_diag(nss[k].path, home);
+        nss[k].fd = open_diag(nss[k].path);
         if (nss[k].fd < 0) {
             fprintf(stderr, "%s: %s\n", nss[k].path, strerror(errno));
             return 1;

@@ -24,7 +24,6 @@ workers, where IOSQE_ASYNC moves the dumps).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import json
 import os
@@ -34,7 +33,8 @@ import threading
 import time
 import traceback
 
-CLONE_NEWNET = 0x40000000
+from .farm import entered
+
 XTCP_TOOLS = {
     "xtcp-sockets": {"use_uring": False},
     "xtcp-uring": {"use_uring": True, "encode": "envelope"},  # the default: a decode thread
@@ -65,7 +65,7 @@ def emit(obj: dict) -> None:
 
 
 def _poller(cfg: dict, **overrides):
-    from xtcp_uring import request
+    from xtcp_uring.wire import request
     from xtcp_uring.poller import Poller
 
     options = dict(namespaces=cfg["namespaces"], groups=request.ALL_GROUPS, interval=cfg.get("interval", 3600.0),
@@ -116,30 +116,17 @@ async def _xtcp_rounds(tool: str, cfg: dict) -> None:
         await poller.close()
 
 
-def _setns(libc, fd: int) -> None:
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
 def _pyroute2_rounds(cfg: dict) -> None:
     from socket import AF_INET, AF_INET6
 
     from pyroute2 import DiagSocket
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     t0 = time.perf_counter_ns()
     sockets = []
     for path in cfg["paths"]:  # one DiagSocket opened inside each namespace, as we do
-        fd = os.open(path, os.O_RDONLY)
-        _setns(libc, fd)
-        try:
+        with entered(path):
             ds = DiagSocket()
             ds.bind()
-        finally:
-            _setns(libc, home)
-            os.close(fd)
         sockets.append(ds)
     emit({"ready": True, "backend": "pyroute2", "start_ms": (time.perf_counter_ns() - t0) / 1e6,
           "first_poll_ms": 0.0, **proc_status()})

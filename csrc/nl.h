@@ -33,6 +33,7 @@
 #define XTCP_NL_ALIGN(n) (((n) + 3u) & ~(size_t)3u)     /* NLMSG_ALIGN / RTA_ALIGN */
 #define XTCP_NL_ATTR_HDR_LEN sizeof(struct nlattr)       /* rtattr and nlattr: u16 len, u16 type */
 #define XTCP_NL_ERRNO_MAX 4095                           /* MAX_ERRNO: a status beyond is no errno */
+#define XTCP_INET_DIAG_MSG_LEN 72      /* struct inet_diag_msg: every socket message has one */
 
 _Static_assert(sizeof(struct nlmsghdr) == 16, "nlmsghdr is 16 bytes on every Linux");
 _Static_assert(sizeof(struct nlattr) == 4, "nlattr/rtattr header is 4 bytes");

@@ -1,5 +1,8 @@
 /*
- * io_uring dump driver (see ring.h for the API).
+ * io_uring dump driver (see ring.h for the API). The chunk path and the decode thread are in
+ * ring_decoder.c; what both share is in ring_internal.h. Over 450 lines on purpose: it is one
+ * state machine (the job life below), and its invariants (one CQE per SQE, buffers live while
+ * named by an SQE) are easiest to check in one file.
  *
  * Theory of operation. A job is one dump: (net id, fd, family, request). Its life:
  *
@@ -21,7 +24,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@
 
 #include "bufpool.h"
 #include "nl.h"
-#include "ring.h"
+#include "ring_internal.h"
 
 #define REAP_BATCH 128
 #define TEARDOWN_WAIT_NS 2000000000ull   /* cancelled netlink ops complete in microseconds */
@@ -42,97 +44,6 @@
 _Static_assert(sizeof(struct xtcp_ring_event) == 48, "event layout is part of the cffi ABI");
 _Static_assert(sizeof(((struct xtcp_ring_stats *)0)->cqe_errors) / sizeof(uint64_t) ==
                XTCP_RING_ERRNO_SLOTS, "cqe_errors has one slot per errno");
-
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
-
-struct job {
-    uint32_t net_id;
-    int fd;
-    uint8_t family;
-    uint8_t state;
-    uint8_t finished;      /* the dump ended (or failed): no further RECV */
-    uint8_t taken;         /* records and encoded bytes now belong to the caller */
-    int32_t error;         /* first error, positive errno */
-    int32_t cancel_errno;  /* set by expire/teardown: finish with this instead of re-arming */
-    uint32_t seq;          /* nlmsg_seq of the request, checked on every reply message */
-    uint32_t inflight;     /* this job's SQEs without a CQE yet */
-    uint32_t recvs;
-    int64_t next;          /* job queued behind this one on the same fd, or -1 */
-    uint8_t *req;
-    size_t req_len;
-    uint8_t *label;        /* protobuf bytes put in front of each encoded record */
-    size_t label_len;
-    uint8_t *buf[2];       /* receive buffers, XTCP_RING_RECV_MIN each; the RECV fills buf[cur] */
-    uint32_t cur;
-    uint64_t bytes;
-    struct xtcp_record *recs;
-    size_t nrecs, recs_cap;
-    uint8_t *out;          /* encoded records */
-    size_t out_len, out_cap;
-    uint64_t decode_ns, encode_ns;
-    uint64_t start_ns, end_ns;
-    struct xtcp_decode_stats dstats;
-    /* With a decode thread: chunks handed to it, and decoded by it. The job is reported once
-     * both are equal; until then it is `deferred`. Records, encoded bytes, stats and
-     * decode_error belong to the decode thread until then. */
-    uint32_t pushed;
-    _Atomic uint32_t consumed;
-    int32_t decode_error;
-    uint8_t deferred;
-    uint8_t reported;
-};
-
-#define WORK_SLOTS 64   /* chunks queued for the decode thread before the ring waits for it */
-
-struct work {
-    uint32_t job;
-    uint32_t len;
-    uint8_t *buf;
-};
-
-/* The decode thread (XTCP_RING_DECODE_THREAD): the ring's reap hands it each received chunk and
- * goes straight back to the kernel for the next one, so the kernel builds chunk n+1 inline
- * while this thread decodes chunk n on another core. It sleeps when it has nothing to do. */
-struct decoder {
-    pthread_t thread;
-    pthread_mutex_t lock;          /* guards everything below and the ring's spare buffers */
-    pthread_cond_t work_ready;
-    pthread_cond_t space;          /* an item finished: room in q, or the queue ran dry */
-    struct work q[WORK_SLOTS];
-    size_t head, count;
-    int busy;                      /* an item is being decoded */
-    int sleeping;
-    int stop;
-};
-
-struct xtcp_ring {
-    struct io_uring uring;
-    int efd;
-    int flags;
-    int poisoned;          /* teardown could not reap everything: refuse new jobs */
-    int layout;            /* tcp_info tail layout given to the decoder */
-    int framing;           /* XTCP_FRAME_* of the encoded output, or XTCP_RING_NO_ENCODE */
-    uint8_t *spare[XTCP_RING_SPARE_BUFFERS];   /* receive buffers of finished jobs, for reuse */
-    size_t nspare;
-    struct decoder *dec;   /* NULL: chunks are decoded inline, in reap */
-    _Atomic uint32_t awaiting;   /* jobs done with the kernel, waiting for their last decode */
-    int draining;          /* inside reset: never re-arm or start anything */
-    uint64_t inflight;     /* SQEs queued or submitted without a CQE yet, ring-wide */
-    struct job *jobs;
-    size_t njobs, jobs_cap;
-    int64_t *done;         /* FIFO of finished, not yet reported job indices */
-    size_t done_head, done_tail;
-    int32_t *fd_last;      /* last job added per fd (index by fd), -1 if none */
-    size_t fd_cap;
-    struct xtcp_ring_stats st;
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void count_error(struct xtcp_ring *r, int err)
 {
@@ -172,14 +83,6 @@ static struct io_uring_sqe *sqe_for(struct xtcp_ring *r, uint32_t op, uint32_t j
         r->st.sqes++;
     }
     return sqe;
-}
-
-static void put_buffer_locked(struct xtcp_ring *r, uint8_t *buf)
-{
-    if (r->nspare < XTCP_RING_SPARE_BUFFERS)
-        r->spare[r->nspare++] = buf;
-    else
-        free(buf);
 }
 
 static void lock_spares(struct xtcp_ring *r)
@@ -229,186 +132,6 @@ static int arm_recv(struct xtcp_ring *r, uint32_t idx, unsigned sqe_flags)
     io_uring_sqe_set_flags(sqe, sqe_flags);
     j->inflight++;
     return 0;
-}
-
-/* Make room for `need` more elements of `size` bytes in a pooled buffer that keeps growing. */
-static int reserve_buf(void **p, size_t *cap, size_t used, size_t need, size_t size, int kind)
-{
-    if (*cap - used >= need)
-        return 0;
-    size_t want = *cap * 2;
-    if (want < used + need)
-        want = used + need;
-    void *q = xtcp_buf_grow(*p, want * size, kind);
-    if (!q)
-        return -ENOMEM;
-    *p = q;
-    *cap = xtcp_buf_cap(q) / size;
-    return 0;
-}
-
-/* Decode one received chunk into the job's records and, if asked, encode those records. */
-static int consume_chunk(struct xtcp_ring *r, struct job *j, const uint8_t *p, size_t len)
-{
-    uint64_t t0 = now_ns();
-    /* Room for as many sockets as the chunk could hold (a socket message is at least a header
-     * and an inet_diag_msg): no counting pass, and untouched room costs no memory. */
-    size_t most = len / (XTCP_NL_HDR_LEN + XTCP_INET_DIAG_MSG_LEN) + 1;
-    if (reserve_buf((void **)&j->recs, &j->recs_cap, j->nrecs, most, sizeof *j->recs, XTCP_BUF_RECORDS) < 0)
-        return -ENOMEM;
-    int64_t k = xtcp_decode(p, len, j->recs + j->nrecs, j->recs_cap - j->nrecs, r->layout, j->seq,
-                            &j->dstats);
-    if (k < 0)
-        return (int)k;   /* -ENOSPC: count_socket_messages undercounted; never expected */
-    uint64_t t1 = now_ns();
-    j->decode_ns += t1 - t0;
-    if (r->framing != XTCP_RING_NO_ENCODE && k > 0) {
-        /* Room for the largest possible encoding of each, so one pass writes them all. */
-        size_t worst = (size_t)k * (2 + 2 + j->label_len + XTCP_RECORD_MAX_ENCODED);
-        if (reserve_buf((void **)&j->out, &j->out_cap, j->out_len, worst, 1, XTCP_BUF_ENCODED) < 0)
-            return -ENOMEM;
-        size_t done = 0;
-        int64_t w = xtcp_encode(j->recs + j->nrecs, (size_t)k, j->label, j->label_len, r->framing,
-                                j->out + j->out_len, j->out_cap - j->out_len, &done);
-        if (w < 0)
-            return (int)w;
-        if (done != (size_t)k)
-            return -ENOSPC;
-        j->out_len += (size_t)w;
-        j->encode_ns += now_ns() - t1;
-    }
-    j->nrecs += (size_t)k;
-    return 0;
-}
-
-static bool drained(struct job *j)
-{
-    return atomic_load(&j->consumed) == j->pushed;
-}
-
-/* Decode the oldest queued chunk; called with d->lock held, returns with it held. One chunk at
- * a time (d->busy), by the decode thread or by the ring's own thread when it is waiting for the
- * queue to drain, so the chunks of a job are decoded in order and never concurrently. */
-static void decode_one(struct xtcp_ring *r)
-{
-    struct decoder *d = r->dec;
-    struct work w = d->q[d->head];
-    d->head = (d->head + 1) % WORK_SLOTS;
-    d->count--;
-    d->busy = 1;
-    struct job *j = &r->jobs[w.job];   /* jobs is never reallocated while work is queued */
-    pthread_mutex_unlock(&d->lock);
-
-    int rc = consume_chunk(r, j, w.buf, w.len);
-    if (rc < 0 && !j->decode_error)
-        j->decode_error = -rc;
-
-    pthread_mutex_lock(&d->lock);
-    put_buffer_locked(r, w.buf);
-    d->busy = 0;
-    pthread_cond_broadcast(&d->space);
-    if (d->sleeping && d->count)
-        pthread_cond_signal(&d->work_ready);   /* the ring's thread decoded this one */
-    atomic_fetch_add(&j->consumed, 1);   /* publishes the records written above */
-}
-
-static void *decoder_main(void *arg)
-{
-    struct xtcp_ring *r = arg;
-    struct decoder *d = r->dec;
-    pthread_mutex_lock(&d->lock);
-    for (;;) {
-        if (!d->count || d->busy) {
-            if (d->stop && !d->count && !d->busy)
-                break;
-            d->sleeping = 1;
-            pthread_cond_wait(&d->work_ready, &d->lock);
-            d->sleeping = 0;
-            continue;
-        }
-        decode_one(r);
-        /* A job the ring is waiting for may just have drained: wake its event loop. Paired
-         * with report_or_defer (both sides update, then read the other's counter). */
-        if (!d->count && atomic_load(&r->awaiting)) {
-            uint64_t one = 1;
-            ssize_t n = write(r->efd, &one, sizeof one);
-            (void)n;   /* EAGAIN: the counter is already nonzero, the loop will wake */
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-    return NULL;
-}
-
-/* Hand a received chunk to the decode thread (waits while WORK_SLOTS chunks are queued). */
-static void push_chunk(struct xtcp_ring *r, uint32_t idx, uint8_t *buf, size_t len)
-{
-    struct decoder *d = r->dec;
-    pthread_mutex_lock(&d->lock);
-    while (d->count == WORK_SLOTS)
-        pthread_cond_wait(&d->space, &d->lock);
-    d->q[(d->head + d->count) % WORK_SLOTS] = (struct work){idx, (uint32_t)len, buf};
-    d->count++;
-    r->jobs[idx].pushed++;
-    if (d->sleeping)
-        pthread_cond_signal(&d->work_ready);
-    pthread_mutex_unlock(&d->lock);
-}
-
-/* Until everything handed to the decode thread is decoded: decode queued chunks here when the
- * thread is not at it (it may be waiting for a CPU), else wait for its chunk in hand. */
-static void decoder_drain(struct xtcp_ring *r)
-{
-    struct decoder *d = r->dec;
-    if (!d)
-        return;
-    pthread_mutex_lock(&d->lock);
-    while (d->count || d->busy) {
-        if (!d->busy)
-            decode_one(r);
-        else
-            pthread_cond_wait(&d->space, &d->lock);
-    }
-    pthread_mutex_unlock(&d->lock);
-}
-
-static int decoder_start(struct xtcp_ring *r)
-{
-    struct decoder *d = calloc(1, sizeof *d);
-    if (!d)
-        return -ENOMEM;
-    pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->work_ready, NULL);
-    pthread_cond_init(&d->space, NULL);
-    r->dec = d;
-    /* Signals stay with the threads that handle them (Python's main thread). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&d->thread, NULL, decoder_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        r->dec = NULL;
-        free(d);
-        return -rc;
-    }
-    return 0;
-}
-
-static void decoder_stop(struct xtcp_ring *r)
-{
-    struct decoder *d = r->dec;
-    if (!d)
-        return;
-    pthread_mutex_lock(&d->lock);
-    d->stop = 1;
-    pthread_cond_signal(&d->work_ready);
-    pthread_mutex_unlock(&d->lock);
-    pthread_join(d->thread, NULL);
-    pthread_mutex_destroy(&d->lock);
-    pthread_cond_destroy(&d->work_ready);
-    pthread_cond_destroy(&d->space);
-    r->dec = NULL;
-    free(d);
 }
 
 /* Put a job on the done FIFO: reap hands it to Python next. */
@@ -525,18 +248,6 @@ static void finish(struct xtcp_ring *r, uint32_t idx, int err)
         complete(r, idx);
 }
 
-/* Does this chunk end the job's dump? Messages of another seq (the rest of an abandoned dump,
- * or anything else not ours) never do: the decoder drops and counts them. */
-static void scan_chunk(struct job *j, const uint8_t *p, size_t len)
-{
-    int32_t error;
-    if (xtcp_nl_scan(p, len, j->seq, &error) == XTCP_NL_SCAN_MORE)
-        return;
-    j->finished = 1;
-    if (error && !j->error)
-        j->error = error;
-}
-
 static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
 {
     uint64_t ud = cqe->user_data;
@@ -572,7 +283,7 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
     uint8_t *chunk = NULL;
     if (res > 0) {
         chunk = j->buf[j->cur];
-        scan_chunk(j, chunk, (size_t)res);
+        xtcp_chunk_scan(j, chunk, (size_t)res);
         j->bytes += (uint64_t)res;
         j->recvs++;
         r->st.recvs++;
@@ -593,7 +304,7 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
     }
     if (chunk && r->dec) {
         j->buf[j->cur] = NULL;   /* the decode thread's now; the next RECV takes a fresh one */
-        push_chunk(r, idx, chunk, (size_t)res);
+        xtcp_decoder_push(r, idx, chunk, (size_t)res);
         chunk = NULL;
     }
     if (!j->finished) {
@@ -611,7 +322,7 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
         }
     }
     if (chunk) {
-        int rc = consume_chunk(r, j, chunk, (size_t)res);
+        int rc = xtcp_chunk_consume(r, j, chunk, (size_t)res);
         if (rc < 0 && !j->error) {
             j->finished = 1;   /* the RECV armed above still completes; nothing follows it */
             j->error = -rc;
@@ -707,7 +418,7 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
     }
     rc = io_uring_register_eventfd(&r->uring, r->efd);
     if (rc == 0 && (flags & XTCP_RING_DECODE_THREAD))
-        rc = decoder_start(r);
+        rc = xtcp_decoder_start(r);
     if (rc < 0) {
         *err = -rc;
         close(r->efd);
@@ -803,7 +514,7 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
             break;
     }
     if (r->dec && atomic_load(&r->awaiting))
-        decoder_drain(r);   /* at most WORK_SLOTS chunks: cheaper than a trip through the loop */
+        xtcp_decoder_drain(r);   /* at most WORK_SLOTS chunks: cheaper than a trip through the loop */
     report_drained(r);
     size_t k = 0;
     while (k < max && r->done_head < r->done_tail) {
@@ -918,7 +629,7 @@ int xtcp_ring_reset(xtcp_ring_t *r)
         }
         process_ready(r);
     }
-    decoder_drain(r);   /* it may still write records of these jobs */
+    xtcp_decoder_drain(r);   /* it may still write records of these jobs */
     atomic_store(&r->awaiting, 0);
     for (size_t i = 0; i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
@@ -960,7 +671,7 @@ void xtcp_ring_free(xtcp_ring_t *r)
     if (!r)
         return;
     xtcp_ring_reset(r);
-    decoder_stop(r);
+    xtcp_decoder_stop(r);
     io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
     close(r->efd);
     while (r->nspare)

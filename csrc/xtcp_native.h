@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xtcp_record.h"
+#include "generated/xtcp_record.h"
 
 /* Bumped whenever a declaration below changes; native.py refuses a stale build. */
 #define XTCP_NATIVE_ABI 6
@@ -23,7 +23,6 @@
 #define XTCP_FRAME_DELIMITED 1         /* varint length + message, repeated */
 #define XTCP_FRAME_ENVELOPE_ROWS 2     /* Envelope.row entries: tag 0x0a, varint length, message */
 
-#define XTCP_INET_DIAG_MSG_LEN 72      /* struct inet_diag_msg: every socket message has one */
 #define XTCP_ATTR_TYPES 64             /* unknown attribute counters are kept per type below this */
 
 /* BEGIN CDEF */

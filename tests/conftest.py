@@ -7,11 +7,16 @@
 - ``backend_options``: ``Poller`` keyword arguments for each dump backend, ids ``sockets``,
   ``io_uring``, ``io_uring+async``. Run a behaviour on all three, with plain sockets as the
   oracle (uvloop's mixin idea). An io_uring backend that cannot be imported fails, never skips.
-- ``netns_farm``: a fresh ``tests/netns_farm.NetnsFarm`` (namespaces with known sockets),
-  deleted after the test whatever happens. Implies root.
+- ``netns_farm``: a fresh ``tests/support/netns_farm.NetnsFarm`` (namespaces with known
+  sockets), deleted after the test whatever happens. Implies root.
 
-Helpers that are not fixtures (``open_fds()`` for leak checks, ``NetnsFarm``) live in
-``tests/netns_farm.py``; this file puts ``tests/`` on ``sys.path`` so tests can import it.
+Layout: ``unit/`` (bytes and files only, no root), ``native/`` (the C extension directly),
+``integration/`` (real namespaces, brokers, chDB), ``golden/`` (the captures, the ss-text
+oracle and the struct oracle, imported as ``golden.*``), ``support/`` (helpers that are not
+tests: ``netns_farm``, ``kafka_broker``, ``runc_farm``, ``tls_peer``, ``netlink_attacker``) and
+``fuzz/`` (the atheris targets of ``make fuzz``; the suite replays their corpora).
+``tests/``, ``tests/support`` and ``tests/fuzz`` are on ``sys.path`` (pyproject's pytest
+``pythonpath``, and below for runs from elsewhere), so tests say ``from netns_farm import ...``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # so tests can `import netns_farm`
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+for _path in (os.path.join(_TESTS, "fuzz"), os.path.join(_TESTS, "support"), _TESTS):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)  # so tests can `import netns_farm`, `golden.cases`, `fuzz_ring`
 
 from netns_farm import NetnsFarm, sweep_stale  # noqa: E402
 
@@ -72,7 +80,7 @@ def backend_options(request) -> dict:
     options = dict(BACKENDS[request.param])
     if options["use_uring"]:
         try:
-            from xtcp_uring.ring import UringBackend  # noqa: F401
+            from xtcp_uring.backends.uring import UringBackend  # noqa: F401
         except ImportError as exc:
             pytest.fail(f"io_uring backend not importable: {exc}")
     return options

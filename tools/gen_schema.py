@@ -1,4 +1,8 @@
-"""Generate the C record struct + encoder and the ClickHouse DDL from the .proto.
+"""Generate the C record struct + encoder and the ClickHouse DDL (records, rollups, cluster)
+from the .proto, and the package data (xtcp_uring/data/): copies of the files the installed
+package reads, so a wheel needs no checkout. The sources stay where people look for them
+(proto/, examples/); every file under xtcp_uring/data/ is written here and says so in its first
+line.
 
     python tools/gen_schema.py          # rewrite the generated files
     python tools/gen_schema.py --check  # exit 1 if any generated file is stale (tests run this)
@@ -12,8 +16,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER_OUT = ROOT / "csrc" / "xtcp_record.h"
+PROTO_SOURCE = ROOT / "proto" / "xtcp_flat_record.proto"
+ASN_DDL_SOURCE = ROOT / "examples" / "clickhouse" / "asn_dictionary.sql"  # hand-written
+HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+DATA = ROOT / "xtcp_uring" / "data"
+# Issue #14 (store): the rollups and a cluster's DDL, rendered by tools/clickhouse_sql.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clickhouse_sql as _ch  # noqa: E402  (tools/ is not a package)
+ROLLUPS_OUT = ROOT / "examples" / "clickhouse" / "rollups.sql"
+CLUSTER_OUT = ROOT / "examples" / "clickhouse" / "cluster" / "xtcp_cluster.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
 
@@ -23,7 +35,14 @@ def _load_schema():
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
+    mod.PROTO_PATH = PROTO_SOURCE  # the source, not the package's copy of it (written below)
     return mod
+
+
+def copied(source: Path, comment: str) -> str:
+    """source's text under a first line saying it is a generated copy."""
+    rel = source.relative_to(ROOT)
+    return f"{comment} generated from {rel} by tools/gen_schema.py; do not edit\n" + source.read_text()
 
 
 # C storage: (declaration suffix, alignment, max encoded payload bytes, encoder kind)
@@ -162,43 +181,111 @@ def render_header(schema) -> str:
     return "\n".join(out)
 
 
-_CH_TYPES = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
+def _load(name: str, path: Path):
+    # By path, so generating does not import the package (whose extension may not be built yet).
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def render_ddl(schema) -> str:
-    msg = schema.record()
-    enums = {e.name: e for e in msg.enums}
-    cols = []
-    for f in msg.fields:
-        if f.type in enums:
-            values = ", ".join(f"'{n}' = {v}" for n, v in enums[f.type].values)
-            ctype = f"Enum8({values})"
-        else:
-            ctype = _CH_TYPES[f.type]
-        if f.type == "string" and f.namespace_label:
-            ctype = f"LowCardinality({ctype})"
-        cols.append(f"    `{f.name}` {ctype}")
-    return "\n".join(
-        [
-            f"-- {BANNER}",
-            "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
-            "-- xtcp_uring.clickhouse_ddl(); the Kafka-engine path is in kafka_pipeline.sql.",
-            "CREATE TABLE IF NOT EXISTS {db}.xtcp_records",
-            "(",
-            ",\n".join(cols),
-            ")",
-            "ENGINE = MergeTree",
-            "PARTITION BY toDate(intDiv(timestamp_ns, 1000000000))",
-            "ORDER BY (hostname, netns, timestamp_ns, inet_diag_msg_socket_cookie)",
-            "{ttl}",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"-- {BANNER}",
+        "-- The MergeTree table every sink writes to. {db} and {ttl} are filled in by",
+        "-- xtcp_uring.clickhouse.table_ddl(); the rollups fed from it are in rollups.sql, the",
+        "-- Kafka-engine path in kafka_pipeline.sql, a sharded cluster's DDL in cluster/.",
+        "-- Codecs follow the .proto's [ch:...] annotations; the sort key keeps one socket's",
+        "-- samples of one hour together (partitions are hours since the epoch).",
+        _ch.records_table(schema, _ch.LOCAL, "{ttl}"),
+        "",
+    ])
+
+
+def render_rollups(rollups) -> str:
+    return "\n".join([
+        f"-- {BANNER}",
+        "-- (and xtcp_uring/clickhouse/rollups.py). Minute and hour rollups of xtcp_records, filled by",
+        "-- materialized views on every insert; run after xtcp_records.sql. {db} is the database.",
+        "-- Read them with the -Merge functions listed in rollups.py's READ, e.g.",
+        f"--   SELECT location, quantilesBFloat16Merge({rollups.QUANTILE_LEVELS})(rtt_us), sum(retrans_segs)",
+        f"--   FROM {{db}}.{rollups.MINUTE_TABLE} WHERE time > now() - INTERVAL 1 HOUR GROUP BY location",
+        "",
+        ";\n\n".join(_ch.rollup_statements(rollups, _ch.LOCAL)) + ";",
+        "",
+    ])
+
+
+CLUSTER_NAME = "xtcp_cluster"
+CLUSTER_DB = "xtcp"
+
+
+def render_cluster(schema, rollups) -> str:
+    fl = _ch.cluster_flavour(CLUSTER_NAME, CLUSTER_DB)
+    db, on = fl.db, fl.on_cluster
+    version = schema.SCHEMA_VERSION
+    dist = []
+    for name in ("xtcp_records", rollups.MINUTE_TABLE, rollups.HOUR_TABLE):
+        dist.append(f"CREATE TABLE IF NOT EXISTS {db}.{name}{on} AS {db}.{name}_local\n"
+                    f"ENGINE = Distributed({CLUSTER_NAME}, {db}, {name}_local, cityHash64(hostname))")
+    kafka = "\n".join([
+        "-- One Kafka consumer per node: the topic's partitions (keyed by hostname) are shared by",
+        "-- every node of the group, each inserting into its own shard's local table.",
+        f"CREATE TABLE IF NOT EXISTS {db}.xtcp_records_kafka{on} AS {db}.xtcp_records_local",
+        "ENGINE = Kafka",
+        "SETTINGS",
+        "    kafka_broker_list = 'kafka:9092',",
+        "    kafka_topic_list = 'xtcp',",
+        "    kafka_group_name = 'clickhouse_xtcp',",
+        "    kafka_format = 'ProtobufList',",
+        "    kafka_schema = 'xtcp_flat_record.proto:XtcpFlatRecord',",
+        "    kafka_num_consumers = 1,",
+        "    kafka_max_block_size = 1048576",
+    ])
+    view = "\n".join([
+        f"-- One view per schema_version: rows of another version stay in the Kafka table's",
+        f"-- reach until a view for them is added (map renamed or retyped columns there).",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_records_kafka_v{version}_mv{on}",
+        f"TO {db}.xtcp_records_local AS",
+        f"SELECT * FROM {db}.xtcp_records_kafka WHERE schema_version = {version}",
+    ])
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {db}{on}",
+        _ch.records_table(schema, fl, "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 7 DAY"),
+        *_ch.rollup_statements(rollups, fl),
+        *dist,
+        kafka,
+        view,
+    ]
+    return "\n".join([
+        f"-- {BANNER}",
+        f"-- A sharded, replicated cluster named {CLUSTER_NAME} (remote_servers), macros {{shard}} and",
+        "-- {replica} per node, ZooKeeper or ClickHouse Keeper. Local tables end in _local; the",
+        "-- Distributed tables of the usual names (xtcp_records, xtcp_1m, xtcp_1h) are what to query.",
+        "-- Raw rows keep 7 days, xtcp_1m 35, xtcp_1h 400 (edit the TTL lines to change).",
+        "-- See README.md beside this file.",
+        "",
+        ";\n\n".join(statements) + ";",
+        "",
+    ])
 
 
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
-    return {HEADER_OUT: render_header(schema), DDL_OUT: render_ddl(schema)}
+    rollups = _load("_xtcp_rollups", ROOT / "xtcp_uring" / "clickhouse" / "rollups.py")
+    ddl = render_ddl(schema)
+    rollups_sql = render_rollups(rollups)
+    return {
+        HEADER_OUT: render_header(schema),
+        DDL_OUT: ddl,  # for ClickHouse servers
+        DATA / "xtcp_records.sql": ddl,  # what the package's store runs
+        ROLLUPS_OUT: rollups_sql,  # for ClickHouse servers
+        DATA / "rollups.sql": rollups_sql,  # what the package's store runs after the table
+        CLUSTER_OUT: render_cluster(schema, rollups),
+        DATA / "xtcp_flat_record.proto": copied(PROTO_SOURCE, "//"),  # schema.py, chDB's format_schema
+        DATA / "asn_dictionary.sql": copied(ASN_DDL_SOURCE, "--"),  # enrich.asn
+    }
 
 
 def main() -> int:

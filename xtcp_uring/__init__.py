@@ -10,31 +10,31 @@ namespaces and batches, never single sockets. Public API:
 
     batch = await xtcp_uring.poll_once(namespaces="host")
 
-``request`` (request bytes and filters) and ``records.decode_buffers`` (netlink bytes to
-records) do no I/O, so they work on captures without privilege.
+``wire`` (request bytes, filters, pcap) and ``records.decode_buffers`` (netlink bytes to
+records) do no I/O, so they work on captures without privilege. ``docs/architecture.md`` maps
+the rooms of the package.
 """
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
-    ConfigError,
-    DecodeError,
-    NetlinkError,
-    PrivilegeError,
-    RingUnavailableError,
-    SinkError,
-    XtcpError,
-)
-from .records import Batch, Dump, decode_buffers  # noqa: E402
+# Lazy, so that importing a sans-I/O room (``xtcp_uring.wire.request``) loads no C extension:
+# each public name is imported from its module on first use.
+_PUBLIC = {
+    "Batch": "records", "Dump": "records", "decode_buffers": "records",
+    "Poller": "poller", "poll_once": "poller",
+    "ConfigError": "errors", "DecodeError": "errors", "InternalError": "errors", "InputError": "errors",
+    "NetlinkError": "errors", "PrivilegeError": "errors", "RingUnavailableError": "errors",
+    "SinkError": "errors", "UserError": "errors", "XtcpError": "errors",
+}
 
 
 def __getattr__(name):
-    # The poller pulls in asyncio machinery and the namespace manager: import it on first use.
-    if name in ("Poller", "poll_once"):
-        from . import poller
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xtcp_uring' has no attribute {name!r}")
+    import importlib
 
-        return getattr(poller, name)
-    raise AttributeError(name)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 __all__ = [
@@ -42,11 +42,14 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "Dump",
+    "InputError",
+    "InternalError",
     "NetlinkError",
     "Poller",
     "PrivilegeError",
     "RingUnavailableError",
     "SinkError",
+    "UserError",
     "XtcpError",
     "decode_buffers",
     "poll_once",

@@ -1,5 +1,5 @@
-import sys
+"""`python -m xtcp_uring`: see ``xtcp_uring.app.cli``."""
 
-from .cli import main
+from .app.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

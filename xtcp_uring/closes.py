@@ -3,13 +3,15 @@
 A poll sees only the sockets alive at that instant. The kernel also broadcasts every destroyed
 TCP socket (its ``inet_diag_msg`` and final ``tcp_info``) to subscribers of the destroy groups
 of the socket's own namespace. ``NamespaceManager(close_events_rcvbuf=...)`` opens one such
-subscription socket per namespace next to the dump socket (same opener thread, connected to
-the kernel so only the kernel can feed it); ``CloseEvents`` reads them all and hands out
+subscription socket per namespace next to the dump socket (same opener thread, through
+``native.netns.open_close_socket``, connected to the kernel so only the kernel can feed it);
+``CloseEvents`` reads them all and hands out
 ``records.Batch`` objects whose records carry ``event = EVENT_CLOSE`` and ``event_time_ns``
 (receive time), with the namespace labels of a poll's records.
 
 Two readers give the same records through the same C decoder:
-- io_uring (``csrc/close_events.c``): a ring of its own keeps one multishot RECV armed per
+- io_uring (``native.close_ring.CloseRing`` over ``csrc/close_events.c``): a ring of its own
+  keeps one multishot RECV armed per
   subscription and decodes each datagram in C as it completes; Python wakes on the ring's
   eventfd and only takes each namespace's record array when a batch is due.
 - plain sockets (io_uring disabled): one non-blocking reader per subscription on the event
@@ -20,7 +22,11 @@ records are waiting, whichever first; never while a poll waits (closes have thei
 their own eventfd and their own queue). Overload is counted, never silent: a full receive queue
 makes the kernel drop events and fail the next recv with ENOBUFS; the kernel's own drop counter
 then says how many (``lost``, per namespace: ``xtcp_close_events_lost_total``). Batches a slow
-consumer does not take are dropped past ``queue_size`` and counted (``dropped_batches``).
+consumer does not take are dropped past ``queue_size`` and counted (``dropped_batches``,
+``dropped_records``: ``xtcp_close_batches_dropped_total`` / ``xtcp_close_records_dropped_total``).
+
+Room: beside ``backends`` (it reads sockets and rings through ``native`` and hands out
+``records.Batch``); the ``Poller`` drives it, ``app`` exports its counters and owns its flags.
 """
 
 from __future__ import annotations
@@ -29,33 +35,26 @@ import asyncio
 import collections
 import errno
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import native, records
+from . import records
+from .errors import RingUnavailableError
+from .native import HOST_TCP_INFO_LAYOUT
+from .native.close_ring import CloseRing, decode_closes, socket_drops
+from .wire.netlink import KERNEL_PORT_ID, NETLINK_SOCK_DIAG
 
-__all__ = ["CloseEvents", "CloseStats", "DEFAULT_RCVBUF", "open_close_socket"]
+__all__ = ["CloseEvents", "CloseStats", "DEFAULT_RCVBUF"]
 
 log = logging.getLogger("xtcp_uring.closes")
 
 DEFAULT_RCVBUF = 4 << 20  # ~8,000 events of ~500 B of kernel skb overhead each before any loss
-_NETLINK_SOCK_DIAG = 4
 _RECV_LEN = 65536
+_RING_ENTRIES = 256
 REAP_COALESCE_S = 0.02  # at most ~50 wake-ups a second for the ring, however many events
 _PLAIN_READS_PER_WAKE = 1024  # then back to the loop, so polls and other readers get a turn
-
-
-def open_close_socket(nsfd: int, rcvbuf: int) -> tuple[int, int]:
-    """Open a destroy-event subscription in the namespace of ``nsfd`` (-1: this thread's own).
-
-    Returns (fd or -errno, datagrams discarded before it was connected). Opener thread only:
-    it ``setns``-es this thread in and out."""
-    drained = native.ffi.new("uint32_t *")
-    fd = native.lib.xtcp_open_close_socket_in(nsfd, int(rcvbuf), drained)
-    return fd, drained[0]
 
 
 @dataclass
@@ -104,7 +103,7 @@ class CloseEvents:
     ``async for batch in close_events`` (or ``await next_batch()``), ``await close()``.
     """
 
-    def __init__(self, *, labels: Callable[[object, int], bytes], layout: int = native.HOST_TCP_INFO_LAYOUT,
+    def __init__(self, *, labels: Callable[[object, int], bytes], layout: int = HOST_TCP_INFO_LAYOUT,
                  use_uring: bool | str = "auto", flush_interval: float = 1.0, flush_records: int = 10000,
                  queue_size: int = 64, sample: Callable[[records.Dump], None] | None = None):
         self._labels = labels
@@ -120,9 +119,7 @@ class CloseEvents:
         self._dirty: set[int] = set()  # ring indices with something to take
         self._orphans: list = []  # taken from namespaces that went away, for the next batch
         self._warned_missing: set[str] = set()
-        self._ring = None
-        self._ready_buf = None
-        self._out = None
+        self._ring: CloseRing | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: collections.deque[records.Batch] = collections.deque()
         self._changed: asyncio.Event | None = None
@@ -135,18 +132,14 @@ class CloseEvents:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         if self._use_uring is not False:
-            err = native.ffi.new("int *")
-            ring = native.lib.xtcp_closes_new(256, self._layout, err)
-            if ring == native.ffi.NULL:
+            try:
+                self._ring = CloseRing(_RING_ENTRIES, self._layout)
+            except (RingUnavailableError, OSError) as exc:
                 if self._use_uring is True:
-                    raise OSError(err[0], f"io_uring for close events: {os.strerror(err[0])}")
-                log.info("close events: io_uring unavailable (%s), reading with plain sockets",
-                         os.strerror(err[0]))
+                    raise
+                log.info("close events: io_uring unavailable (%s), reading with plain sockets", exc)
             else:
-                self._ring = ring
-                self._ready_buf = native.ffi.new("uint32_t[]", 1024)
-                self._out = native.ffi.new("struct xtcp_closes_output *")
-                self._loop.add_reader(native.lib.xtcp_closes_eventfd(ring), self._on_ring)
+                self._loop.add_reader(self._ring.fd, self._on_ring)
         self.stats.backend = "io_uring" if self._ring is not None else "sockets"
         self._timer = self._loop.create_task(self._flush_every(), name="xtcp-close-events-flush")
 
@@ -163,8 +156,8 @@ class CloseEvents:
         self.flush()
         self._closed = True
         if self._ring is not None:
-            self._loop.remove_reader(native.lib.xtcp_closes_eventfd(self._ring))
-            native.lib.xtcp_closes_free(self._ring)
+            self._loop.remove_reader(self._ring.fd)
+            self._ring.free()
             self._ring = None
         if self._changed is not None:
             self._changed.set()
@@ -180,20 +173,21 @@ class CloseEvents:
             if ns.close_fd < 0 or ns.net_id in self._subs or self._closed:
                 continue
             if self._ring is not None:
-                idx = native.lib.xtcp_closes_add(self._ring, ns.net_id, ns.close_fd)
-                if idx < 0:
-                    log.warning("close events of namespace %s: %s", ns.name, os.strerror(-idx))
+                try:
+                    idx = self._ring.add(ns.net_id, ns.close_fd)
+                except OSError as exc:
+                    log.warning("close events of namespace %s: %s", ns.name, exc.strerror)
                     continue
                 sub = _Sub(ns, index=idx)
                 self._by_index[idx] = sub
             else:
                 # The manager's fd itself (no dup: one fd per namespace is what the limits count);
                 # detached, never closed, by forget().
-                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG,
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG,
                                      fileno=ns.close_fd)
                 sock.setblocking(False)
                 sub = _Sub(ns, sock=sock)
-                sub.drops_seen = max(0, native.lib.xtcp_socket_drops(sock.fileno()))
+                sub.drops_seen = socket_drops(sock.fileno()) or 0
                 self._loop.add_reader(sock.fileno(), self._on_plain, sub)
             self._subs[ns.net_id] = sub
         self.stats.subscriptions = len(self._subs)
@@ -219,13 +213,12 @@ class CloseEvents:
             sub.sock.detach()  # the manager closes the fd
         elif self._ring is not None:
             self._reap()
-            rc = native.lib.xtcp_closes_remove(self._ring, sub.index)  # keeps its last events
-            if rc == 0:
+            if self._ring.remove(sub.index):  # keeps its last events for one take
                 self._dirty.add(sub.index)
                 self._orphans.extend(self._take(sub))
             else:
-                log.warning("close events of namespace %s: the last ones were dropped (%s)", ns.name,
-                            os.strerror(-rc))
+                log.warning("close events of namespace %s: the last ones were dropped (the cancel of its "
+                            "receive did not complete)", ns.name)
             self._by_index.pop(sub.index, None)
             self._dirty.discard(sub.index)
         self.stats.subscriptions = len(self._subs)
@@ -236,7 +229,7 @@ class CloseEvents:
         """The ring's eventfd is readable: reap now, then stop listening for REAP_COALESCE_S.
         One wake-up per event would cost more Python than the events; meanwhile the kernel
         keeps filling provided buffers (and the sockets' queues when those run out)."""
-        efd = native.lib.xtcp_closes_eventfd(self._ring)
+        efd = self._ring.fd
         self._loop.remove_reader(efd)
         self._loop.call_later(REAP_COALESCE_S, self._listen_again, efd)
         self._reap()
@@ -247,17 +240,19 @@ class CloseEvents:
             self._reap()
 
     def _reap(self) -> None:
-        lib, ring, buf = native.lib, self._ring, self._ready_buf
-        while ring is not None:
-            n = lib.xtcp_closes_reap(ring, buf, 1024)
-            if n < 0:
-                log.warning("close events: reaping failed: %s", os.strerror(-n))
-                return
-            self._dirty.update(buf[i] for i in range(n))
-            if n < 1024:
-                break
-        if ring is not None and lib.xtcp_closes_pending(ring) >= self.flush_records:
+        if self._reap_only() and self._ring.pending() >= self.flush_records:
             self.flush()
+
+    def _reap_only(self) -> bool:
+        """What completed, into ``_dirty``. False: no ring, or reaping failed (logged)."""
+        if self._ring is None:
+            return False
+        try:
+            self._dirty.update(self._ring.reap())
+        except OSError as exc:
+            log.warning("close events: reaping failed: %s", exc.strerror)
+            return False
+        return True
 
     def _on_plain(self, sub: _Sub) -> None:
         sock = sub.sock
@@ -272,7 +267,7 @@ class CloseEvents:
                     continue
                 self.stats.recv_errors += 1
                 break
-            if addr[0] != 0:  # only the kernel (nl_pid 0) sends destroy events
+            if addr[0] != KERNEL_PORT_ID:  # only the kernel sends destroy events
                 self.stats.rejected_sender += 1
                 continue
             sub.pending.append((data, time.time_ns()))
@@ -280,9 +275,9 @@ class CloseEvents:
             self.flush()
 
     def _count_lost_plain(self, sub: _Sub) -> None:
-        drops = native.lib.xtcp_socket_drops(sub.sock.fileno())
+        drops = socket_drops(sub.sock.fileno())
         lost = 1
-        if drops >= 0:
+        if drops is not None:
             lost = max(1, drops - sub.drops_seen)
             sub.drops_seen = drops
         self._count_lost(sub.ns, lost)
@@ -294,27 +289,19 @@ class CloseEvents:
 
     def _take(self, sub: _Sub) -> list[tuple[object, records.Dump]]:
         """What a subscription holds, as (namespace, Dump) pieces (empty dumps left out)."""
-        lib = native.lib
         if sub.sock is not None:
             if not sub.pending:
                 return []
             pending, sub.pending = sub.pending, []
-            total = sum(native.count_socket_messages(d) for d, _ in pending)
-            recs, owner, cap = native.new_records(total)
-            cstats = native.new_decode_stats()
-            n = 0
-            for data, t in pending:
-                src = native.ffi.from_buffer(data)
-                k = lib.xtcp_closes_decode(src, len(src), recs + n, cap - n, self._layout, t, cstats)
-                n += max(0, k)
-            dump = records.Dump(records=recs, count=n, stats=native.stats_from_c(cstats), owner=owner,
+            recs, owner, n, stats = decode_closes(pending, self._layout)
+            dump = records.Dump(records=recs, count=n, stats=stats, owner=owner,
                                 bytes_received=sum(len(d) for d, _ in pending), recvs=len(pending))
             return [(sub.ns, dump)] if n else []
         if self._ring is None or sub.index not in self._dirty:
             return []
         self._dirty.discard(sub.index)
-        out = self._out
-        if lib.xtcp_closes_take(self._ring, sub.index, out) < 0:
+        out = self._ring.take(sub.index)
+        if out is None:
             return []
         self._count_lost(sub.ns, out.lost)
         self.stats.overflow += out.overflow
@@ -322,9 +309,7 @@ class CloseEvents:
             self.stats.recv_errors += 1
         if not out.count:
             return []
-        owner = native.own(out.records, out.count * native.RECORD_SIZE)
-        recs = native.ffi.cast("struct xtcp_record *", owner)
-        dump = records.Dump(records=recs, count=out.count, stats=native.stats_from_c(out.stats), owner=owner,
+        dump = records.Dump(records=out.records, count=out.count, stats=out.stats, owner=out.owner,
                             bytes_received=out.bytes, recvs=out.datagrams, decode_ns=out.decode_ns)
         return [(sub.ns, dump)]
 
@@ -332,8 +317,7 @@ class CloseEvents:
 
     def flush(self) -> records.Batch | None:
         """Take everything received so far as one batch and queue it (None if nothing came)."""
-        if self._ring is not None:
-            self._on_ring_reap_only()
+        self._reap_only()
         pieces, self._orphans = self._orphans, []
         for sub in list(self._subs.values()):
             pieces.extend(self._take(sub))
@@ -363,16 +347,6 @@ class CloseEvents:
         if self._changed is not None:
             self._changed.set()
         return batch
-
-    def _on_ring_reap_only(self) -> None:
-        lib, buf = native.lib, self._ready_buf
-        while True:
-            n = lib.xtcp_closes_reap(self._ring, buf, 1024)
-            if n <= 0:
-                return
-            self._dirty.update(buf[i] for i in range(n))
-            if n < 1024:
-                return
 
     async def _flush_every(self) -> None:
         while True:

@@ -13,10 +13,10 @@ from typing import BinaryIO
 
 from google.protobuf.json_format import MessageToDict
 
-from . import clickhouse, native, schema
+from . import clickhouse, framing, schema
+from .framing import FORMATS, JSONL, PB, PBLIST
 from .records import Batch, Dump
 
-FORMATS = ("jsonl", "pb", "pblist")
 _ADDRESS_FIELDS = ("inet_diag_msg_socket_source", "inet_diag_msg_socket_destination")
 
 
@@ -65,11 +65,11 @@ def write_jsonl(batch: Batch, out: BinaryIO) -> int:
 
 def write(batch: Batch, out: BinaryIO, fmt: str) -> int:
     """Write batch in fmt (jsonl | pb: length-delimited records | pblist: one ProtobufList Envelope)."""
-    if fmt == "jsonl":
+    if fmt == JSONL:
         return write_jsonl(batch, out)
-    if fmt == "pb":
-        out.write(batch.encode(native.FRAME_DELIMITED))
-    elif fmt == "pblist":  # what ClickHouse FORMAT ProtobufList reads: one length-prefixed Envelope
+    if fmt == PB:
+        out.write(batch.encode(framing.native_framing(framing.FORMAT_FRAMING[PB])))
+    elif fmt == PBLIST:  # what ClickHouse FORMAT ProtobufList reads: one length-prefixed Envelope
         out.write(clickhouse.protobuf_list(batch.envelope()))
     else:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,5 +1,8 @@
 """The library face: poll every selected network namespace, one ``records.Batch`` per poll.
 
+(Longer than 450 lines: one state machine, the Poller, whose lifecycle, ticker, poll and
+backend fallback share its state; the rooms it drives are elsewhere.)
+
     async with Poller(interval=10.0, namespaces="all") as poller:
         async for batch in poller:          # one Batch per poll
             ...
@@ -25,8 +28,8 @@ A poll: ``NamespaceManager.reconcile()`` → one ``DumpJob`` per open namespace 
 per family (each with a random ``nlmsg_seq`` of its own, so neither a stale dump's messages nor
 forged ones are mistaken for this one's; they are counted in ``stats.netlink_rejected``, and
 the namespace's labels) → ``backend.dump_all()``, whose io_uring path decodes
-(and with ``encode``, encodes) each chunk as it arrives, while the sockets path returns bytes
-for ``records.decode_buffers()`` → optional sampling (a numpy mask over the cookie column) →
+(and with ``encode``, encodes) each chunk as it arrives, while the sockets path decodes each
+dump once it has ended → optional sampling (a numpy mask over the cookie column) →
 ``Batch``.
 Namespaces that exist but could not be opened appear as empty dumps with ``error`` set.
 """
@@ -47,18 +50,20 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import native, records, request, schema
-from .backend import DumpBackend, DumpJob, DumpResult
+from . import framing, native, records, schema
+from .wire import request
+from .wire.filter import Filter
+from .backends import DumpBackend, DumpJob, DumpResult
+from .emit import MODES, ChangeFilter, EmitStats
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
-from .netlink import SocketBackend
+from .backends.sockets import SocketBackend
 
-__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces", "poller_options_from_args"]
+__all__ = ["Poller", "PollerStats", "poll_once", "list_namespaces"]
 
 log = logging.getLogger("xtcp_uring.poller")
 
 DEFAULT_FAMILIES = (request.AF_INET, request.AF_INET6)
-_ENCODINGS = {None: None, "envelope": native.FRAME_ENVELOPE_ROWS, "delimited": native.FRAME_DELIMITED}
 _FAMILY_NAMES = {"inet": request.AF_INET, "inet4": request.AF_INET, "ipv4": request.AF_INET, "4": request.AF_INET,
                  "inet6": request.AF_INET6, "ipv6": request.AF_INET6, "6": request.AF_INET6}
 _COOKIE_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads sequential cookies
@@ -78,6 +83,7 @@ class PollerStats:
     dump_errors: int = 0  # of those, the ones with an error (namespace gone, EBUSY, timeout…)
     sockets: int = 0  # sockets in the last batch (after sampling)
     sampled_out: int = 0  # sockets dropped by sampling, total
+    emit: EmitStats | None = None  # --emit changed: records kept and skipped, by reason
     backend: str = ""
     fallback: bool = False  # io_uring was asked for ("auto") but plain sockets are in use
     fallback_reason: str = ""
@@ -102,8 +108,11 @@ class Poller:
             or a sequence); see ``namespaces.Selection``.
         families: address families to dump, one request each (AF_INET and AF_INET6).
         states: TCP state mask (``request.DEFAULT_STATES``) or an iterable of state names.
-        filter: a ``request.Filter``, filter text (``"dport 443"``) or raw bytecode.
+        filter: a ``wire.filter.Filter``, filter text (``"dport 443"``) or raw bytecode.
         groups: attribute groups (``request.ALL_GROUPS``); default ``request.DEFAULT_GROUPS``.
+        emit: ``"all"``, or ``"changed"``: only records whose socket moved, was new, changed
+            state, retransmitted, is above ``keep_rtt_above_us`` RTT, or is due a keyframe (one
+            poll in ``keyframe_every``); see ``emit``. Ignores ``encode`` as ``sample`` does.
         sample: keep every Nth socket, chosen by a hash of its cookie, so a socket is kept in
             every poll or in none.
         use_uring: True (io_uring or fail), False (plain sockets), "auto" (io_uring, falling
@@ -123,6 +132,8 @@ class Poller:
             (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
         skip_user_namespaces: leave out namespaces owned by other user namespaces.
         hostname: the ``hostname`` label (default: this host's name).
+        location: the ``location`` label (a site, zone or rack; default empty): the rollups
+            (``xtcp_1m``, ``xtcp_1h``) are kept per location.
         backend: a ready ``DumpBackend`` to use instead of choosing one (tests, embedding);
             the Poller closes it.
         close_events: also subscribe to every namespace's TCP destroy events (closes.py): the
@@ -146,9 +157,12 @@ class Poller:
         namespaces: str | Sequence[str] = "all",
         families: Iterable[int | str] = DEFAULT_FAMILIES,
         states: int | Iterable[str] | None = None,
-        filter: request.Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
+        filter: Filter | str | bytes | None = None,  # noqa: A002 - the kernel's word
         groups: Iterable[str] | str | None = None,
         sample: int = 1,
+        emit: str = "all",
+        keyframe_every: int = 60,
+        keep_rtt_above_us: int = 0,
         use_uring: bool | str = "auto",
         async_dumps: bool = False,
         decode_thread: bool = True,
@@ -161,6 +175,7 @@ class Poller:
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
         hostname: str | None = None,
+        location: str = "",
         backend: DumpBackend | None = None,
         close_events: bool = False,
         close_events_rcvbuf: int | None = None,
@@ -177,12 +192,17 @@ class Poller:
             raise ConfigError(f"sample keeps every Nth socket: an integer >= 1, not {sample!r}")
         if use_uring not in (True, False, "auto"):
             raise ConfigError(f"use_uring is True, False or 'auto', not {use_uring!r}")
-        if encode not in _ENCODINGS:
-            raise ConfigError(f"encode is 'envelope', 'delimited' or None, not {encode!r}")
+        if encode is not None and encode not in framing.FRAMINGS:
+            raise ConfigError(f"encode is {', '.join(map(repr, framing.FRAMINGS))} or None, not {encode!r}")
         if not dump_timeout > 0 or queue_size < 1:
             raise ConfigError("dump_timeout must be > 0 and queue_size >= 1")
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
+        if close_events and (not close_flush_interval > 0 or close_flush_records < 1 or
+                             close_events_rcvbuf is not None and not 4096 <= close_events_rcvbuf <= 1 << 31):
+            raise ConfigError("close events want close_flush_interval > 0, close_flush_records >= 1 and "
+                              f"close_events_rcvbuf of 4K..2G bytes, not {close_flush_interval!r}, "
+                              f"{close_flush_records!r}, {close_events_rcvbuf!r}")
         self.interval = float(interval)
         self.jitter = float(jitter)
         self.immediate = immediate
@@ -193,7 +213,7 @@ class Poller:
         self.ext = request.ext_for(_split(groups)) if groups is not None else request.DEFAULT_EXT
         if isinstance(filter, str):
             try:
-                filter = request.Filter.parse(filter)  # noqa: A001
+                filter = Filter.parse(filter)  # noqa: A001
             except request.RequestError as exc:
                 raise ConfigError(f"filter {filter!r}: {exc}") from exc
         # Checked now (and compiled once per family): a bad filter is a ConfigError at once.
@@ -203,14 +223,19 @@ class Poller:
                 request.build_request(fam, states=self.states, ext=self.ext, filter=filter)
             except request.RequestError as exc:
                 raise ConfigError(str(exc)) from exc
-            bytecode = filter.bytecode(fam) if isinstance(filter, request.Filter) else filter
+            bytecode = filter.bytecode(fam) if isinstance(filter, Filter) else filter
             self._requests_args[fam] = bytecode
         self.sample = int(sample)
+        if emit not in MODES:
+            raise ConfigError(f"emit is one of {', '.join(MODES)}, not {emit!r}")
+        self.emit = emit
+        # --emit changed: only records that moved go out (emit.py); it compacts, as sampling does.
+        self._change_filter = ChangeFilter(keyframe_every, keep_rtt_above_us) if emit == "changed" else None
         self.use_uring = use_uring
         self.async_dumps = bool(async_dumps)
         self.decode_thread = bool(decode_thread)
         # Sampling compacts the records after the dump, which would leave the encoding stale.
-        self.encode = encode if self.sample == 1 else None
+        self.encode = encode if self.sample == 1 and emit == "all" else None
         self.dump_timeout = float(dump_timeout)
         self.queue_size = int(queue_size)
         self._manager_options = {
@@ -221,6 +246,7 @@ class Poller:
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)
         self.hostname = hostname
+        self.location = location
         self._close_options = ({"rcvbuf": close_events_rcvbuf, "flush_interval": close_flush_interval,
                                 "flush_records": close_flush_records} if close_events else None)
         self._closes = None  # closes.CloseEvents once started
@@ -263,7 +289,8 @@ class Poller:
             self.hostname = socket.gethostname()
         self._version_labels = records.encode_labels(schema_version=schema.SCHEMA_VERSION,
                                                      daemon_version=_daemon_version())
-        self._host_labels = records.encode_labels(hostname=self.hostname, kernel_release=self._kernel_release)
+        self._host_labels = records.encode_labels(hostname=self.hostname, location=self.location,
+                                                  kernel_release=self._kernel_release)
         close_rcvbuf = None
         if self._close_options is not None:
             from .closes import DEFAULT_RCVBUF
@@ -489,6 +516,9 @@ class Poller:
                 dump = records.decode_buffers([], netns=failure.name, strict=False)
                 dump.error = str(failure.error)
                 dumps.append(dump)
+            if self._change_filter is not None:
+                self._change_filter.apply(dumps, poll_id)
+                self.stats.emit = self._change_filter.stats
             batch = records.Batch(dumps, poll_id=poll_id, timestamp_ns=timestamp_ns,
                                   duration_ns=time.monotonic_ns() - t0, backend=self._backend.name)
             s = self.stats
@@ -537,7 +567,7 @@ class Poller:
 
     def _decode(self, r: DumpResult, ns, labels: bytes, seq: int) -> records.Dump:
         dump = r.dump
-        if dump is None:  # the sockets backend: whole netlink bytes, decoded here
+        if dump is None:  # a backend of the caller's that returns raw bytes only: decoded here
             dump = records.decode_buffers(r.buffers, layout=self._layout, labels=labels, netns=ns.name,
                                           strict=False, seq=seq)
         dump.netns = ns.name
@@ -571,11 +601,11 @@ class Poller:
 
     def _choose_backend(self) -> DumpBackend:
         if self.use_uring is False:
-            return SocketBackend(timeout=self.dump_timeout)
+            return SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         try:
             return _uring_backend(async_dumps=self.async_dumps, decode_thread=self.decode_thread,
                                   timeout=self.dump_timeout,
-                                  tcp_info_layout=self._layout, encode=_ENCODINGS[self.encode])
+                                  tcp_info_layout=self._layout, encode=framing.native_framing(self.encode))
         except (RingUnavailableError, ImportError) as exc:
             if self.use_uring is True:
                 raise
@@ -585,7 +615,7 @@ class Poller:
         global _fallback_logged
         if self._backend is not None:
             self._backend.close()
-        self._backend = SocketBackend(timeout=self.dump_timeout)
+        self._backend = SocketBackend(timeout=self.dump_timeout, tcp_info_layout=self._layout)
         self.stats.backend = self._backend.name
         self.stats.fallback = True
         self.stats.fallback_reason = f"{type(exc).__name__}: {exc}"
@@ -596,7 +626,7 @@ class Poller:
 
 
 def _uring_backend(**options) -> DumpBackend:
-    from .ring import UringBackend  # ImportError where the extension lacks the ring
+    from .backends.uring import UringBackend  # ImportError where the extension lacks the ring
 
     return UringBackend(**options)
 
@@ -675,19 +705,3 @@ async def list_namespaces(namespaces: str | Sequence[str] = "all", **options) ->
         rows += [{"net_id": "", "name": f.name, "inode": f.inode, "cookie": "", "pid": "", "sockets": "",
                   "error": str(f.error)} for f in poller.manager.failures]
         return rows
-
-
-def poller_options_from_args(args) -> dict:
-    """``Poller`` keyword arguments from the CLI's parsed poll options."""
-    options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
-               "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
-               "async_dumps": bool(args.async_dumps),
-               "max_namespaces": getattr(args, "max_namespaces", None),
-               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
-    if args.states:
-        options["states"] = args.states
-    if args.filter:
-        options["filter"] = args.filter
-    if args.groups:
-        options["groups"] = args.groups
-    return options

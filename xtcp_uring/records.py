@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from . import native, schema
+from .native.ring import ring_output
 from .errors import DecodeError, NetlinkError
 
 _NUMPY_TYPES = {
@@ -32,15 +33,11 @@ _NUMPY_TYPES = {
 def record_dtype() -> np.dtype:
     """numpy structured dtype with the C struct's exact offsets (read from cffi, not guessed)."""
     names, formats, offsets = [], [], []
-    for name, cfield in native.ffi.typeof("struct xtcp_record").fields:
-        ctype = cfield.type
-        if ctype.kind == "array":
-            fmt = (_NUMPY_TYPES[ctype.item.cname], ctype.length)
-        else:
-            fmt = _NUMPY_TYPES[ctype.cname]
+    for name, ctype, offset in native.record_fields():
+        fmt = (_NUMPY_TYPES[ctype[0]], ctype[1]) if isinstance(ctype, tuple) else _NUMPY_TYPES[ctype]
         names.append(name)
         formats.append(fmt)
-        offsets.append(cfield.offset)
+        offsets.append(offset)
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": native.RECORD_SIZE})
 
 
@@ -82,7 +79,7 @@ class Dump:
         if self.count == 0:
             return np.empty(0, dtype=record_dtype())
         # From the owner, so a numpy view alone keeps the memory alive.
-        buf = native.ffi.buffer(self.owner, self.count * native.RECORD_SIZE)
+        buf = native.records_buffer(self.owner, self.count)
         return np.frombuffer(buf, dtype=record_dtype(), count=self.count)
 
     def encode(self, framing: int) -> memoryview:
@@ -116,36 +113,26 @@ def decode_buffers(
     """
     buffers = [b for b in buffers if len(b)]
     total = sum(native.count_socket_messages(b) for b in buffers)
-    records, owner, cap = native.new_records(total)
-    cstats = native.new_decode_stats()
-    n = 0
+    decoder = native.Decoder(total, layout, seq)
     for buf in buffers:
-        n += native.decode_into(buf, records, cap, n, layout, cstats, seq)
-        if cstats.malformed and strict:
+        decoder.feed(buf)
+        if decoder.malformed_offset is not None and strict:
             raise DecodeError("malformed netlink message: nlmsg_len out of bounds",
-                              offset=cstats.malformed_offset, netns=netns or None)
-        if cstats.error:
+                              offset=decoder.malformed_offset, netns=netns or None)
+        if decoder.error:
             if strict:
-                raise NetlinkError(cstats.error, f"kernel rejected the dump request: {os.strerror(cstats.error)}")
+                raise NetlinkError(decoder.error, f"kernel rejected the dump request: {os.strerror(decoder.error)}")
             break
-    stats = native.stats_from_c(cstats)
-    return Dump(records=records, count=n, labels=labels, stats=stats, netns=netns,
-                bytes_received=sum(len(b) for b in buffers), recvs=len(buffers), owner=owner)
+    return Dump(records=decoder.records, count=decoder.count, labels=labels, stats=decoder.stats(), netns=netns,
+                bytes_received=sum(len(b) for b in buffers), recvs=len(buffers), owner=decoder.owner)
 
 
 def dump_from_ring(out, *, labels: bytes, framing: int | None) -> Dump:
-    """A Dump over what a finished io_uring job hands over (``struct xtcp_ring_output``)."""
-    count = out.count
-    if count:
-        owner = native.own(out.records, count * native.RECORD_SIZE)
-        recs = native.ffi.cast("struct xtcp_record *", owner)
-    else:
-        recs, owner, _ = native.new_records(0)
-    encoded = None
-    if framing is not None:
-        encoded = native.owned_view(out.encoded, out.encoded_len) if out.encoded_len else memoryview(b"")
-    return Dump(records=recs, count=count, labels=labels, stats=native.stats_from_c(out.stats), owner=owner,
-                encoded=encoded, framing=framing, decode_ns=out.decode_ns, encode_ns=out.encode_ns)
+    """A Dump over what a finished io_uring job hands over (``native.ring.RingOutput``, or the
+    C ``struct xtcp_ring_output`` a test of the C API holds)."""
+    out = ring_output(out, encodes=framing is not None)
+    return Dump(records=out.records, count=out.count, labels=labels, stats=out.stats, owner=out.owner,
+                encoded=out.encoded, framing=framing, decode_ns=out.decode_ns, encode_ns=out.encode_ns)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The record schema, read from ``proto/xtcp_flat_record.proto`` (the single source of truth).
+"""The record schema, read from the package's copy of ``proto/xtcp_flat_record.proto`` (the
+single source of truth; tools/gen_schema.py copies it to ``xtcp_uring/data/``).
 
 This module parses the small, flat subset of proto3 the schema file uses, and derives from it
 what Python needs at run time: the protobuf message classes (built from a descriptor, so no
@@ -14,7 +15,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PROTO_PATH = Path(__file__).resolve().parent.parent / "proto" / "xtcp_flat_record.proto"
+try:
+    from .errors import InputError
+except ImportError:  # loaded by path by tools/gen_schema.py, which must not need the package
+    InputError = ValueError
+
+PROTO_PATH = Path(__file__).resolve().parent / "data" / "xtcp_flat_record.proto"
 PACKAGE = "xtcp_flat_record.v1"
 RECORD_MESSAGE = "XtcpFlatRecord"
 ENVELOPE_MESSAGE = "Envelope"
@@ -29,7 +35,7 @@ _ENUM_VALUE_RE = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\s*;")
 _ANNOTATION_RE = re.compile(r"\[([a-z0-9_]+)(?::([a-z0-9_]+))?\]")
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """The .proto uses something this parser does not understand (a developer must fix it)."""
 
 
@@ -42,6 +48,7 @@ class Field:
     namespace_label: bool = False  # [ns]: set per namespace by Python
     reserved: bool = False  # [reserved]: kept for xtcp2 compatibility, never filled
     c_storage: str | None = None  # [c:TYPE]
+    ch_class: str | None = None  # [ch:CLASS]: ClickHouse codec class (counter, elapsed, lowcard)
     repeated: bool = False
 
     @property
@@ -119,6 +126,7 @@ def parse(text: str) -> dict[str, Message]:
                 namespace_label="ns" in notes,
                 reserved="reserved" in notes,
                 c_storage=notes.get("c") or None,
+                ch_class=notes.get("ch") or None,
                 repeated=bool(repeated),
             )
         )

@@ -2,7 +2,8 @@
 --     python -m xtcp_uring --sink kafka://kafka:9092/xtcp
 -- and the server reads the topic with a Kafka engine table and a materialized view into
 -- the MergeTree table of xtcp_records.sql (create that first, with {db} = xtcp, {ttl} empty
--- or a TTL clause).
+-- or a TTL clause, then rollups.sql: its views roll up whatever reaches xtcp_records, the
+-- Kafka engine's inserts included). A sharded cluster: cluster/xtcp_cluster.sql.
 --
 -- Message format (checked by tests/integration/test_sinks_kafka.py against chDB):
 --   one Kafka message = one ClickHouse ProtobufList message

@@ -2,7 +2,7 @@
 
 Any user can create a user+network namespace (``unshare -Urn``); the root daemon enters it and
 opens a SOCK_DIAG socket there, and inside it that user holds CAP_NET_ADMIN, which lets any
-socket of theirs unicast to ours. ``tests/netlink_attacker.py`` (as nobody, in its own
+socket of theirs unicast to ours. ``tests/support/netlink_attacker.py`` (as nobody, in its own
 namespace) floods that socket with forged dump replies and malformed datagrams. The daemon
 must not care: it keeps polling, reports the real sockets of that namespace in every poll and
 nothing else, exits 0 on SIGTERM. Every netlink socket we open is connected to the kernel, so
@@ -26,7 +26,7 @@ from xtcp_uring import schema
 
 pytestmark = pytest.mark.root
 
-ATTACKER = Path(__file__).resolve().parents[1] / "netlink_attacker.py"
+ATTACKER = Path(__file__).resolve().parents[1] / "support" / "netlink_attacker.py"
 # The system's Python: the attacker needs only the standard library, and nobody inside a new
 # user namespace may not reach the test's interpreter (it can live under a 0700 /root).
 ATTACKER_PYTHON = "/usr/bin/python3"

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from test_daemon import Daemon, free_port, scrape
-from test_metrics import BAD_LISTEN
+from unit.test_metrics import BAD_LISTEN
 
 pytestmark = pytest.mark.root
 

@@ -1,7 +1,7 @@
 """Container and pod labels from real runc containers, laid out as each runtime lays them out.
 
 Every container is a real ``runc run -d`` process in a real cgroup and an ``ip netns add``
-namespace (tests/runc_farm.py). containerd CRI and CRI-O state is runc's own plus the OCI spec
+namespace (tests/support/runc_farm.py). containerd CRI and CRI-O state is runc's own plus the OCI spec
 those runtimes write. dockerd and podman cannot run here (not installed; they need their own
 daemon and storage), so for those the farm writes the engine's state files (Docker's
 config.v2.json, containers/storage's containers.json) the way the engines do, beside a real

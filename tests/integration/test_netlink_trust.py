@@ -12,9 +12,10 @@ import sys
 import pytest
 from netlink_attacker import NETLINK_SOCK_DIAG, forged_socket
 
-from xtcp_uring import native, request
-from xtcp_uring.backend import DumpJob
-from xtcp_uring.netlink import SocketBackend
+from xtcp_uring import native
+from xtcp_uring.wire import request
+from xtcp_uring.backends import DumpJob
+from xtcp_uring.backends.sockets import SocketBackend
 from xtcp_uring.poller import Poller
 
 pytestmark = pytest.mark.root

@@ -19,8 +19,10 @@ import pytest
 
 from netns_farm import TCP_ESTABLISHED, TCP_LISTEN, NetnsFarm, open_fds, run_unprivileged
 from xtcp_uring import poller as poller_mod
-from xtcp_uring import records, request
-from xtcp_uring.backend import DumpResult
+from xtcp_uring.app import options
+from xtcp_uring import records
+from xtcp_uring.wire import request
+from xtcp_uring.backends import DumpResult
 from xtcp_uring.errors import ConfigError, RingUnavailableError
 from xtcp_uring.poller import Poller, poll_once
 
@@ -417,7 +419,7 @@ async def test_list_namespaces_and_cli_options():
         namespaces, families, states, filter, groups, sample, uring, async_dumps = (
             "host", "inet", "0x2", "sport 22", "info,cong", 1, "off", False)
 
-    opts = poller_mod.poller_options_from_args(Args)
+    opts = options.poller_options(Args)
     p = Poller(**opts)
     assert p.families == (2,) and p.states == 2 and p.use_uring is False
     assert p.ext == request.ext_for(["info", "cong"])

@@ -23,15 +23,15 @@ import textwrap
 import pytest
 
 from xtcp_uring import native, records
-from xtcp_uring.backend import DumpJob
+from xtcp_uring.backends import DumpJob
 from xtcp_uring.errors import XtcpError
-from xtcp_uring.ring import UringBackend
+from xtcp_uring.backends.uring import UringBackend
 
 AF_INET, AF_INET6 = 2, 10
 TCP_TIME_WAIT = 6
 
 try:
-    from xtcp_uring.request import build_request
+    from xtcp_uring.wire.request import build_request
 except ImportError:  # request.py is written in parallel; the 72-byte request it will build
     def build_request(family: int, *, seq: int = 0) -> bytes:
         hdr = struct.pack("=IHHII", 72, 20, 0x301, seq, 0)
@@ -378,7 +378,7 @@ _SECCOMP_CHILD = textwrap.dedent("""
     assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
     assert libc.prctl(22, 2, ctypes.addressof(fbuf), 0, 0) == 0, ctypes.get_errno()
     from xtcp_uring.errors import RingUnavailableError
-    from xtcp_uring.ring import UringBackend
+    from xtcp_uring.backends.uring import UringBackend
     try:
         UringBackend()
     except RingUnavailableError as exc:
@@ -403,7 +403,7 @@ async def test_results_are_freed_without_the_cyclic_gc():
     RSS sawtooth until this was fixed)."""
     import gc
 
-    from xtcp_uring.backend import DumpResult
+    from xtcp_uring.backends import DumpResult
     from xtcp_uring.poller import Poller
 
     gc.collect()

@@ -5,7 +5,7 @@ end and each of its RECVs reads one datagram the test wrote there, so the real i
 runs on exactly these bytes. Each case runs in a child process: a crash (the one these inputs
 caused before the ring and the decoder shared one bounds-checked walker) fails the test, it
 does not take the test run down. The last test replays the inputs ``make fuzz`` kept for the
-ring (tests/fuzz_ring.py) against the plain decoder.
+ring (tests/fuzz/fuzz_ring.py) against the plain decoder.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ MODES = {"decode-thread": "True", "inline-decode": "False"}
 _CHILD = textwrap.dedent("""
     import asyncio, json, socket, sys
     from xtcp_uring import native
-    from xtcp_uring.backend import DumpJob
-    from xtcp_uring.request import build_request
-    from xtcp_uring.ring import UringBackend
+    from xtcp_uring.backends import DumpJob
+    from xtcp_uring.wire.request import build_request
+    from xtcp_uring.backends.uring import UringBackend
 
     decode_thread, grams = sys.argv[1] == "True", [bytes.fromhex(g) for g in sys.argv[2:]]
     ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -114,7 +114,7 @@ def test_a_status_no_kernel_sends_reads_as_eproto(mode, mtype):
 
 
 def test_fuzz_inputs_replay_through_the_ring_as_the_plain_decoder_reads_them(tmp_path):
-    """What ``make fuzz`` kept for the ring target (tests/fuzz_ring.py), and its seeds: for
+    """What ``make fuzz`` kept for the ring target (tests/fuzz/fuzz_ring.py), and its seeds: for
     each, the ring hands over exactly the records and encoded bytes the plain decoder makes of
     the same datagrams, in both decode modes and every framing."""
     fuzz_ring.write_seed_corpus(tmp_path)

@@ -6,7 +6,7 @@ source:
 - **TLS: no.** ``--cert`` and ``--key`` are one mutually exclusive argument group (giving both
   is a usage error), and the broker builds a TLS acceptor it never uses: connections are
   served in plain TCP. So Kafka over TLS is tested through a TLS terminator (Python's ssl, in
-  ``tests/tls_peer.py``) in front of tansu, which advertises the terminator's port: every
+  ``tests/support/tls_peer.py``) in front of tansu, which advertises the terminator's port: every
   Kafka byte crosses TLS, the broker behind it is real.
 - **SASL: SCRAM-SHA-256/512, enforced, but no user can be made.** ``--authentication`` makes
   the broker refuse any request before SASL, and run the real SCRAM exchange. Users live in the

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from xtcp_uring import native, records
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 
 CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2" / "6_6_44" / "tcp_1000_sockets.pcap"
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import oracle
+from golden import oracle
 from xtcp_uring import native, records
 from xtcp_uring.errors import DecodeError, NetlinkError
-from xtcp_uring.pcap import PcapError, response_payloads
+from xtcp_uring.wire.pcap import PcapError, response_payloads
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
 # A capture in the shared testdata that holds no data: all of its 929,928 bytes are zero.

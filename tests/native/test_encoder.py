@@ -9,7 +9,7 @@ import pytest
 from google.protobuf.internal.decoder import _DecodeVarint32
 
 from xtcp_uring import native, records, schema
-from xtcp_uring.pcap import response_payloads
+from xtcp_uring.wire.pcap import response_payloads
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "xtcp2"
 CAPTURES = [

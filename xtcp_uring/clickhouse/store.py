@@ -8,7 +8,7 @@ import threading
 from ..errors import ConfigError, SinkError
 from . import datadir
 from .errors import ClickHouseError, from_text, one_line
-from .ddl import DATABASE, DEFAULT_DATA_DIR, TABLE, format_schema, table_ddl
+from .ddl import DATABASE, DEFAULT_DATA_DIR, TABLE, format_schema
 
 
 class Store:
@@ -71,9 +71,16 @@ class Store:
             except Exception as exc:
                 raise _query_error(exc) from exc
 
-    def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None) -> None:
-        self.query(f"CREATE DATABASE IF NOT EXISTS {db}")
-        self.query(table_ddl(db, ttl_days))
+    def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None, retention_s: int | None = None) -> None:
+        """Create (or bring up to date) the record table, its retention and the rollups
+        (``retention.prepare_tables``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        from .retention import prepare_tables
+
+        if retention_s is None and ttl_days is not None:
+            if int(ttl_days) <= 0:
+                raise ConfigError(f"ttl_days must be positive, got {ttl_days}")
+            retention_s = int(ttl_days) * 86400
+        prepare_tables(self, db, retention_s)
 
     def insert_arrow(self, table, db: str = DATABASE) -> int:
         """Insert a table made by ``arrow_table()``; returns its row count."""
@@ -90,7 +97,7 @@ class Store:
 
     def insert(self, sql: str, fmt: str, data: bytes) -> int:
         """Run ``sql`` (an INSERT without FORMAT) over ``data`` in input format ``fmt``;
-        returns the rows written."""
+        returns the rows written, those the table's materialized views wrote included."""
         with self._lock:
             if self._session is None:
                 raise SinkError(f"chDB store {self.path} is closed")

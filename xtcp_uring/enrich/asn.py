@@ -28,7 +28,8 @@ from ..errors import ConfigError, SinkError
 __all__ = ["AsnPrefix", "DICTIONARY", "PREFIX_TABLE", "asn_ddl", "load_asn_file", "load_prefixes",
            "parse_prefixes", "read_prefix_file"]
 
-DDL_PATH = Path(__file__).resolve().parent.parent.parent / "examples" / "clickhouse" / "asn_dictionary.sql"
+# Package data: tools/gen_schema.py copies examples/clickhouse/asn_dictionary.sql there.
+DDL_PATH = Path(__file__).resolve().parent.parent / "data" / "asn_dictionary.sql"
 DICTIONARY = "asn"
 PREFIX_TABLE = "asn_prefixes"
 MAX_ASN = 0xFFFFFFFF

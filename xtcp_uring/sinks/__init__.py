@@ -20,10 +20,11 @@ unless ``allow_insecure``.
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig, SinkGroup, SinkStats, envelope_messages
+from .base import Payload, Sink, SinkGroup, SinkStats
+from .config import SinkConfig, split_url
+from .encoded import Encoded, envelope_messages
 
 # scheme -> (module, class)
 SCHEMES = {
@@ -39,7 +40,10 @@ SCHEMES = {
 
 def sink_class(url: str) -> type[Sink]:
     """The Sink class for a URL's scheme (``-`` is stdout)."""
-    scheme = "stdout" if url == "-" else urlsplit(url).scheme.lower()
+    return _class_for(url, split_url(url).scheme.lower())
+
+
+def _class_for(url: str, scheme: str) -> type[Sink]:
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown sink {url!r}; known: {', '.join(sorted(SCHEMES))}, or - for stdout")
     module, cls = SCHEMES[scheme]
@@ -53,7 +57,9 @@ def open_sink(url: str, *, allow_insecure: bool = False, **opts) -> Sink:
         ConfigError: unknown scheme, bad URL or option; credentials that would cross the
             network unencrypted (unless ``allow_insecure``).
     """
-    sink = sink_class(url).from_url(url, **opts)
+    parts = split_url(url)  # once: the scheme picks the class, the rest is its config
+    cls = _class_for(url, parts.scheme.lower())
+    sink = cls(cls.Config.from_parts(url, parts, opts))
     exposed = sink.config.cleartext_credentials()
     if exposed and not allow_insecure:
         raise ConfigError(f"{sink.name}: refusing to send credentials unencrypted to {', '.join(exposed)}: "

@@ -1,6 +1,8 @@
-"""Embedded ClickHouse sink (chDB): ``chdb:///path/to/dir[?ttl_days=N]``.
+"""Embedded ClickHouse sink (chDB): ``chdb:///path/to/dir[?retention=7d&max_store_bytes=20G]``.
 
-Creates database ``xtcp`` and the table from the generated DDL on connect, then inserts each
+Creates database ``xtcp``, the record table and the rollups from the generated DDL on connect,
+with the retention (default 7 days; ``retention=off`` keeps all; ``ttl_days=N`` is the older
+spelling) applied to a store that exists too (``clickhouse.retention``), then inserts each
 batch as one Arrow table built from numpy columns of the C records (``clickhouse.arrow_table``),
 in a thread: the insert is ClickHouse work that releases the GIL, and the loop keeps polling.
 
@@ -13,26 +15,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import clickhouse
+from ..clickhouse import retention, rollups
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
+from .base import Payload, Sink, SinkStats
+from .config import SinkConfig
+from .encoded import Encoded
 
 log = logging.getLogger("xtcp_uring.sinks")
+
+SIZE_CHECK_EVERY_S = 30.0  # how often the store's size is held to max_store_bytes
 
 
 @dataclass(kw_only=True)
 class ChdbConfig(SinkConfig):
     path: str
-    ttl_days: int | None = None
+    retention: str | None = retention.DEFAULT_RETENTION  # a duration (7d, 12h) or "off"
+    ttl_days: int | None = None  # the older spelling of retention, in days
+    max_store_bytes: int | None = None  # drop the oldest record partitions past this
     database: str = clickhouse.DATABASE
 
+    def validate(self) -> None:
+        super().validate()
+        if self.ttl_days is not None and self.ttl_days <= 0:
+            raise ConfigError(f"{self.url}: ttl_days must be positive")
+        retention.parse_retention(self.retention, f"{self.url}: retention")
+        if self.max_store_bytes is not None and self.max_store_bytes <= 0:
+            raise ConfigError(f"{self.url}: max_store_bytes must be positive, e.g. 20G")
+
+    @property
+    def retention_s(self) -> int | None:
+        """Seconds rows are kept; None: forever."""
+        if self.ttl_days is not None:
+            return self.ttl_days * 86400
+        return retention.parse_retention(self.retention)
+
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ChdbConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ChdbConfig":
         path = u.netloc + u.path  # chdb:///abs/dir, or chdb://rel/dir relative to the cwd
         if not path:
             raise ConfigError(f"{url}: expected chdb:///path/to/dir")
@@ -47,6 +70,9 @@ class ChdbSink(Sink):
     def __init__(self, config: ChdbConfig):
         super().__init__(config)
         self.store: clickhouse.Store | None = None
+        self.stats = StoreStats()
+        self._size_checked = 0.0
+        self._pruned = time.monotonic()
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         table = encoded.arrow()
@@ -54,10 +80,43 @@ class ChdbSink(Sink):
 
     async def _connect(self) -> None:
         self.store = await asyncio.to_thread(clickhouse.open_store, self.config.path)
-        await asyncio.to_thread(self.store.ensure_table, self.config.database, self.config.ttl_days)
+        await asyncio.to_thread(self.store.ensure_table, self.config.database,
+                                retention_s=self.config.retention_s)
+        await asyncio.to_thread(self._hold_size, True)
 
     async def _write(self, table) -> None:
         await asyncio.to_thread(self._insert, table)
+        await asyncio.to_thread(self._hold_size)
+        await asyncio.to_thread(self._prune_last_samples)
+
+    def _prune_last_samples(self) -> None:
+        """Hourly: forget the previous samples of sockets gone for an hour (rollups.PRUNE_LAST)."""
+        if time.monotonic() - self._pruned < rollups.LAST_SAMPLE_TTL_S:
+            return
+        self._pruned = time.monotonic()
+        try:
+            self.store.query(rollups.PRUNE_LAST.replace("{db}", self.config.database))
+        except ClickHouseError as exc:  # the next hour tries again; entries only cost memory meanwhile
+            log.warning("%s: could not prune %s: %s", self.name, rollups.LAST_TABLE, exc)
+
+    def _hold_size(self, now: bool = False) -> None:
+        """Every SIZE_CHECK_EVERY_S: drop the oldest record partitions past max_store_bytes."""
+        limit = self.config.max_store_bytes
+        if limit is None or (not now and time.monotonic() - self._size_checked < SIZE_CHECK_EVERY_S):
+            return
+        self._size_checked = time.monotonic()
+        try:
+            dropped, left = retention.enforce_max_bytes(self.store, self.config.database, limit)
+        except ClickHouseError as exc:  # the insert went in; the next check tries again
+            log.warning("%s: could not hold the store to max_store_bytes: %s", self.name, exc)
+            return
+        self.stats.partitions_dropped += len(dropped)
+        self.stats.store_bytes = left
+        if left > limit and not self.stats.over_limit_warned:
+            self.stats.over_limit_warned = True
+            log.warning("%s: the store takes %.1f MB with only the current hour of records and the rollups left, "
+                        "above max_store_bytes (%.1f MB): raise --max-store-bytes", self.name, left / 1e6,
+                        limit / 1e6)
 
     def _insert(self, table) -> None:
         try:
@@ -67,10 +126,17 @@ class ChdbSink(Sink):
                 raise
             log.warning("%s: %s.%s is missing (%s): creating it again", self.name, self.config.database,
                         clickhouse.TABLE, exc)
-            self.store.ensure_table(self.config.database, self.config.ttl_days)
+            self.store.ensure_table(self.config.database, retention_s=self.config.retention_s)
             self.store.insert_arrow(table, self.config.database)
 
     async def _disconnect(self) -> None:
         store, self.store = self.store, None
         if store is not None:
             store.release()
+
+
+@dataclass
+class StoreStats(SinkStats):
+    partitions_dropped: int = 0  # record partitions dropped to stay under max_store_bytes
+    store_bytes: int = 0  # bytes on disk at the last size check
+    over_limit_warned: bool = False

@@ -24,13 +24,17 @@ import asyncio
 import base64
 import http.client
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from .. import clickhouse, schema
+from ..clickhouse.ddl import rollup_statements
 from ..clickhouse import errors as ch_errors
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError, SinkError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _FORMATS = ("arrow", "protobuf_list")
@@ -54,8 +58,7 @@ class ClickHouseHttpConfig(SinkConfig):
     ttl_days: int | None = None
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "ClickHouseHttpConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "ClickHouseHttpConfig":
         if not u.hostname:
             raise ConfigError(f"{url}: expected clickhouse+http://[user:password@]host:8123/db")
         fixed = dict(host=u.hostname, secure=u.scheme == "clickhouse+https")
@@ -109,7 +112,7 @@ class ClickHouseHttpSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope" if self.config.format == "protobuf_list" else None
+        return ENVELOPE if self.config.format == "protobuf_list" else None
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         if self.config.format == "protobuf_list":
@@ -135,6 +138,8 @@ class ClickHouseHttpSink(Sink):
             db = self.config.database
             await asyncio.to_thread(self._post, f"CREATE DATABASE IF NOT EXISTS {db}", b"")
             await asyncio.to_thread(self._post, clickhouse.table_ddl(db, self.config.ttl_days), b"")
+            for stmt in rollup_statements(db):  # the same rollups as the embedded store
+                await asyncio.to_thread(self._post, stmt, b"")
 
     async def _write(self, data) -> None:
         fmt, body, *columns = data

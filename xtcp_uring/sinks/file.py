@@ -13,13 +13,13 @@ import io
 import os
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from .. import output
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
-
-FORMATS = ("jsonl", "pb", "pblist")
+from ..framing import FORMAT_FRAMING, FORMATS, JSONL, PB, PBLIST
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 
 
 @dataclass(kw_only=True)
@@ -28,8 +28,7 @@ class FileConfig(SinkConfig):
     fsync: bool = False  # fsync after every batch
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "FileConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "FileConfig":
         path = u.netloc + u.path
         if not path:
             raise ConfigError(f"{url}: expected file:///path/to/file.pb")
@@ -38,11 +37,10 @@ class FileConfig(SinkConfig):
 
 @dataclass(kw_only=True)
 class StdoutConfig(SinkConfig):
-    format: str = "jsonl"
+    format: str = JSONL
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "StdoutConfig":
-        u = urlsplit(url) if url != "-" else urlsplit("stdout:")
+    def from_parts(cls, url: str, u, opts: dict) -> "StdoutConfig":
         return cls._build(url, u.query, opts)
 
     def validate(self) -> None:
@@ -52,9 +50,9 @@ class StdoutConfig(SinkConfig):
 
 
 def _encode(encoded: Encoded, fmt: str) -> bytes:
-    if fmt == "pb":
+    if fmt == PB:
         return encoded.delimited()
-    if fmt == "pblist":
+    if fmt == PBLIST:
         return b"".join(m for m, _ in encoded.protobuf_list())
 
     def jsonl() -> bytes:
@@ -62,7 +60,7 @@ def _encode(encoded: Encoded, fmt: str) -> bytes:
         output.write_jsonl(encoded.batch, buf)
         return buf.getvalue()
 
-    return encoded.memo("jsonl", jsonl)
+    return encoded.memo(JSONL, jsonl)
 
 
 class FileSink(Sink):
@@ -73,12 +71,12 @@ class FileSink(Sink):
     def __init__(self, config: SinkConfig):
         super().__init__(config)
         self._file = None
-        self._format = getattr(config, "format", "pb")
+        self._format = getattr(config, "format", PB)
         self._fsync = getattr(config, "fsync", False)
 
     @property
     def encoding(self) -> str | None:
-        return {"pb": "delimited", "pblist": "envelope"}.get(self._format)
+        return FORMAT_FRAMING.get(self._format)
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         data = _encode(encoded, self._format)

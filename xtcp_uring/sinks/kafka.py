@@ -26,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from .. import schema
 from ..errors import ConfigError, SinkError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 from .security import check_tls_peer, cleartext_hosts, client_tls_context, public_url, read_secret
 
 _COMPRESSION = ("zstd", "lz4", "gzip", "snappy", "none")
@@ -63,8 +66,7 @@ class KafkaConfig(SinkConfig):
     password: str = field(default="", repr=False)  # from the URL's user info or a keyword only
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "KafkaConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "KafkaConfig":
         topic = u.path.strip("/")
         userinfo, _, hosts = u.netloc.rpartition("@")
         if not hosts or not topic or "/" in topic:
@@ -154,7 +156,7 @@ class KafkaSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope"
+        return ENVELOPE
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         c = self.config

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .base import Encoded, Payload, Sink, SinkConfig
+from ..framing import ENVELOPE
+from .base import Payload, Sink
+from .config import SinkConfig
+from .encoded import Encoded
 
 
 @dataclass(kw_only=True)
@@ -21,8 +23,7 @@ class UdpConfig(SinkConfig):
     max_datagram: int = 60_000
 
     @classmethod
-    def from_url(cls, url: str, **opts) -> "UdpConfig":
-        u = urlsplit(url)
+    def from_parts(cls, url: str, u, opts: dict) -> "UdpConfig":
         try:
             port = u.port
         except ValueError:
@@ -48,7 +49,7 @@ class UdpSink(Sink):
 
     @property
     def encoding(self) -> str | None:
-        return "envelope"
+        return ENVELOPE
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         return [Payload(m, len(m), n) for m, n in encoded.protobuf_list(0, self.config.max_datagram)]

@@ -1,0 +1,188 @@
+"""The ClickHouse DDL that tools/gen_schema.py writes: the record table, the rollups, the cluster.
+
+One renderer, two flavours, so chDB, a single server and a cluster run the same columns,
+codecs, sort keys and views:
+
+* ``Local``: plain MergeTree engines, ``{db}`` and ``{ttl}`` left as placeholders that
+  ``xtcp_uring.clickhouse.ddl`` fills (chDB, one server, the Kafka pipeline's target).
+* ``Cluster``: ``Replicated*MergeTree`` local tables (``*_local``) behind ``Distributed`` tables
+  of the usual names, ``ON CLUSTER``, for ``examples/clickhouse/cluster/``.
+
+Column storage comes from the .proto's ``[ch:CLASS]`` annotations (``CODECS``); the sort key
+keeps a socket's samples of one hour together, so its counters differ little from row to row
+and DoubleDelta/Delta+ZSTD squeeze them (measured: ``python -m benchmarks.store``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NS_PER_HOUR = 3_600_000_000_000
+
+# [ch:CLASS] -> codec; every other column is ZSTD(1).
+CODECS = {
+    "counter": "CODEC(DoubleDelta, ZSTD(1))",  # cumulative: steady steps between polls
+    "elapsed": "CODEC(Delta, ZSTD(1))",  # ms since an event: grows by the interval while idle
+    "lowcard": "CODEC(ZSTD(1))",  # plus LowCardinality
+}
+DEFAULT_CODEC = "CODEC(ZSTD(1))"
+_CH_TYPES = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
+
+RECORDS_PARTITION = f"intDiv(timestamp_ns, {NS_PER_HOUR})"  # hours since the epoch
+RECORDS_ORDER = f"(hostname, netns, intDiv(timestamp_ns, {NS_PER_HOUR}), inet_diag_msg_socket_cookie, timestamp_ns)"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    db: str  # a database name, or the placeholder "{db}"
+    on_cluster: str  # "" or " ON CLUSTER name"
+    cluster: str | None
+
+    def table(self, name: str) -> str:
+        """The name the views write to and read from (the local table on a cluster)."""
+        return f"{self.db}.{name}_local" if self.cluster else f"{self.db}.{name}"
+
+    def engine(self, kind: str, name: str) -> str:
+        if not self.cluster:
+            return kind
+        return f"Replicated{kind}('/clickhouse/tables/{{shard}}/{self.db}/{name}_local', '{{replica}}')"
+
+
+LOCAL = Flavour("{db}", "", None)
+
+
+def cluster_flavour(name: str, db: str) -> Flavour:
+    return Flavour(db, f" ON CLUSTER {name}", name)
+
+
+def column_type(field, enums) -> str:
+    if field.type in enums:
+        values = ", ".join(f"'{n}' = {v}" for n, v in enums[field.type].values)
+        ctype = f"Enum8({values})"
+    else:
+        ctype = _CH_TYPES[field.type]
+    if field.type == "string" and (field.namespace_label or field.ch_class == "lowcard"):
+        ctype = f"LowCardinality({ctype})"
+    if field.ch_class and field.ch_class not in CODECS:
+        raise SystemExit(f"{field.name}: unknown [ch:{field.ch_class}] (known: {', '.join(CODECS)})")
+    return f"{ctype} {CODECS.get(field.ch_class, DEFAULT_CODEC)}"
+
+
+def record_columns(schema) -> list[str]:
+    msg = schema.record()
+    enums = {e.name: e for e in msg.enums}
+    return [f"    `{f.name}` {column_type(f, enums)}" for f in msg.fields]
+
+
+def records_table(schema, fl: Flavour, ttl: str) -> str:
+    name = fl.table("xtcp_records")
+    return "\n".join([
+        f"CREATE TABLE IF NOT EXISTS {name}{fl.on_cluster}",
+        "(",
+        ",\n".join(record_columns(schema)),
+        ")",
+        f"ENGINE = {fl.engine('MergeTree', 'xtcp_records')}",
+        f"PARTITION BY {RECORDS_PARTITION}",
+        f"ORDER BY {RECORDS_ORDER}",
+        ttl,
+        "SETTINGS ttl_only_drop_parts = 1",
+    ])
+
+
+def rollup_statements(ru, fl: Flavour) -> list[str]:
+    """The rollup tables and their views (see xtcp_uring/clickhouse/rollups.py)."""
+    db = fl.db
+    counters = [rec for _, rec in ru.COUNTERS]
+    dims = [name for name, _, _ in ru.DIMENSIONS]
+    last = f"{db}.{ru.LAST_TABLE}"
+    deltas = f"{db}.{ru.DELTAS_TABLE}"
+    out = []
+    out.append("\n".join([
+        "-- The previous sample's counters of each live socket (the deltas' other half), in memory",
+        "-- only: after a restart each socket's first sample is a baseline again. Pruned by",
+        f"-- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).",
+        f"CREATE TABLE IF NOT EXISTS {last}{fl.on_cluster}",
+        "(",
+        "    `socket_key` UInt64,",
+        "    `seen` UInt8,",
+        "    `seen_at` DateTime,",
+        ",\n".join(f"    `{c}` UInt64" for c in counters),
+        ")",
+        "ENGINE = Join(ANY, LEFT, socket_key)",
+        "SETTINGS join_any_take_last_row = 1, persistent = 0",
+    ]))
+    delta_cols = [("sample_time", "DateTime"), *((n, t) for n, t, _ in ru.DIMENSIONS), ("socket_key", "UInt64"),
+                  *((rec, typ) for _, rec, typ, _ in ru.QUANTILE_COLUMNS),
+                  ("tcp_info_delivery_rate_app_limited", "UInt32"),
+                  *((c, "UInt64") for c in counters), *((f"{n}_delta", "UInt64") for n, _ in ru.COUNTERS)]
+    seen = dict.fromkeys(n for n, _ in delta_cols)  # rtt_var's filter uses rtt: no duplicate columns
+    delta_cols = [(n, dict(delta_cols)[n]) for n in seen]
+    out.append("\n".join([
+        "-- Each record with its counters' change since the socket's previous sample; stores nothing.",
+        f"CREATE TABLE IF NOT EXISTS {deltas}{fl.on_cluster}",
+        "(",
+        ",\n".join(f"    `{n}` {t}" for n, t in delta_cols),
+        ")",
+        "ENGINE = Null",
+    ]))
+    rec_cols = [c for c in seen if c not in ("sample_time", "socket_key", *dims) and not c.endswith("_delta")]
+    out.append("\n".join([
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {deltas}_mv{fl.on_cluster} TO {deltas} AS",
+        "SELECT",
+        "    toDateTime(intDiv(r.timestamp_ns, 1000000000)) AS sample_time,",
+        *(f"    r.{n} AS {n}," for n in dims),
+        "    r.socket_key AS socket_key,",
+        *(f"    r.{c} AS {c}," for c in rec_cols),
+        ",\n".join(f"    if(l.seen = 1 AND r.{rec} >= l.{rec}, r.{rec} - l.{rec}, 0) AS {n}_delta"
+                   for n, rec in ru.COUNTERS),
+        "FROM",
+        "(",
+        "    SELECT",
+        "        timestamp_ns,",
+        *(f"        {expr} AS {n}," for n, _, expr in ru.DIMENSIONS),
+        *(f"        {c}," for c in rec_cols),
+        "        cityHash64(hostname, inet_diag_msg_socket_cookie) AS socket_key",
+        f"    FROM {fl.table(ru.RECORDS_TABLE)}",
+        ") AS r",
+        f"ANY LEFT JOIN {last} AS l ON r.socket_key = l.socket_key",
+    ]))
+    out.append("\n".join([
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {last}_mv{fl.on_cluster} TO {last} AS",
+        f"SELECT socket_key, 1 AS seen, sample_time AS seen_at, {', '.join(counters)}",
+        f"FROM {deltas}",
+    ]))
+    for table, bucket, source in ((ru.MINUTE_TABLE, "toStartOfMinute(sample_time)", deltas),
+                                  (ru.HOUR_TABLE, "toStartOfHour(time)", fl.table(ru.MINUTE_TABLE))):
+        days = ru.RETENTION_DAYS[table]
+        partition = "toYYYYMMDD(time)" if table == ru.MINUTE_TABLE else "toYYYYMM(time)"
+        out.append("\n".join([
+            f"CREATE TABLE IF NOT EXISTS {fl.table(table)}{fl.on_cluster}",
+            "(",
+            ",\n".join(f"    `{n}` {t}" for n, t in ru.COLUMNS),
+            ")",
+            f"ENGINE = {fl.engine('AggregatingMergeTree', table)}",
+            f"PARTITION BY {partition}",
+            f"ORDER BY (time, {', '.join(dims)})",
+            f"TTL time + INTERVAL {days} DAY",
+            "SETTINGS ttl_only_drop_parts = 1",
+        ]))
+        if source == deltas:
+            aggregates = ["count() AS samples", "uniqState(socket_key) AS sockets",
+                          *(f"quantilesBFloat16StateIf({ru.QUANTILE_LEVELS})({rec}, {cond}) AS {n}"
+                            for n, rec, _, cond in ru.QUANTILE_COLUMNS),
+                          *(f"sum({n}_delta) AS {n}" for n, _ in ru.COUNTERS)]
+        else:
+            aggregates = ["sum(samples) AS samples", "uniqMergeState(sockets) AS sockets",
+                          *(f"quantilesBFloat16MergeState({ru.QUANTILE_LEVELS})({n}) AS {n}"
+                            for n, _, _, _ in ru.QUANTILE_COLUMNS),
+                          *(f"sum({n}) AS {n}" for n, _ in ru.COUNTERS)]
+        out.append("\n".join([
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {fl.table(table)}_mv{fl.on_cluster} TO {fl.table(table)} AS",
+            "SELECT",
+            f"    {bucket} AS time,",
+            *(f"    {n}," for n in dims),
+            ",\n".join(f"    {a}" for a in aggregates),
+            f"FROM {source}",
+            f"GROUP BY time, {', '.join(dims)}",
+        ]))
+    return out

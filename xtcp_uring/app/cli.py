@@ -1,0 +1,134 @@
+"""`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL,
+close events.
+
+The flags are ``options``'s; this module picks the command and maps errors to exit codes
+(``errors``): a user error prints one line and exits with its class's code, an internal error
+(a bug) prints a traceback and exits 70.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import traceback
+
+from .. import native, output, records
+from ..errors import InternalError, XtcpError
+from .options import SUBCOMMANDS, build_parser, closes_stream_options, poller_options, subparser
+
+log = logging.getLogger("xtcp_uring")
+
+EX_SOFTWARE = InternalError.exit_code  # 70: a bug, reported with its traceback
+
+
+def cmd_decode(args) -> int:
+    from ..wire.pcap import response_payloads
+
+    layout = native.tcp_info_layout(args.kernel_release) if args.kernel_release else native.TCP_INFO_LAYOUT_6_18
+    labels = records.encode_labels(kernel_release=args.kernel_release) if args.kernel_release else b""
+    # One pcap packet is one recv: decode them as separate buffers (several dumps may follow).
+    dump = records.decode_buffers([bytes(p) for p in response_payloads(args.pcap)], layout=layout,
+                                  labels=labels, netns=args.pcap, strict=False)
+    output.write(records.Batch([dump]), sys.stdout.buffer, args.format)
+    s = dump.stats
+    if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes:
+        log.warning("%s: %d sockets; malformed at %s, bad attributes %d, unknown attributes %d",
+                    args.pcap, dump.count, s.malformed_offset, s.bad_attributes, s.unknown_attributes)
+    return 0
+
+
+def cmd_once(args) -> int:
+    from ..namespaces.limits import raise_open_file_limit
+    from ..poller import poll_once
+
+    raise_open_file_limit()  # every namespace at once needs a socket each
+    batch = asyncio.run(poll_once(**poller_options(args)))
+    output.write(batch, sys.stdout.buffer, args.format)
+    for d in batch.dumps:
+        if d.error:
+            log.warning("netns %s family %d: %s", d.netns, d.family, d.error)
+    return 0
+
+
+def cmd_namespaces(args) -> int:
+    from ..namespaces.limits import raise_open_file_limit
+    from ..poller import list_namespaces
+
+    raise_open_file_limit()
+    rows = asyncio.run(list_namespaces(args.namespaces))
+    if args.json:
+        import json
+
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    cols = ("net_id", "name", "inode", "cookie", "pid", "sockets", "error")
+    print("  ".join(f"{c:>12}" if c != "name" else f"{c:<24}" for c in cols))
+    for row in rows:
+        print("  ".join(f"{str(row.get(c, '')):>12}" if c != "name" else f"{str(row.get(c, '')):<24}" for c in cols))
+    return 0
+
+
+def cmd_query(args) -> int:
+    from ..clickhouse import run_query_cli
+
+    return run_query_cli(args.sql, data_dir=args.data_dir, fmt=args.format)
+
+
+def cmd_closes(args) -> int:
+    from .closes import stream_closes
+
+    return stream_closes(**closes_stream_options(args))
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    from .logs import configure
+
+    configure(level, fmt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
+            setup_logging("info", "text")
+            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
+                    "closes": cmd_closes}[cmd](args)
+        args = build_parser().parse_args(argv)
+        setup_logging(args.log_level, args.log_format)
+        from .daemon import run_daemon
+        from .options import sinks_given
+
+        if args.once and sinks_given(args):
+            args.max_polls = 1  # one poll, delivered to the sinks named, flushed; exit code as the daemon's
+            return run_daemon(args)
+        if args.once:
+            return cmd_once(args)
+
+        return run_daemon(args)
+    except InternalError:
+        return _internal_error()
+    except XtcpError as exc:  # a user error: one line, the message says who must act
+        print(f"xtcp_uring: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"xtcp_uring: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 66 if isinstance(exc, FileNotFoundError) else 77
+    except BrokenPipeError:  # `| head` closed stdout: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # not raised on purpose: a bug, whatever its class (a ValueError included)
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    traceback.print_exc()
+    print("xtcp_uring: internal error (a bug in xtcp_uring; please report it with the traceback above)",
+          file=sys.stderr)
+    return EX_SOFTWARE

@@ -1,0 +1,343 @@
+"""Every flag and XTCP_* variable of the program, defined once, and what they turn into.
+
+Each flag reads its default from ``XTCP_<FLAG>`` (``--interval``: ``XTCP_INTERVAL``). The
+parsed arguments stop here: ``poller_options`` / ``daemon_poller_options`` give the ``Poller``
+its keywords, ``sink_options`` and ``sink_urls`` the sinks theirs, ``query_options`` the query
+server its limits, ``closes_stream_options`` the ``closes`` subcommand its own. The library below ``app`` never sees argparse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .. import __version__, framing
+from ..clickhouse import DEFAULT_DATA_DIR
+from ..errors import ConfigError
+
+__all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
+           "close_event_options", "closes_stream_options", "parse_rcvbuf", "sink_options", "store_options",
+           "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
+
+SUBCOMMANDS = ("decode", "namespaces", "query", "closes")
+_CLI_DOC = """\
+    python -m xtcp_uring                       poll every namespace into the embedded store
+    python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
+    python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
+    python -m xtcp_uring namespaces            list the namespaces found
+    python -m xtcp_uring query "SQL"           query the embedded store
+    python -m xtcp_uring closes                stream every TCP socket's final state as it closes"""
+
+
+def env_default(name: str, default):
+    """The XTCP_<NAME> environment variable, else default: every flag's fallback."""
+    return os.environ.get("XTCP_" + name.upper().replace("-", "_"), default)
+
+
+def env_number(name: str, default, kind: type):
+    """``XTCP_<NAME>`` as a number of ``kind``, else ``default``.
+
+    Raises:
+        ConfigError: the variable is set but is not such a number (it names the variable).
+    """
+    raw = env_default(name, None)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        var = "XTCP_" + name.upper().replace("-", "_")
+        raise ConfigError(f"{var}={raw!r}: want {'an integer' if kind is int else 'a number'}") from None
+
+
+def _add_poll_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to poll")
+    g.add_argument("--namespaces", default=env_default("namespaces", "all"),
+                   help="all | host | a name or glob of namespace names (default: all)")
+    g.add_argument("--families", default=env_default("families", "inet,inet6"), help="inet,inet6 (default both)")
+    g.add_argument("--states", default=env_default("states", None),
+                   help="TCP state bitmask, e.g. 0x1ffe (default: every state but bound-inactive)")
+    g.add_argument("--filter", default=env_default("filter", None),
+                   help='kernel-side filter, e.g. "dport 443 and dst 10.0.0.0/8"')
+    g.add_argument("--groups", default=env_default("groups", None),
+                   help="attribute groups: info,cong,cc_info,tos,tclass,skmeminfo,meminfo")
+    g.add_argument("--sample", type=int, default=env_number("sample", 1, int),
+                   help="keep every Nth socket, chosen by cookie (default 1: all)")
+    g.add_argument("--emit", choices=("all", "changed"), default=env_default("emit", "all"),
+                   help="all: every socket every poll; changed: a socket's record only when it is new, changed "
+                        "state, retransmitted, moved a counter, is above --keep-rtt-above, or is due a keyframe "
+                        "(counted per reason in xtcp_emit_records_total)")
+    g.add_argument("--keyframe-every", type=int, default=env_number("keyframe_every", 60, int),
+                   help="--emit changed: send every socket at least once per this many polls (default 60)")
+    g.add_argument("--keep-rtt-above", type=int, default=env_number("keep_rtt_above", 0, int),
+                   help="--emit changed: always send sockets whose RTT is above this many microseconds (0: off)")
+    g.add_argument("--max-namespaces", type=int, default=env_number("max_namespaces", None, int),
+                   help="namespaces polled at once, one open socket each; the rest are skipped and counted "
+                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000; "
+                        "half that with --close-events on, two sockets per namespace). "
+                        "The host and namespaces of our own user namespace come first")
+    g.add_argument("--skip-user-namespaces", action="store_true",
+                   default=env_default("skip_user_namespaces", "") in ("1", "true"),
+                   help="leave out namespaces owned by other user namespaces (unshare -Urn, rootless "
+                        "containers, user-namespaced pods); counted as skipped")
+    g = p.add_argument_group("how to poll")
+    g.add_argument("--uring", choices=("auto", "on", "off"), default=env_default("uring", "auto"),
+                   help="io_uring, or plain netlink sockets (off); auto falls back when unavailable")
+    g.add_argument("--async-dumps", action="store_true", default=env_default("async_dumps", "") in ("1", "true"),
+                   help="IOSQE_ASYNC: dump namespaces in parallel on io-wq workers")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m xtcp_uring",
+        description="TCP socket telemetry (inet_diag) for every network namespace.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_CLI_DOC,
+    )
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default=env_default("log_format", "text"), choices=("text", "json"))
+    g = p.add_argument_group("one-shot")
+    g.add_argument("--once", action="store_true",
+                   help="poll once, write the records to stdout (or deliver them to --sink), exit")
+    g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
+                   help="stdout format for --once and --sink - (default jsonl)")
+    _add_poll_options(p)
+    _add_daemon_options(p)
+    _add_close_options(p)
+    return p
+
+
+def subparser(cmd: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m xtcp_uring {cmd}")
+    if cmd == "decode":
+        p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
+        p.add_argument("pcap")
+        p.add_argument("--format", default=framing.JSONL, choices=framing.FORMATS)
+        p.add_argument("--kernel-release", default=None,
+                       help="release of the captured kernel; picks the meaning of tcp_info bytes 276-279")
+    elif cmd == "namespaces":
+        p.description = "List the network namespaces found, their labels and socket counts."
+        p.add_argument("--namespaces", default="all")
+        p.add_argument("--json", action="store_true")
+    elif cmd == "query":
+        p.description = "Run SQL against the embedded ClickHouse store (chDB)."
+        p.add_argument("sql")
+        p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
+        p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "closes":
+        p.description = "Stream the final state of every TCP socket closed in the selected namespaces."
+        p.add_argument("--namespaces", default="all", help="all | host | names or globs (default all)")
+        p.add_argument("--format", default="jsonl", choices=("jsonl", "table"))
+        p.add_argument("--uring", choices=("auto", "on", "off"), default="auto",
+                       help="read with io_uring, or plain sockets (off)")
+        p.add_argument("--rcvbuf", default="4M", help="receive buffer per namespace subscription (default 4M)")
+        p.add_argument("--rescan", type=float, default=2.0, help="seconds between namespace rescans (default 2)")
+        p.add_argument("--flush", type=float, default=0.2, help="seconds between writes (default 0.2)")
+        p.add_argument("--max-records", type=int, default=None, help="exit after this many close records")
+    return p
+
+
+def _add_close_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("daemon: close events (every socket's final state, short-lived ones included)")
+    g.add_argument("--close-events", choices=("on", "off"), default=env_default("close_events", "on"),
+                   help="subscribe to each namespace's TCP destroy events and send one close record per "
+                        "socket end to the sinks (default on; not with --once)")
+    g.add_argument("--close-events-rcvbuf", default=env_default("close_events_rcvbuf", "4M"),
+                   help="receive buffer of each namespace's subscription; events past it are lost and "
+                        "counted in xtcp_close_events_lost_total (default 4M)")
+
+
+def _add_daemon_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("daemon: when")
+    g.add_argument("--interval", type=float, default=env_number("interval", 10.0, float), help="seconds between polls")
+    g.add_argument("--jitter", type=float, default=env_number("jitter", 0.1, float),
+                   help="random delay per tick, as a fraction of the interval (default 0.1)")
+    g.add_argument("--max-polls", type=int, default=env_number("max_polls", 0, int) or None,
+                   help="stop after this many polls (default: run until SIGTERM)")
+    g = p.add_argument_group("daemon: where to")
+    g.add_argument("--sink", action="append", default=None,
+                   help="destination URL, repeatable: kafka://host:9092/topic, chdb:///dir, "
+                        "clickhouse+http://host:8123/db, file:///x.pb, udp://host:port, - (stdout). "
+                        "Default: chdb under --data-dir. XTCP_SINK takes a comma-separated list")
+    g.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                   help="embedded ClickHouse store for the default sink and `query` (default ./xtcp-data)")
+    g.add_argument("--retention", default=env_default("retention", None),
+                   help="how long the embedded store keeps records, e.g. 7d, 12h, or off (default 7d); "
+                        "applied to an existing store too. Rollups keep theirs: xtcp_1m 35d, xtcp_1h 400d")
+    g.add_argument("--max-store-bytes", default=env_default("max_store_bytes", None),
+                   help="bound of the embedded store on disk, e.g. 20G: past it the oldest hours of records "
+                        "are dropped (xtcp_store_partitions_dropped_total). Default: no bound but --retention")
+    g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
+                   help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
+    g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
+    # Issue #14 stand-in, kept minimal: issue #12's --location (enrich/labels.py) replaces this
+    # flag when both are merged; the rollups read the records' `location` column, whoever fills it.
+    g.add_argument("--location", default=env_default("location", ""),
+                   help="location label (site, zone, rack): the rollups xtcp_1m/xtcp_1h group by it (default empty)")
+    g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
+                   help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
+                        "Basic auth over clickhouse+http); refused otherwise")
+    g = p.add_argument_group("daemon: the query socket (<data-dir>/query.sock, read-only SQL)")
+    g.add_argument("--query-group", default=env_default("query_group", None),
+                   help="group (name or gid) whose members may query too (default: root and this user only)")
+    g.add_argument("--query-timeout", type=float, default=env_number("query_timeout", 30.0, float),
+                   help="seconds one query may run (default 30)")
+    g.add_argument("--query-max-result-bytes", default=env_default("query_max_result_bytes", "32M"),
+                   help="largest result a query may return, e.g. 32M (default)")
+    g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
+                   help="memory one query may use, e.g. 512M (default)")
+    g = p.add_argument_group("daemon: operations")
+    g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
+                   help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
+                        "'off' to disable")
+    g.add_argument("--max-namespace-series", type=int, default=env_number("max_namespace_series", 100, int),
+                   help="per-namespace metric series before the rest are summed as _other")
+
+
+def poller_options(args) -> dict:
+    """``Poller`` keyword arguments from the parsed poll options (``--once``, ``namespaces``)."""
+    options = {"namespaces": args.namespaces, "families": args.families, "sample": args.sample,
+               "emit": getattr(args, "emit", "all"), "keyframe_every": getattr(args, "keyframe_every", 60),
+               "keep_rtt_above_us": getattr(args, "keep_rtt_above", 0),
+               "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
+               "async_dumps": bool(args.async_dumps),
+               "max_namespaces": getattr(args, "max_namespaces", None),
+               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
+    if args.states:
+        options["states"] = args.states
+    if args.filter:
+        options["filter"] = args.filter
+    if args.groups:
+        options["groups"] = args.groups
+    return options
+
+
+def daemon_poller_options(args, encode: str | None) -> dict:
+    """The daemon's ``Poller`` keywords: the poll options plus when to poll, the labels and
+    close events.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf (before any I/O).
+    """
+    return {**poller_options(args), "interval": args.interval, "jitter": args.jitter,
+            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode,
+            "location": args.location,  # issue #14 stand-in for #12's labels (see --location)
+            **close_event_options(args)}
+
+
+def parse_rcvbuf(value, flag: str = "--close-events-rcvbuf") -> int:
+    """A close-event subscription's receive buffer in bytes (4K..2G).
+
+    Raises:
+        ConfigError: not a byte count, or out of range.
+    """
+    from ..sinks.config import parse_size
+
+    try:
+        size = parse_size(str(value))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: want a byte count such as 4M") from None
+    if not 4096 <= size <= 1 << 31:
+        raise ConfigError(f"{flag} {value!r}: between 4K and 2G")
+    return size
+
+
+def close_event_options(args) -> dict:
+    """The ``Poller``'s close-event keywords: on unless --once or --close-events off.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf.
+    """
+    if getattr(args, "once", False) or getattr(args, "close_events", "off") != "on":
+        return {}
+    return {"close_events": True, "close_events_rcvbuf": parse_rcvbuf(args.close_events_rcvbuf)}
+
+
+def closes_stream_options(args) -> dict:
+    """``app.closes.stream_closes`` keywords from the ``closes`` subcommand's flags.
+
+    Raises:
+        ConfigError: a bad --rcvbuf, --rescan, --flush or --max-records.
+    """
+    if not args.rescan > 0 or not args.flush > 0:
+        raise ConfigError("--rescan and --flush are seconds > 0")
+    if args.max_records is not None and args.max_records < 1:
+        raise ConfigError(f"--max-records {args.max_records}: want at least 1")
+    return {"namespaces": args.namespaces, "fmt": args.format, "rcvbuf": parse_rcvbuf(args.rcvbuf, "--rcvbuf"),
+            "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring], "rescan_s": args.rescan,
+            "flush_s": args.flush, "max_records": args.max_records}
+
+
+def sink_options(args, url: str) -> dict:
+    """``open_sink`` keywords for one URL from the daemon's flags."""
+    opts = {"allow_insecure": args.allow_insecure}
+    if url == "-":
+        opts["format"] = args.format
+    if args.queue_bytes:
+        opts["queue_bytes"] = args.queue_bytes
+    if url.startswith("chdb:"):
+        opts.update(store_options(args))
+    return opts
+
+
+def store_options(args) -> dict:
+    """The chdb sink's keywords from --retention and --max-store-bytes (checked here, before I/O).
+
+    Raises:
+        ConfigError: a duration or size that does not parse.
+    """
+    from ..clickhouse.retention import parse_retention
+    from ..sinks.config import parse_size
+
+    opts = {}
+    if args.retention is not None:
+        parse_retention(args.retention, "--retention")
+        opts["retention"] = str(args.retention)
+    if args.max_store_bytes is not None:
+        try:
+            opts["max_store_bytes"] = parse_size(str(args.max_store_bytes))
+        except ValueError:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: want a byte count such as 20G") from None
+        if opts["max_store_bytes"] <= 0:
+            raise ConfigError(f"--max-store-bytes {args.max_store_bytes!r}: must be positive")
+    return opts
+
+
+def sink_urls(args) -> list[str]:
+    urls = args.sink or [u for u in env_default("sink", "").split(",") if u]
+    return urls or [f"chdb://{os.path.abspath(args.data_dir)}"]
+
+
+def sinks_given(args) -> bool:
+    """Did the user name a sink (flag or XTCP_SINK), rather than take the default store?"""
+    return bool(args.sink or env_default("sink", ""))
+
+
+def query_options(args) -> dict:
+    """``serve_queries`` keywords from the --query-* flags.
+
+    Raises:
+        ConfigError: a size, duration or group that does not parse or does not exist.
+    """
+    import grp
+
+    from ..clickhouse import QueryLimits
+    from ..sinks.config import parse_size
+
+    sizes = {}
+    for flag, value in (("--query-max-result-bytes", args.query_max_result_bytes),
+                        ("--query-max-memory", args.query_max_memory)):
+        try:
+            sizes[flag] = parse_size(str(value))
+        except ValueError:
+            raise ConfigError(f"{flag} {value!r}: want a byte count such as 32M or 1G") from None
+    limits = QueryLimits(timeout_s=args.query_timeout, max_result_bytes=sizes["--query-max-result-bytes"],
+                         max_memory_bytes=sizes["--query-max-memory"])
+    group = args.query_group
+    if group is not None:
+        try:
+            group = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ConfigError(f"--query-group {args.query_group}: no such group") from None
+    return {"limits": limits, "group": group}

@@ -1,0 +1,107 @@
+"""The rollup tables: their names, columns, retention and the views that fill them, in one place.
+
+Standard library only: ``tools/gen_schema.py`` loads this file by path to write
+``examples/clickhouse/rollups.sql`` (and the cluster variant); the store runs that file.
+
+Every insert into ``xtcp_records`` (the daemon's, or the Kafka engine's view) flows through
+materialized views, in the database, for chDB and servers alike::
+
+    xtcp_records --xtcp_socket_deltas_mv--> xtcp_socket_deltas (Null: nothing stored)
+        xtcp_socket_deltas --xtcp_1m_mv--> xtcp_1m     (AggregatingMergeTree, per minute)
+        xtcp_socket_deltas --xtcp_socket_last_mv--> xtcp_socket_last (Join engine, in memory)
+    xtcp_1m --xtcp_1h_mv--> xtcp_1h                    (AggregatingMergeTree, per hour)
+
+**Counters.** tcp_info's byte, segment and retransmit counters are cumulative since the
+socket opened, so summing them per minute means nothing (a socket polled 6 times a minute
+would count its lifetime bytes 6 times). The rollups sum *per-poll deltas* instead: the
+first view joins each row to that socket's previous sample, kept in ``xtcp_socket_last``
+(key: hostname and socket cookie, one row per socket, in memory; entries unseen for an hour
+are pruned by ``PRUNE_LAST``, which the embedded store runs hourly), and emits ``value - previous``. A socket's first sample, and a counter that went
+backwards (cookie reused after a reboot), is a baseline: delta 0. So bytes a socket moved
+before its first poll are never counted, and a minute's sum is what moved between polls of
+that minute (a delta falls in the minute of the poll that saw it). ``max - min`` per cookie
+cannot be written as a view (a view sees one insert: one poll), which is why the previous
+sample is kept. The previous sample is read before it is replaced: both views hang off
+``xtcp_socket_deltas``, which is only written once the join has run. One writer per host at
+a time is assumed (one daemon; one Kafka consumer per partition, keyed by hostname): a host
+whose records move to another shard restarts from a baseline there, and so does every socket
+after a restart of the database (the table is not written to disk: it is small, rebuilt in one
+poll, and a store on a disk that filled up or went read-only needs nothing repaired).
+"""
+
+from __future__ import annotations
+
+MINUTE_TABLE = "xtcp_1m"
+HOUR_TABLE = "xtcp_1h"
+DELTAS_TABLE = "xtcp_socket_deltas"
+LAST_TABLE = "xtcp_socket_last"
+RECORDS_TABLE = "xtcp_records"
+
+MINUTE_RETENTION_DAYS = 35
+HOUR_RETENTION_DAYS = 400
+LAST_SAMPLE_TTL_S = 3600  # xtcp_socket_last entries of sockets unseen this long are pruned
+# {db}: the database. Run every LAST_SAMPLE_TTL_S or so (closed sockets' entries stay till then).
+PRUNE_LAST = (f"ALTER TABLE {{db}}.{LAST_TABLE} DELETE WHERE seen_at < now() - INTERVAL {LAST_SAMPLE_TTL_S} SECOND")
+
+# Every quantile column's state holds these levels; ask with the same ones:
+#   quantilesBFloat16Merge(0.5, 0.9, 0.99)(rtt_us)
+QUANTILES = (0.5, 0.9, 0.99)
+QUANTILE_LEVELS = ", ".join(str(q) for q in QUANTILES)
+
+# (column, type, expression over xtcp_records): what a rollup row is keyed by, besides `time`.
+DIMENSIONS = (
+    ("hostname", "LowCardinality(String)", "hostname"),
+    ("location", "LowCardinality(String)", "location"),
+    ("netns", "LowCardinality(String)", "netns"),
+    # The remote /24 (IPv4) or /48 (IPv6), as text: '10.1.2.0/24', '2001:db8:1::/48'.
+    ("remote_prefix", "LowCardinality(String)",
+     "multiIf(length(inet_diag_msg_socket_destination) = 4, concat(IPv4NumToString(bitAnd("
+     "reinterpretAsUInt32(reverse(inet_diag_msg_socket_destination)), 4294967040)), '/24'), "
+     "length(inet_diag_msg_socket_destination) = 16, concat(IPv6NumToString(toFixedString(concat("
+     "substring(inet_diag_msg_socket_destination, 1, 6), repeat(char(0), 10)), 16)), '/48'), '')"),
+    ("state", "UInt8", "toUInt8(inet_diag_msg_state)"),  # TCP_ESTABLISHED = 1, ...
+    ("congestion_algorithm", "LowCardinality(String)", "congestion_algorithm_string"),
+)
+
+# Cumulative tcp_info counters summed as per-poll deltas: (rollup column, record column).
+COUNTERS = (
+    ("bytes_acked", "tcp_info_bytes_acked"),
+    ("bytes_received", "tcp_info_bytes_received"),
+    ("bytes_retrans", "tcp_info_bytes_retrans"),
+    ("segs_out", "tcp_info_segs_out"),
+    ("segs_in", "tcp_info_segs_in"),
+    ("retrans_segs", "tcp_info_total_retrans"),
+)
+
+# Quantile columns: (rollup column, record column, its type, which samples count).
+QUANTILE_COLUMNS = (
+    ("rtt_us", "tcp_info_rtt", "UInt32", "tcp_info_rtt > 0"),
+    ("min_rtt_us", "tcp_info_min_rtt", "UInt32", "tcp_info_min_rtt > 0"),
+    ("rtt_var_us", "tcp_info_rtt_var", "UInt32", "tcp_info_rtt > 0"),
+    # Only samples the application did not limit measure the path.
+    ("delivery_rate", "tcp_info_delivery_rate", "UInt64",
+     "tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0"),
+)
+
+# The rollup tables' columns, in order: `time` (the minute or hour), the dimensions, then
+# what is aggregated. How to read each one back is in ``READ``.
+COLUMNS = (
+    ("time", "DateTime"),
+    *((name, typ) for name, typ, _ in DIMENSIONS),
+    ("samples", "SimpleAggregateFunction(sum, UInt64)"),  # rows (socket polls) in the bucket
+    ("sockets", "AggregateFunction(uniq, UInt64)"),  # distinct sockets
+    *((name, f"AggregateFunction(quantilesBFloat16({QUANTILE_LEVELS}), {typ})")
+      for name, _, typ, _ in QUANTILE_COLUMNS),
+    *((name, "SimpleAggregateFunction(sum, UInt64)") for name, _ in COUNTERS),
+)
+
+# How a query reads each aggregated column back (a GROUP BY over any dimensions and time).
+READ = {
+    "samples": "sum(samples)",
+    "sockets": "uniqMerge(sockets)",
+    **{name: f"quantilesBFloat16Merge({QUANTILE_LEVELS})({name})" for name, _, _, _ in QUANTILE_COLUMNS},
+    **{name: f"sum({name})" for name, _ in COUNTERS},
+}
+
+TABLES = (MINUTE_TABLE, HOUR_TABLE)
+RETENTION_DAYS = {MINUTE_TABLE: MINUTE_RETENTION_DAYS, HOUR_TABLE: HOUR_RETENTION_DAYS}
