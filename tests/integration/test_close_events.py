@@ -222,6 +222,40 @@ def test_flood_past_a_small_receive_buffer_counts_lost_events(netns_farm):
     assert len({r["cookie"] for r in got}) == len(got)  # no duplicates after the overrun
 
 
+def test_batches_a_slow_consumer_leaves_are_dropped_counted_and_exported(netns_farm):
+    """Nobody takes the close batches: past queue_size the oldest go, and every record in them
+    is counted (stats and /metrics), so kept + dropped is every close."""
+    [ns] = netns_farm.add(1, sockets=False)
+
+    async def main():
+        async with Poller(namespaces=netns_farm.glob, close_events=True, close_flush_interval=3600,
+                          interval=3600) as p:
+            await p.poll()
+            events = p.close_events
+            events.queue_size = 2
+            total = 0
+            for _ in range(4):
+                total += len(await asyncio.to_thread(churn, ns, 2))
+                deadline = time.monotonic() + 10
+                while events.stats.records < total and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    events.flush()  # one batch per round at least: nobody consumes them
+            metrics = Metrics()
+            metrics.observe_closes(events.stats)
+            kept = events.take_ready()
+            return total, kept, events.stats, metrics
+
+    total, kept, stats, metrics = asyncio.run(main())
+    assert stats.records == total and stats.batches >= 4
+    assert len(kept) == 2 and stats.dropped_batches == stats.batches - 2
+    assert stats.dropped_records == total - sum(len(b) for b in kept) > 0
+    sample = metrics.registry.get_sample_value
+    assert sample("xtcp_close_batches_dropped_total") == stats.dropped_batches
+    assert sample("xtcp_close_records_dropped_total", {"reason": "queue_full"}) == stats.dropped_records
+    assert sample("xtcp_close_records_dropped_total", {"reason": "overflow"}) == 0
+    assert sample("xtcp_close_subscriptions", {"state": "open"}) == 1
+
+
 def test_forged_unicast_to_the_close_socket_is_refused(netns_farm):
     """Only the kernel may feed a close-event socket: a well-formed forged destroy message
     unicast to its port id is refused, while an unconnected control socket takes it; the

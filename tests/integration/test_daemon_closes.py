@@ -43,6 +43,7 @@ def test_daemon_defaults_deliver_one_close_record_per_socket_end(netns_farm, tmp
             if seen >= want:
                 break
             time.sleep(0.5)
+        assert "xtcp_close_batches_dropped_total 0.0" in text  # exported from the start
         assert 'xtcp_close_events_lost_total' not in text or all(
             line.endswith(" 0.0") for line in text.splitlines() if line.startswith("xtcp_close_events_lost_total{"))
         late = churn(names[1], 2)  # closed just before SIGTERM: still delivered on the way out
