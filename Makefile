@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMPS := .make
-APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc
+APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc chromium
 # Named after the package list, so adding a package checks again on machines already set up.
 APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d' ' -f1)
 EXTRAS := test,kafka,chdb,fast,metrics,bench

@@ -4,12 +4,14 @@ Rooms are stacked along the data flow; a module may import its own room and the 
 it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
+    view                     the dashboard: bound filters, chart statements, its HTTP server
     sinks, output            where batches go
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
     backends, closes         io_uring and plain-socket dumps; close-event subscriptions
-    records, schema,         the batch, its schema, its framings, the table and store
+    records, schema,         the batch, its schema (and each field's unit), its framings,
+      schema_units,          the table and store
       framing, clickhouse
     native                   the only door to the C extension
     wire                     bytes only: netlink, requests, filters, pcap
@@ -31,11 +33,12 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "records", "framing", "clickhouse"},
+    {"schema", "schema_units", "records", "framing", "clickhouse"},
     {"backends", "closes"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
     {"sinks", "output"},
+    {"view"},
     {"app"},
 ]
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}

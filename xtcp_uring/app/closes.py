@@ -3,7 +3,8 @@
     python -m xtcp_uring closes --namespaces all --format table
 
 streams every TCP socket destroyed in any selected namespace, like ``ss -E`` but for all of
-them, as JSON lines (the same fields as the daemon's records) or a table. The flags are
+them, as JSON lines (the same fields as the daemon's records, container and pod context
+included) or a table. The flags are
 ``options``'s (``--close-events``, ``--close-events-rcvbuf``, the subcommand's own); the
 reading is ``closes.CloseEvents``'s.
 """
@@ -21,8 +22,11 @@ import sys
 
 from .. import output, records, schema
 from ..closes import CloseEvents
+from ..enrich import ContainerEnricher
+from ..enrich.namespace_labels import NamespaceLabeler
 from ..errors import SinkError
 from ..namespaces import NamespaceManager
+from ..poller import container_roots
 
 __all__ = ["forward_closes", "stream_closes"]
 
@@ -59,9 +63,10 @@ async def _stream(namespaces: str, fmt: str, rcvbuf: int, use_uring, rescan_s: f
     version = records.encode_labels(schema_version=schema.SCHEMA_VERSION)
     host = records.encode_labels(hostname=socket.gethostname(), kernel_release=os.uname().release)
 
+    labeler = NamespaceLabeler(None, ContainerEnricher(container_roots(None)))  # as the Poller's records
+
     def labels(ns, ts: int) -> bytes:
-        return (version + records.encode_labels(timestamp_ns=ts) + host +
-                records.encode_labels(netns=ns.name, netns_inode=ns.inode, netns_cookie=ns.cookie, netns_pid=ns.pid))
+        return version + records.encode_labels(timestamp_ns=ts) + host + labeler.namespace_part(ns, 0)
 
     manager = NamespaceManager(namespaces, close_events_rcvbuf=rcvbuf)
     events = CloseEvents(labels=labels, use_uring=use_uring, flush_interval=flush_s)
@@ -76,6 +81,7 @@ async def _stream(namespaces: str, fmt: str, rcvbuf: int, use_uring, rescan_s: f
         while not stop.is_set():
             await manager.reconcile()
             events.sync(manager.namespaces)
+            await asyncio.to_thread(labeler.refresh, manager.namespaces)
             try:
                 await asyncio.wait_for(stop.wait(), rescan_s)
             except asyncio.TimeoutError:
