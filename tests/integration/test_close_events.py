@@ -359,3 +359,53 @@ def test_close_events_follow_the_pollers_sampling_by_cookie(netns_farm):
     assert 0 < len(kept) < len(ends)
     assert {r["cookie"] for r in got} == kept
     assert sampled_out == len(ends) - len(kept)
+
+
+def test_close_records_reach_a_store_made_before_close_events(netns_farm, tmp_path):
+    """A chDB store whose table predates the event columns: the sink adds them at start, and
+    the close records go in as EVENT_CLOSE with their receive time (the polls' rows as EVENT_POLL)."""
+    pytest.importorskip("chdb")
+    from xtcp_uring import clickhouse
+    from xtcp_uring.sinks import open_sink
+
+    [ns] = netns_farm.add(1, sockets=False)
+    path = tmp_path / "store"
+    store = clickhouse.open_store(path)
+    try:
+        old = "\n".join(line for line in clickhouse.table_ddl().splitlines()
+                        if not line.startswith(("    `event` ", "    `event_time_ns` ")))
+        store.query("CREATE DATABASE IF NOT EXISTS xtcp")
+        store.query(old)
+    finally:
+        store.release()
+
+    async def main():
+        async with Poller(namespaces=netns_farm.glob, close_events=True, close_flush_interval=0.2,
+                          interval=3600, families="inet") as p:
+            await p.poll()
+            ends = await asyncio.to_thread(churn, ns, 3)
+            batches, n = [], 0
+            deadline = time.monotonic() + 15
+            while n < len(ends) and time.monotonic() < deadline:
+                batch = await asyncio.wait_for(p.close_events.next_batch(), 15)
+                batches.append(batch)
+                n += len(batch)
+            poll = await p.poll()  # a poll's rows too (the churn's TIME_WAIT sockets, if any)
+        async with open_sink(f"chdb://{path}") as sink:
+            for b in [*batches, poll]:
+                await sink.send(b)
+            await sink.flush(timeout=60)
+        return ends, batches, poll
+
+    ends, batches, poll = asyncio.run(main())
+    store = clickhouse.open_store(path)
+    try:
+        got = str(store.query("SELECT event, count(), min(event_time_ns) > 0, uniqExact(inet_diag_msg_socket_cookie) "
+                              "FROM xtcp.xtcp_records GROUP BY event", "CSV")).strip().splitlines()
+    finally:
+        store.release()
+    rows = {event.strip('"'): tuple(map(int, rest)) for event, *rest in (line.split(",") for line in got)}
+    closes = sum(len(b) for b in batches)
+    assert closes == len(ends)
+    assert rows.pop("EVENT_CLOSE") == (closes, 1, closes)
+    assert rows == ({"EVENT_POLL": (len(poll), 0, len(poll))} if len(poll) else {})
