@@ -9,6 +9,7 @@ came out.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import json
 import os
@@ -409,3 +410,17 @@ def test_close_records_reach_a_store_made_before_close_events(netns_farm, tmp_pa
     assert closes == len(ends)
     assert rows.pop("EVENT_CLOSE") == (closes, 1, closes)
     assert rows == ({"EVENT_POLL": (len(poll), 0, len(poll))} if len(poll) else {})
+    # The dashboard's "sockets by state (average per poll)" counts a poll's sockets only.
+    from xtcp_uring.view import StoreBackend, ViewServer, charts, filters
+
+    async def states() -> dict:
+        backend = StoreBackend(path)
+        try:
+            return await ViewServer(backend).chart(charts.CHARTS["states"], filters.parse({"range": ["1h"]}))
+        finally:
+            backend.close()
+
+    series = asyncio.run(states())["series"]
+    polled = collections.Counter(int(s) for d in poll.dumps for s in d.array()["inet_diag_msg_state"])
+    assert {name: sum(v for v in values if v) for name, values in series.items()} == \
+        {charts.STATE_NAMES[state]: n for state, n in polled.items()}
