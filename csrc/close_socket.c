@@ -53,7 +53,7 @@ int xtcp_open_close_socket_in(int nsfd, int rcvbuf, uint32_t *drained)
     }
     /* Connected to the kernel before it joins any group: a unicast from anyone else is then
      * refused (ECONNREFUSED), while the kernel's multicast still arrives (checked by
-     * tests/test_close_events.py). */
+     * tests/integration/test_close_events.py). */
     int fd = xtcp_nl_open_diag(SOCK_NONBLOCK, drained);
     if (fd >= 0) {
         int rc = subscribe(fd, rcvbuf);
