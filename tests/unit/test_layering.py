@@ -37,7 +37,7 @@ LAYERS = [
     {"backends", "closes"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
-    {"sinks", "output"},
+    {"sinks", "output", "listen"},
     {"view"},
     {"app"},
 ]

@@ -9,16 +9,14 @@ not make 5,000 series per metric.
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import logging
-import socket
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..errors import ConfigError
+from ..listen import start_listener
 from ..poller import REJECT_REASONS as NETLINK_REJECT_REASONS
 from ..records import Batch
 from .options import parse_listen  # noqa: F401  (its home moved: `view` needs it without prometheus_client)
@@ -251,16 +249,9 @@ class MetricsServer:
         Raises:
             ConfigError: the address cannot be bound (in use, not on this host, not resolvable).
         """
-        where = f"--metrics-listen {self.host}:{self.port}"
-        try:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_REQUEST_BYTES)
-        except socket.gaierror as exc:
-            raise ConfigError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from None
-        except OSError as exc:
-            why = {errno.EADDRINUSE: "the port is in use (another xtcp_uring?); choose another port or 'off'",
-                   errno.EADDRNOTAVAIL: "no such address on this host",
-                   errno.EACCES: "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"}
-            raise ConfigError(f"{where}: {why.get(exc.errno, exc.strerror or str(exc))}") from None
+        self._server = await start_listener(
+            self._handle, self.host, self.port, flag="--metrics-listen", limit=MAX_REQUEST_BYTES,
+            in_use="the port is in use (another xtcp_uring?); choose another port or 'off'")
         bound = [sock.getsockname() for sock in self._server.sockets]
         self.port = bound[0][1]
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)
