@@ -30,7 +30,7 @@ def cmd_decode(args) -> int:
     # One pcap packet is one recv: decode them as separate buffers (several dumps may follow).
     dump = records.decode_buffers([bytes(p) for p in response_payloads(args.pcap)], layout=layout,
                                   labels=labels, netns=args.pcap, strict=False)
-    output.write(records.Batch([dump]), sys.stdout.buffer, args.format)
+    output.write(records.Batch([dump]), sys.stdout.buffer, output.stdout_format(args.format), args.fields)
     s = dump.stats
     if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes:
         log.warning("%s: %d sockets; malformed at %s, bad attributes %d, unknown attributes %d",
@@ -43,8 +43,10 @@ def cmd_once(args) -> int:
     from ..poller import poll_once
 
     raise_open_file_limit()  # every namespace at once needs a socket each
+    fmt = output.stdout_format(args.format)
+    output.check_fields(fmt, args.fields)  # a bad --fields fails before the poll
     batch = asyncio.run(poll_once(**poller_options(args)))
-    output.write(batch, sys.stdout.buffer, args.format)
+    output.write(batch, sys.stdout.buffer, fmt, args.fields)
     for d in batch.dumps:
         if d.error:
             log.warning("netns %s family %d: %s", d.netns, d.family, d.error)

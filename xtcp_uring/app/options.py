@@ -97,11 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("one-shot")
     g.add_argument("--once", action="store_true",
                    help="poll once, write the records to stdout (or deliver them to --sink), exit")
-    g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
-                   help="stdout format for --once and --sink - (default jsonl)")
+    _add_output_options(g, env=True)
     _add_poll_options(p)
     _add_daemon_options(p)
     return p
+
+
+def _add_output_options(g, env: bool = False) -> None:
+    from ..fields import SHORT_NAMES
+
+    g.add_argument("--format", default=env_default("format", None) if env else None, choices=framing.CLI_FORMATS,
+                   help="table (aligned, ms and Mbit/s), jsonl, csv, pb or pblist. Default: table when stdout is "
+                        "a terminal, jsonl when it is a pipe or file (and for --sink -)")
+    g.add_argument("--fields", default=env_default("fields", None) if env else None,
+                   help="columns for table, csv and jsonl, comma-separated: " + ",".join(SHORT_NAMES)
+                        + " or any schema column name (raw units in csv/jsonl: microseconds, bytes, bytes/s)")
 
 
 def subparser(cmd: str) -> argparse.ArgumentParser:
@@ -109,7 +119,7 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
     if cmd == "decode":
         p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
         p.add_argument("pcap")
-        p.add_argument("--format", default=framing.JSONL, choices=framing.FORMATS)
+        _add_output_options(p)
         p.add_argument("--kernel-release", default=None,
                        help="release of the captured kernel; picks the meaning of tcp_info bytes 276-279")
     elif cmd == "namespaces":
@@ -200,7 +210,7 @@ def sink_options(args, url: str) -> dict:
     """``open_sink`` keywords for one URL from the daemon's flags."""
     opts = {"allow_insecure": args.allow_insecure}
     if url == "-":
-        opts["format"] = args.format
+        opts["format"] = args.format or framing.JSONL
     if args.queue_bytes:
         opts["queue_bytes"] = args.queue_bytes
     if url.startswith("chdb:"):
