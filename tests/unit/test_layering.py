@@ -4,13 +4,14 @@ Rooms are stacked along the data flow; a module may import its own room and the 
 it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
-    sinks, output            where batches go
+    sinks, output, tables    where batches go (tables: the formats for people)
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
     backends                 io_uring and plain-socket dumps
-    records, schema,         the batch, its schema, its framings, the table and store
-      framing, clickhouse
+    records, schema,         the batch, its schema, its framings, short field names,
+      framing, fields,       the table and store
+      clickhouse
     native                   the only door to the C extension
     wire                     bytes only: netlink, requests, filters, pcap
     errors                   the error tree, imported by all
@@ -31,11 +32,11 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "records", "framing", "clickhouse"},
+    {"schema", "records", "framing", "fields", "clickhouse"},
     {"backends"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
-    {"sinks", "output"},
+    {"sinks", "output", "tables"},
     {"app"},
 ]
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
