@@ -14,6 +14,7 @@ import os
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
+from . import helptext
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
            "sink_options", "store_options", "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m xtcp_uring",
         description="TCP socket telemetry (inet_diag) for every network namespace.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_CLI_DOC,
+        epilog=_CLI_DOC + "\n\n" + helptext.epilog(),
     )
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))

@@ -116,6 +116,7 @@ class NamespaceManager:
         self._failed: dict[Key, NamespaceFailure] = {}
         self._next_id = 1
         self._host_key: Key | None = None
+        self.found_names: tuple[str, ...] = ()  # every namespace of the last scan, when a selection is given
         self._executor: ThreadPoolExecutor | None = None  # the opener thread (Opener's work)
         self._started = False
         self._closed = False
@@ -230,6 +231,8 @@ class NamespaceManager:
         self._start()
         t0 = time.perf_counter_ns()
         found = self._scanner.scan(host_only=self.selection.host_only)
+        if not self.selection.all:  # for "--namespaces x matched nothing; found: ..."
+            self.found_names = tuple(HOST_NAME if k == self._host_key else c.name for k, c in found.items())
         report = ReconcileReport(scan_ns=time.perf_counter_ns() - t0)
         self.stats.last_scan_ns = report.scan_ns
         complete = not self._scanner.incomplete  # else what was not seen may still be there
@@ -377,5 +380,5 @@ def _warn_failures(failures: list[NamespaceFailure]) -> None:
     for reason, names in by_reason.items():
         shown = ", ".join(names[:SHOW_NAMES])
         more = f" and {len(names) - SHOW_NAMES} more" if len(names) > SHOW_NAMES else ""
-        log.warning("cannot open %d network namespace%s (%s%s): %s; polling the others",
+        log.debug("cannot open %d network namespace%s (%s%s): %s; polling the others",
                     len(names), "" if len(names) == 1 else "s", shown, more, reason)

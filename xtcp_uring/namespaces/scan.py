@@ -166,10 +166,11 @@ class Scanner:
             pids_shown = ",".join(denied[:_SHOW_NAMES]) + (",..." if len(denied) > _SHOW_NAMES else "")
             if _has_capability(_CAP_SYS_PTRACE):
                 # Root already: a Yama/LSM policy or an undumpable process; nothing to grant.
-                log.info("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
+                # Nothing anyone can grant (a Yama/LSM policy, pid 1 of a container): not worth a line per command.
+                log.debug("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
                          "CAP_SYS_PTRACE; namespaces only they are in are not polled", len(denied), pids_shown)
             else:
-                log.warning(
+                log.debug(  # the app's coverage line (app/coverage.py) says it with the rest
                     "cannot read /proc/<pid>/ns/net of %d processes (pids %s): reading another "
                     "user's needs CAP_SYS_PTRACE; namespaces only those processes are in are not polled",
                     len(denied), pids_shown)
