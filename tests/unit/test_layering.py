@@ -32,7 +32,7 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "records", "framing", "fields", "clickhouse"},
+    {"schema", "records", "batch_views", "framing", "fields", "clickhouse"},
     {"backends"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},

@@ -13,7 +13,7 @@ EXTRA_OF = {
     "prometheus_client": "metrics",
     "uvloop": "fast",
     "pyroute2": "bench", "matplotlib": "bench",
-    "pandas": "pandas",
+    "pandas": "chdb",  # chdb requires pandas
 }
 
 
