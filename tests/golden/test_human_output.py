@@ -11,14 +11,14 @@ import pty
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.golden import cases
 from tests.golden.ss_text import parse_ss_file
 from xtcp_uring.tables import human_bytes
 
-DATA = Path("/work/shared/testdata/xtcp2/6_8_12")
+DATA = cases.testdata_root() / "6_8_12"
 PCAP = DATA / "6_8_12_tcp_10_sockets.pcap"
 SS_TEXT = DATA / "6_8_12_ss_tcp_info_a_10"
 

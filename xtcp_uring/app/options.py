@@ -21,11 +21,12 @@ __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_opt
 
 SUBCOMMANDS = ("decode", "namespaces", "query")
 _CLI_DOC = """\
-    python -m xtcp_uring                       poll every namespace into the embedded store
-    python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
-    python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
-    python -m xtcp_uring namespaces            list the namespaces found
-    python -m xtcp_uring query "SQL"           query the embedded store"""
+    xtcp-uring                                  poll every namespace into the embedded store
+    xtcp-uring --once --fields rtt,cwnd,retrans dump the sockets once: a table on a terminal, jsonl in a pipe
+    xtcp-uring decode FILE.pcap                 decode an nlmon capture
+    xtcp-uring namespaces                       list the namespaces found
+    xtcp-uring query "SQL"                      query the embedded store
+(After `make run` the command is .venv/bin/xtcp-uring.)"""
 
 
 def env_default(name: str, default):
@@ -87,7 +88,7 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m xtcp_uring",
+        prog="xtcp-uring",
         description="TCP socket telemetry (inet_diag) for every network namespace.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_CLI_DOC + "\n\n" + helptext.epilog(),
@@ -116,7 +117,7 @@ def _add_output_options(g, env: bool = False) -> None:
 
 
 def subparser(cmd: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m xtcp_uring {cmd}")
+    p = argparse.ArgumentParser(prog=f"xtcp-uring {cmd}")
     if cmd == "decode":
         p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
         p.add_argument("pcap")
