@@ -6,9 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMPS := .make
-APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev openssl runc
+APT_PACKAGES := liburing-dev iproute2 util-linux gcc libc6-dev
+# Only the suite uses these: TLS peers (openssl), runc containers, the dashboard's browser test.
+TEST_APT_PACKAGES := openssl runc chromium
 # Named after the package list, so adding a package checks again on machines already set up.
 APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | cksum | cut -d' ' -f1)
+TEST_APT_STAMP := $(STAMPS)/apt-test-$(shell echo $(TEST_APT_PACKAGES) | cksum | cut -d' ' -f1)
 # What each command needs (pyproject.toml's extras): `make run` the runtime and its default store
 # only (chDB, /metrics, uvloop); the suite and the benchmarks add theirs on their first call.
 RUN_EXTRAS := chdb,metrics,fast
@@ -66,6 +69,15 @@ $(APT_STAMP):
 	fi
 	@touch $@
 
+$(TEST_APT_STAMP): | $(APT_STAMP)
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
 $(PY): | $(APT_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip setuptools wheel cffi
@@ -84,7 +96,7 @@ $(STAMPS)/deps-run: pyproject.toml $(PY) | $(APT_STAMP)
 	$(call requirements,$(RUN_EXTRAS),$(STAMPS)/requirements-run.txt)
 	@touch $@
 
-$(STAMPS)/deps-test: pyproject.toml $(STAMPS)/deps-run
+$(STAMPS)/deps-test: pyproject.toml $(STAMPS)/deps-run | $(TEST_APT_STAMP)
 	$(call requirements,$(TEST_EXTRAS),$(STAMPS)/requirements-test.txt)
 	@touch $@
 

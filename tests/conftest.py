@@ -13,7 +13,8 @@
 Layout: ``unit/`` (bytes and files only, no root), ``native/`` (the C extension directly),
 ``integration/`` (real namespaces, brokers, chDB), ``golden/`` (the captures, the ss-text
 oracle and the struct oracle, imported as ``golden.*``), ``support/`` (helpers that are not
-tests: ``netns_farm``, ``kafka_broker``, ``runc_farm``, ``tls_peer``, ``netlink_attacker``) and
+tests: ``netns_farm``, ``kafka_broker``, ``runc_farm``, ``tls_peer``, ``netlink_attacker``, and
+for the dashboard ``view_daemon``, ``view_traffic``, ``browser``) and
 ``fuzz/`` (the atheris targets of ``make fuzz``; the suite replays their corpora).
 ``tests/``, ``tests/support`` and ``tests/fuzz`` are on ``sys.path`` (pyproject's pytest
 ``pythonpath``, and below for runs from elsewhere), so tests say ``from netns_farm import ...``.

@@ -68,24 +68,92 @@ def column_type(field, enums) -> str:
     return f"{ctype} {CODECS.get(field.ch_class, DEFAULT_CODEC)}"
 
 
-def record_columns(schema) -> list[str]:
+def record_columns(schema, unit_of, codecs: bool = True) -> list[str]:
+    """Each stored column with its unit as a COMMENT; ``codecs=False`` for a Kafka-engine table
+    (it stores nothing and takes no CODEC, DEFAULT or ALIAS)."""
     msg = schema.record()
     enums = {e.name: e for e in msg.enums}
-    return [f"    `{f.name}` {column_type(f, enums)}" for f in msg.fields]
+    out = []
+    for f in msg.fields:
+        ctype = column_type(f, enums)
+        if not codecs:
+            ctype = ctype[: ctype.index(" CODEC(")]
+        out.append(f"    `{f.name}` {ctype}{column_comment(f, unit_of)}")
+    return out
 
 
-def records_table(schema, fl: Flavour, ttl: str) -> str:
+def column_comment(field, unit_of) -> str:
+    """`` COMMENT '<unit> - <the .proto comment>'`` (units: xtcp_uring/schema_units.py)."""
+    unit = unit_of(field.name)
+    if unit is None:
+        raise SystemExit(f"{field.name}: no unit; add a rule to xtcp_uring/schema_units.py")
+    text = " - ".join(t for t in (unit, field.comment, "xtcp2 column, not filled" if field.reserved else "") if t)
+    return f" COMMENT {sql_text(text)}"
+
+
+def sql_text(text: str) -> str:
+    text = text.replace(";", ",")  # the DDL files are split into statements at ";"
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ipv6_of(column: str) -> str:
+    # 4 address bytes become IPv4-mapped IPv6 (::ffff:a.b.c.d), 16 stay; none gives ::
+    return (f"CAST(toFixedString(if(length({column}) = 4, concat(unhex('00000000000000000000FFFF'), {column}), "
+            f"{column}), 16) AS IPv6)")
+
+
+# (name, type, expression, comment): computed when read, never stored, never inserted (#12).
+ALIASES = (
+    ("sec", "Int64", "intDiv(timestamp_ns, 1000000000)", "seconds since the Unix epoch (UTC): the poll time"),
+    ("nsec", "UInt32", "timestamp_ns % 1000000000", "nanoseconds past sec"),
+    ("src", "IPv6", _ipv6_of("inet_diag_msg_socket_source"),
+     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_source, for SQL and dictGet('xtcp.asn', ...)"),
+    ("dst", "IPv6", _ipv6_of("inet_diag_msg_socket_destination"),
+     "IPv6 address (IPv4 as ::ffff:a.b.c.d): inet_diag_msg_socket_destination"),
+)
+
+
+def alias_columns() -> list[str]:
+    return [f"    `{name}` {typ} ALIAS {expr} COMMENT {sql_text(comment)}" for name, typ, expr, comment in ALIASES]
+
+
+def records_table(schema, fl: Flavour, ttl: str, unit_of) -> str:
+    """The record table: stored columns (codecs, COMMENTs), then the ALIAS columns."""
     name = fl.table("xtcp_records")
     return "\n".join([
         f"CREATE TABLE IF NOT EXISTS {name}{fl.on_cluster}",
         "(",
-        ",\n".join(record_columns(schema)),
+        ",\n".join(record_columns(schema, unit_of) + alias_columns()),
         ")",
         f"ENGINE = {fl.engine('MergeTree', 'xtcp_records')}",
         f"PARTITION BY {RECORDS_PARTITION}",
         f"ORDER BY {RECORDS_ORDER}",
         ttl,
         "SETTINGS ttl_only_drop_parts = 1",
+    ])
+
+
+KAFKA_SETTINGS = """\
+ENGINE = Kafka
+SETTINGS
+    kafka_broker_list = 'kafka:9092',
+    kafka_topic_list = 'xtcp',
+    kafka_group_name = 'clickhouse_xtcp',
+    kafka_format = 'ProtobufList',
+    kafka_schema = 'xtcp_flat_record.proto:XtcpFlatRecord',
+    kafka_num_consumers = 1,
+    kafka_max_block_size = 1048576"""
+
+
+def kafka_table(schema, name: str, on_cluster: str, unit_of) -> str:
+    """A Kafka-engine table with the record table's stored columns and COMMENTs, no codecs and
+    no aliases (ClickHouse refuses both there); rows reach the record table through a view."""
+    return "\n".join([
+        f"CREATE TABLE IF NOT EXISTS {name}{on_cluster}",
+        "(",
+        ",\n".join(record_columns(schema, unit_of, codecs=False)),
+        ")",
+        KAFKA_SETTINGS,
     ])
 
 

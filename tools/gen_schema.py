@@ -20,6 +20,7 @@ PROTO_SOURCE = ROOT / "proto" / "xtcp_flat_record.proto"
 ASN_DDL_SOURCE = ROOT / "examples" / "clickhouse" / "asn_dictionary.sql"  # hand-written
 HEADER_OUT = ROOT / "csrc" / "generated" / "xtcp_record.h"
 DDL_OUT = ROOT / "examples" / "clickhouse" / "xtcp_records.sql"
+KAFKA_OUT = ROOT / "examples" / "clickhouse" / "kafka_pipeline.sql"
 DATA = ROOT / "xtcp_uring" / "data"
 # Issue #14 (store): the rollups and a cluster's DDL, rendered by tools/clickhouse_sql.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,9 +30,9 @@ CLUSTER_OUT = ROOT / "examples" / "clickhouse" / "cluster" / "xtcp_cluster.sql"
 BANNER = "generated from proto/xtcp_flat_record.proto by tools/gen_schema.py; do not edit"
 
 
-def _load_schema():
+def _load_schema(module: str = "schema"):
     # By path, so generating does not import the package (whose extension may not be built yet).
-    spec = importlib.util.spec_from_file_location("_xtcp_schema", ROOT / "xtcp_uring" / "schema.py")
+    spec = importlib.util.spec_from_file_location(f"_xtcp_{module}", ROOT / "xtcp_uring" / f"{module}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -198,7 +199,7 @@ def render_ddl(schema) -> str:
         "-- Kafka-engine path in kafka_pipeline.sql, a sharded cluster's DDL in cluster/.",
         "-- Codecs follow the .proto's [ch:...] annotations; the sort key keeps one socket's",
         "-- samples of one hour together (partitions are hours since the epoch).",
-        _ch.records_table(schema, _ch.LOCAL, "{ttl}"),
+        _ch.records_table(schema, _ch.LOCAL, "{ttl}", _unit_of()),
         "",
     ])
 
@@ -232,16 +233,7 @@ def render_cluster(schema, rollups) -> str:
     kafka = "\n".join([
         "-- One Kafka consumer per node: the topic's partitions (keyed by hostname) are shared by",
         "-- every node of the group, each inserting into its own shard's local table.",
-        f"CREATE TABLE IF NOT EXISTS {db}.xtcp_records_kafka{on} AS {db}.xtcp_records_local",
-        "ENGINE = Kafka",
-        "SETTINGS",
-        "    kafka_broker_list = 'kafka:9092',",
-        "    kafka_topic_list = 'xtcp',",
-        "    kafka_group_name = 'clickhouse_xtcp',",
-        "    kafka_format = 'ProtobufList',",
-        "    kafka_schema = 'xtcp_flat_record.proto:XtcpFlatRecord',",
-        "    kafka_num_consumers = 1,",
-        "    kafka_max_block_size = 1048576",
+        _ch.kafka_table(schema, f"{db}.xtcp_records_kafka", on, _unit_of()),
     ])
     view = "\n".join([
         f"-- One view per schema_version: rows of another version stay in the Kafka table's",
@@ -252,7 +244,7 @@ def render_cluster(schema, rollups) -> str:
     ])
     statements = [
         f"CREATE DATABASE IF NOT EXISTS {db}{on}",
-        _ch.records_table(schema, fl, "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 7 DAY"),
+        _ch.records_table(schema, fl, "TTL toDateTime(intDiv(timestamp_ns, 1000000000)) + INTERVAL 7 DAY", _unit_of()),
         *_ch.rollup_statements(rollups, fl),
         *dist,
         kafka,
@@ -271,6 +263,47 @@ def render_cluster(schema, rollups) -> str:
     ])
 
 
+def _unit_of():
+    return _load_schema("schema_units").unit_of
+
+
+def render_kafka_ddl(schema) -> str:
+    """The Kafka-engine table and its view into the record table (xtcp_records.sql)."""
+    return "\n".join([f"-- {BANNER}", *_KAFKA_PROSE, _ch.kafka_table(schema, "xtcp.xtcp_records_kafka", "", _unit_of())
+                      + ";", *_KAFKA_TAIL, ""])
+
+
+_KAFKA_PROSE = """\
+-- Many hosts -> Kafka -> ClickHouse: each host runs
+--     python -m xtcp_uring --sink kafka://kafka:9092/xtcp
+-- and the server reads the topic with a Kafka engine table and a materialized view into
+-- the MergeTree table of xtcp_records.sql (create that first, with {db} = xtcp, {ttl} empty
+-- or a TTL clause, then rollups.sql: its views roll up whatever reaches xtcp_records, the
+-- Kafka engine's inserts included). A sharded cluster: cluster/xtcp_cluster.sql.
+--
+-- Message format (checked by tests/integration/test_sinks_kafka.py against chDB):
+--   one Kafka message = one ClickHouse ProtobufList message
+--                     = varint(length of Envelope) + Envelope { repeated XtcpFlatRecord row = 1 }
+--   ClickHouse reads exactly one length-delimited Envelope per message. Kafka engine support
+--   for ProtobufList needs ClickHouse >= 26.3.1 (earlier versions fail from the second message
+--   of a poll with "Unexpected end of ProtobufList message", ClickHouse issue #78746).
+--   Key: the sending host's name. Headers: schema_version, and the host's location, label and
+--   tag when set (--location, --label, --tag).
+--
+-- The .proto: copy proto/xtcp_flat_record.proto into the server's format_schema_path
+-- (default /var/lib/clickhouse/format_schemas/). Columns are matched to fields by name. The
+-- Kafka table lists the record table's stored columns with their COMMENTs (a Kafka table
+-- refuses CODECs and ALIAS columns: codecs, sec, nsec, src and dst are on the record table).""".splitlines()
+
+_KAFKA_TAIL = """\
+
+-- Moves each block the Kafka table reads into the MergeTree table. A message that does not
+-- parse stops the consumer with an error in the server log; to skip such messages instead
+-- (each one is a whole poll batch), add kafka_skip_broken_messages = N above.
+CREATE MATERIALIZED VIEW IF NOT EXISTS xtcp.xtcp_records_kafka_mv TO xtcp.xtcp_records AS
+SELECT * FROM xtcp.xtcp_records_kafka;""".splitlines()
+
+
 def outputs() -> dict[Path, str]:
     schema = _load_schema()
     rollups = _load("_xtcp_rollups", ROOT / "xtcp_uring" / "clickhouse" / "rollups.py")
@@ -285,6 +318,7 @@ def outputs() -> dict[Path, str]:
         CLUSTER_OUT: render_cluster(schema, rollups),
         DATA / "xtcp_flat_record.proto": copied(PROTO_SOURCE, "//"),  # schema.py, chDB's format_schema
         DATA / "asn_dictionary.sql": copied(ASN_DDL_SOURCE, "--"),  # enrich.asn
+        KAFKA_OUT: render_kafka_ddl(schema),  # the Kafka engine table and its view, for servers
     }
 
 

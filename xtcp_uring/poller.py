@@ -54,6 +54,9 @@ from . import framing, native, records, schema
 from .wire import request
 from .wire.filter import Filter
 from .backends import DumpBackend, DumpJob, DumpResult
+from .enrich import ContainerEnricher, ContainerRoots
+from .enrich.labels import HostLabels
+from .enrich.namespace_labels import NamespaceLabeler, describe as describe_namespace
 from .emit import MODES, ChangeFilter, EmitStats
 from .errors import ConfigError, RingUnavailableError
 from .namespaces import NamespaceManager, NamespaceStats, Selection
@@ -132,8 +135,12 @@ class Poller:
             (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
         skip_user_namespaces: leave out namespaces owned by other user namespaces.
         hostname: the ``hostname`` label (default: this host's name).
-        location: the ``location`` label (a site, zone or rack; default empty): the rollups
-            (``xtcp_1m``, ``xtcp_1h``) are kept per location.
+        location, labels, tag: this host's ``location`` (PoP, site), ``label`` (``KEY=VALUE``
+            pairs: a mapping, a list or a comma-separated string) and ``tag``, on every record
+            (``enrich.labels``: the encoding); the rollups xtcp_1m/xtcp_1h are kept per location.
+        containers: fill the container and pod columns from the runtimes' state
+            (``enrich.containers``); ``container_root`` is where the host's ``/`` is seen (``/host``
+            in a DaemonSet that mounts the runtimes' directories there), default ``/``.
         backend: a ready ``DumpBackend`` to use instead of choosing one (tests, embedding);
             the Poller closes it.
 
@@ -169,7 +176,11 @@ class Poller:
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
         hostname: str | None = None,
-        location: str = "",
+        location: str | None = None,
+        labels=None,
+        tag: str | None = None,
+        containers: bool = True,
+        container_root: str | None = None,
         backend: DumpBackend | None = None,
     ):
         if not interval > 0:
@@ -231,7 +242,9 @@ class Poller:
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)
         self.hostname = hostname
-        self.location = location
+        self.host_labels = HostLabels.build(location, labels, tag)  # ConfigError now, before any I/O
+        self._container_roots = (container_roots(container_root, proc_root) if containers else None)
+        self.labeler: NamespaceLabeler | None = None  # made by start()
         self.max_namespaces = max_namespaces  # None: sized from the open-file limit at start
         self.stats = PollerStats()
         self._backend: DumpBackend | None = backend
@@ -240,7 +253,6 @@ class Poller:
         self._layout = native.HOST_TCP_INFO_LAYOUT
         self._poll_id = 0
         self._drained_seen = 0
-        self._label_cache: dict[tuple, bytes] = {}
         self._version_labels = self._host_labels = b""
         self._poll_lock: asyncio.Lock | None = None
         self._ticker: asyncio.Task | None = None
@@ -271,8 +283,10 @@ class Poller:
             self.hostname = socket.gethostname()
         self._version_labels = records.encode_labels(schema_version=schema.SCHEMA_VERSION,
                                                      daemon_version=_daemon_version())
-        self._host_labels = records.encode_labels(hostname=self.hostname, location=self.location,
+        self._host_labels = records.encode_labels(hostname=self.hostname, location=self.host_labels.location,
                                                   kernel_release=self._kernel_release)
+        enricher = ContainerEnricher(self._container_roots) if self._container_roots is not None else None
+        self.labeler = NamespaceLabeler(self.host_labels, enricher)
         self._manager = NamespaceManager(self.selection, **{**self._manager_options,
                                                             "max_namespaces": self.max_namespaces})
         self.stats.namespaces = self._manager.stats
@@ -438,6 +452,8 @@ class Poller:
             await self._manager.reconcile()
             self.stats.last_reconcile_ns = time.monotonic_ns() - t0
             namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
+            # Container/pod context: reads files on churn only (cost: labeler.enricher.stats)
+            await asyncio.to_thread(self.labeler.refresh, namespaces.values())
             templates = {fam: request.build_request(fam, states=self.states, ext=self.ext,
                                                     filter=self._requests_args[fam])
                          for fam in self.families}
@@ -493,22 +509,10 @@ class Poller:
             return await self._backend.dump_all(jobs)
 
     def _labels(self, poll_labels: bytes, ns, family: int) -> bytes:
-        """The [ns] label bytes of one dump, byte for byte one ``encode_labels`` call.
-
-        Protobuf writes fields in number order, and the label groups have disjoint, increasing
-        field numbers (versions 1-2, poll 10-11, host 20-22, namespace 30-34, family 63), so
-        concatenating their encodings is the encoding of all of them. The namespace part is
-        cached per (namespace labels, family): one small encode per poll, not per dump.
-        """
-        key = (ns.name, ns.inode, ns.cookie, ns.pid, family)
-        ns_part = self._label_cache.get(key)
-        if ns_part is None:
-            if len(self._label_cache) > 4 * len(self.families) * max(1024, len(self._manager.namespaces)):
-                self._label_cache.clear()  # namespaces come and go: do not grow forever
-            ns_part = records.encode_labels(netns=ns.name, netns_inode=ns.inode, netns_cookie=ns.cookie,
-                                            netns_pid=ns.pid, dump_family=family)
-            self._label_cache[key] = ns_part
-        return self._version_labels + poll_labels + self._host_labels + ns_part
+        """The [ns] label bytes of one dump, byte for byte one ``encode_labels`` call: field
+        groups in increasing number order (``enrich.namespace_labels``), the namespace's part
+        cached there."""
+        return self._version_labels + poll_labels + self._host_labels + self.labeler.namespace_part(ns, family)
 
     def _decode(self, r: DumpResult, ns, labels: bytes, seq: int) -> records.Dump:
         dump = r.dump
@@ -568,6 +572,14 @@ class Poller:
             _fallback_logged = True
             log.warning("io_uring unavailable (%s); using plain netlink sockets", self.stats.fallback_reason)
         return self._backend
+
+
+def container_roots(container_root: str | None, proc_root: str = "/proc") -> ContainerRoots:
+    """Where the runtimes' state is read: the host's ``/`` at ``container_root`` (default ``/``)."""
+    if container_root and not container_root.startswith("/"):
+        raise ConfigError(f"--container-root {container_root!r}: give an absolute path (where the host's / is "
+                          "mounted, such as /host)")
+    return ContainerRoots.under(container_root or "/", proc=proc_root)
 
 
 def _uring_backend(**options) -> DumpBackend:
@@ -642,8 +654,11 @@ async def list_namespaces(namespaces: str | Sequence[str] = "all", **options) ->
             counts[d.netns] = counts.get(d.netns, 0) + d.count
             if d.error:
                 errors.setdefault(d.netns, d.error)
+        location = poller.host_labels.location
         rows = [
-            {"net_id": ns.net_id, "name": ns.name, "inode": ns.inode, "cookie": ns.cookie, "pid": ns.pid,
+            {"net_id": ns.net_id, "name": ns.name,
+             **describe_namespace(ns, poller.labeler.context(ns), location),
+             "inode": ns.inode, "cookie": ns.cookie, "pid": ns.pid,
              "sockets": counts.get(ns.name, 0), "error": errors.get(ns.name, "")}
             for ns in poller.manager.namespaces
         ]

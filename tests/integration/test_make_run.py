@@ -23,9 +23,10 @@ def make(tmp: Path, *targets: str, flags=()) -> subprocess.CompletedProcess:
 def test_make_run_installs_the_runtime_and_the_store_only(tmp_path):
     plan = make(tmp_path, "run", flags=("-n",)).stdout
     assert "requirements-run.txt" in plan and "requirements-test.txt" not in plan and "deps-test" not in plan
+    assert not any(pkg in plan for pkg in ("chromium", "runc", "openssl"))  # the suite's Debian packages
     assert f"{tmp_path}/venv/bin/xtcp-uring" in plan  # the console script, as the README says
     test_plan = make(tmp_path, "test", flags=("-n",)).stdout
-    assert "requirements-test.txt" in test_plan and "pytest" in test_plan
+    assert "requirements-test.txt" in test_plan and "pytest" in test_plan and "chromium" in test_plan
 
     r = make(tmp_path, f"{tmp_path}/stamps/deps-run")
     assert r.returncode == 0, r.stderr[-3000:]

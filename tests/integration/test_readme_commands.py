@@ -24,11 +24,14 @@ README = REPO / "README.md"
 NOT_RUN = {  # command prefix -> where it is covered instead
     "make run": "tests/integration/test_make_run.py (what it installs; it then runs until stopped)",
     "make test": "this suite",
+    ".venv/bin/xtcp-uring view": "tests/integration/test_view_cli.py (a server that runs until Ctrl-C)",
     "docker build": "tests/integration/test_containerfile.py (no image builder runs here)",
     "docker run": "tests/integration/test_containerfile.py (the image's default command, run outside)",
     ".venv/bin/python -m benchmarks --scenario big --rounds 10": "its flags are checked below; a run takes "
                                                                  "minutes with 100k sockets (make bench)",
 }
+# Files the README's commands read, as a reader would have them.
+FILES = {"prefixes.csv": "10.0.0.0/8,64512,Example private\n192.0.2.0/24,64496,Documentation\n"}
 SUBSTITUTE = {"capture.pcap": str(cases.testdata_root() / "6_8_12" / "6_8_12_tcp_10_sockets.pcap")}
 
 
@@ -70,6 +73,8 @@ def test_every_readme_command_runs(tmp_path):
 
 
 def _run_all(tmp_path, env, ran):
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text)
     for cmd in readme_commands():
         covered = next((prefix for prefix in NOT_RUN if cmd.startswith(prefix)), None)
         if covered is not None:

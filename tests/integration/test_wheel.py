@@ -124,3 +124,29 @@ def test_once_polls_the_host_namespace(installed, tmp_path):
     ours = [r for r in rows if r.get("inet_diag_msg_socket_source_port") == port]
     assert ours, f"our listener on port {port} is not among {len(rows)} records"
     assert ours[0]["inet_diag_msg_state"] == 10  # TCP_LISTEN
+
+
+def test_the_dashboard_serves_its_page_and_vendored_chart_library_from_the_wheel(installed, tmp_path):
+    # A ClickHouse URL makes `view` start without a store (the wheel has no chdb extra); the page
+    # and uPlot come from the installed package's files, never fetched from anywhere at runtime.
+    import urllib.request
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([str(installed), "-m", "xtcp_uring", "view", "--clickhouse", "http://127.0.0.1:9/",
+                             "--listen", f"127.0.0.1:{port}"], cwd=tmp_path, env=_clean_env(),
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or "xTCPView on" not in lines[-1]:
+            lines.append(proc.stderr.readline())
+            assert lines[-1], "view did not start: " + "".join(lines)
+        static = REPO / "xtcp_uring" / "view" / "static"
+        for path, local in (("/", static / "index.html"),
+                            ("/static/vendor/uplot-1.6.32/uPlot.iife.min.js",
+                             static / "vendor" / "uplot-1.6.32" / "uPlot.iife.min.js")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+                assert r.status == 200 and r.read() == local.read_bytes(), path
+    finally:
+        proc.terminate()
+        proc.wait(30)

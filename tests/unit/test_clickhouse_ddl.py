@@ -18,7 +18,7 @@ from xtcp_uring.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_PIPELINE = REPO / "examples" / "clickhouse" / "kafka_pipeline.sql"  # for servers, not shipped
 _SCALAR = {"uint32": "UInt32", "uint64": "UInt64", "int64": "Int64", "string": "String", "bytes": "String"}
-_COLUMN = re.compile(r"^\s+`(\w+)` (.+?) CODEC\((.+)\),?$")
+_COLUMN = re.compile(r"^\s+`(\w+)` (.+?) CODEC\((.+?)\) COMMENT '.*',?$")
 # What each [ch:CLASS] of the .proto promises about a column's storage.
 _CODEC = {"counter": "DoubleDelta, ZSTD(1)", "elapsed": "Delta, ZSTD(1)", "lowcard": "ZSTD(1)", None: "ZSTD(1)"}
 
@@ -39,13 +39,17 @@ def expected_columns() -> list[tuple[str, str]]:
     return out
 
 
+ALIASES = [("sec", "Int64"), ("nsec", "UInt32"), ("src", "IPv6"), ("dst", "IPv6")]  # read-only, computed
+
+
 def expected_codecs() -> dict[str, str]:
     return {f.name: _CODEC[f.ch_class] for f in schema.record().fields}
 
 
 def ddl_columns(sql: str) -> list[tuple[str, str, str]]:
+    """(name, type, codec) of the stored columns: ALIAS ones left out, COMMENTs cut."""
     body = sql[sql.index("(\n") + 2 : sql.index("\n)")]
-    return [_COLUMN.match(line).groups() for line in body.splitlines()]
+    return [_COLUMN.match(line).groups() for line in body.splitlines() if " ALIAS " not in line]
 
 
 def test_generated_files_are_current():
@@ -118,7 +122,7 @@ def test_ddl_and_pipeline_run_in_chdb(store):
     from xtcp_uring.wire.pcap import response_payloads
 
     store.ensure_table(ttl_days=30)
-    assert describe(store, "xtcp.xtcp_records") == expected_columns()
+    assert describe(store, "xtcp.xtcp_records") == expected_columns() + ALIASES
 
     # The Kafka engine cannot run embedded (chDB has no background consumers): the same
     # statements with a Null engine give the same columns and the same materialized view.
@@ -136,3 +140,32 @@ def test_ddl_and_pipeline_run_in_chdb(store):
     store.insert_protobuf_list(message, table="xtcp_records_kafka")
     got = store.query("SELECT count(), sum(tcp_info_rtt) FROM xtcp.xtcp_records WHERE hostname = 'via-kafka-table'")
     assert got.bytes().decode().strip() == f"{dump.count},{int(dump.array()['tcp_info_rtt'].sum())}"
+
+
+def test_columns_parser_reads_codec_and_comment_lines(store):
+    """clickhouse/columns.py reads each column of the generated DDL whole (type, CODEC, COMMENT
+    or ALIAS): a table lacking a counter and an alias gets both back, codec and unit included."""
+    from xtcp_uring.clickhouse.columns import column_definitions, missing_column_statements
+
+    definitions = column_definitions()
+    assert list(definitions) == [name for name, _ in expected_columns() + ALIASES]
+    acked = definitions["tcp_info_bytes_acked"]
+    assert acked.startswith("UInt64 CODEC(DoubleDelta, ZSTD(1)) COMMENT 'bytes")
+    assert definitions["sec"].startswith("Int64 ALIAS intDiv(timestamp_ns, 1000000000) COMMENT ")
+
+    store.query("CREATE DATABASE IF NOT EXISTS olddb")
+    old = "\n".join(line for line in clickhouse.table_ddl("olddb").splitlines()
+                    if not line.startswith(("    `tcp_info_bytes_acked` ", "    `sec` ")))
+    store.query(old)
+    existing = set(str(store.query("SELECT name FROM system.columns WHERE database = 'olddb'",
+                                   "TabSeparated")).split())
+    alters = missing_column_statements("olddb", "xtcp_records", existing)
+    assert [a.split("`")[1] for a in alters] == ["tcp_info_bytes_acked", "sec"]
+    for statement in alters:
+        store.query(statement)
+    got = store.query("SELECT name, type, compression_codec, comment FROM system.columns WHERE database = 'olddb' "
+                      "AND name IN ('tcp_info_bytes_acked', 'sec') ORDER BY name", "TabSeparatedRaw")
+    rows = [line.split("\t") for line in got.bytes().decode().splitlines()]
+    assert [(n, t, c) for n, t, c, _ in rows] == [("sec", "Int64", ""),
+                                                  ("tcp_info_bytes_acked", "UInt64", "CODEC(DoubleDelta, ZSTD(1))")]
+    assert all(comment for *_, comment in rows)

@@ -4,14 +4,16 @@ Rooms are stacked along the data flow; a module may import its own room and the 
 it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
+    view                     the dashboard: bound filters, chart statements, its HTTP server
     sinks, output, tables    where batches go (tables: the formats for people)
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
     backends                 io_uring and plain-socket dumps
-    records, schema,         the batch, its schema, its framings, short field names,
-      framing, fields,       the table and store
-      clickhouse
+    records, schema,         the batch, its schema (and each field's unit), its framings,
+      schema_units,          short field names, the table and store
+      framing, fields,
+      batch_views, clickhouse
     native                   the only door to the C extension
     wire                     bytes only: netlink, requests, filters, pcap
     errors                   the error tree, imported by all
@@ -32,11 +34,12 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "records", "batch_views", "framing", "fields", "clickhouse"},
+    {"schema", "schema_units", "records", "batch_views", "framing", "fields", "clickhouse"},
     {"backends"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
     {"sinks", "output", "tables"},
+    {"view"},
     {"app"},
 ]
 LAYER = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}

@@ -1,4 +1,5 @@
-"""`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL.
+"""`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL,
+the dashboard.
 
 The flags are ``options``'s; this module picks the command and maps errors to exit codes
 (``errors``): a user error prints one line and exits with its class's code, an internal error
@@ -16,7 +17,7 @@ import traceback
 from .. import native, output, records
 from ..errors import InternalError, NoMatchError, XtcpError
 from .logs import say_error
-from .options import SUBCOMMANDS, build_parser, poller_options, subparser
+from .options import SUBCOMMANDS, build_parser, context_options, parse_listen, poller_options, subparser
 
 log = logging.getLogger("xtcp_uring")
 
@@ -56,7 +57,7 @@ def cmd_namespaces(args) -> int:
     from ..poller import list_namespaces
 
     raise_open_file_limit()
-    rows = asyncio.run(list_namespaces(args.namespaces))
+    rows = asyncio.run(list_namespaces(args.namespaces, **context_options(args)))
     if not rows and args.namespaces != "all":
         raise NoMatchError(f"--namespaces {args.namespaces} matched no namespace; "
                            "`xtcp-uring namespaces` (no selection) lists every one")
@@ -66,11 +67,17 @@ def cmd_namespaces(args) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    cols = ("net_id", "name", "inode", "cookie", "pid", "sockets", "error")
-    print("  ".join(f"{c:>12}" if c != "name" else f"{c:<24}" for c in cols))
-    for row in rows:
-        print("  ".join(f"{str(row.get(c, '')):>12}" if c != "name" else f"{str(row.get(c, '')):<24}" for c in cols))
+    print_namespace_table(rows, sys.stdout)
     return 0
+
+
+def print_namespace_table(rows: list[dict], out) -> None:
+    """One line per namespace, columns as wide as their longest value."""
+    cols = ("net_id", "name", "kind", "pod", "container", "image", "location", "pid", "sockets", "error")
+    cells = [[str(row.get(c, "")) for c in cols] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    for line in [list(cols), *cells]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip(), file=out)
 
 
 def cmd_query(args) -> int:
@@ -87,6 +94,40 @@ def cmd_query(args) -> int:
         raise InputError(f"query: {exc}") from None  # the SQL itself (syntax, unknown column): 64
 
 
+def cmd_load_asn(args) -> int:
+    """Fill the embedded store's ``xtcp.asn`` dictionary from a prefix file (``enrich.asn``: the
+    format, and why it is checked whole first). Run it while the daemon is stopped."""
+    from ..enrich.asn import load_asn_file
+
+    count = load_asn_file(args.prefixes, args.data_dir)
+    print(f"xtcp.asn holds {count} prefixes from {args.prefixes}")
+    return 0
+
+
+def cmd_view(args) -> int:
+    from ..errors import ConfigError
+    from ..view import open_backend, serve
+
+    listen = parse_listen(args.listen, flag="--listen")
+    if listen is None:
+        raise ConfigError("--listen off: the view has nothing else to do; give HOST:PORT")
+    backend = open_backend(args.data_dir, args.clickhouse)
+
+    async def run() -> None:
+        server = await serve(backend, *listen)
+        print(f"xTCPView on {server.url} over {backend.describe()}; Ctrl-C stops", file=sys.stderr)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        backend.close()
+    return 0
+
+
 def setup_logging(level: str, fmt: str) -> None:
     from .logs import configure
 
@@ -99,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
-            return {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query}[cmd](args)
+            commands = {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
+                        "load-asn": cmd_load_asn, "view": cmd_view}
+            return commands[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
         from .daemon import run_daemon

@@ -18,15 +18,17 @@ import logging
 import os
 import re
 import signal
+import socket
 import time
 
 from .. import sinks
 from ..clickhouse.retention import describe_retention
+from ..errors import ConfigError
 from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from ..privileges import current as current_privileges
 from .coverage import coverage_line, dump_errors, no_match_message
 from .delivery import DeliveryWatch
-from .options import daemon_poller_options, query_options, sink_options, sink_urls, store_options
+from .options import daemon_poller_options, parse_listen, query_options, sink_options, sink_urls, store_options
 
 log = logging.getLogger("xtcp_uring.daemon")
 
@@ -56,10 +58,11 @@ def run_daemon(args) -> int:
 
 async def _serve(args) -> int:
     from ..poller import Poller
-    from .metrics import Metrics, MetricsServer, parse_listen
+    from .metrics import Metrics, MetricsServer
 
     once = getattr(args, "once", False)
     listen = None if once else parse_listen(args.metrics_listen)  # a bad value fails before any I/O
+    ui_listen = None if once else parse_listen(args.ui_listen, flag="--ui-listen")
     query_opts = query_options(args)
     urls = sink_urls(args)
     if store_options(args) and not any(u.startswith("chdb:") for u in urls):
@@ -74,6 +77,11 @@ async def _serve(args) -> int:
     # The io_uring path encodes each chunk as it arrives, while the kernel builds the next one.
     poller = Poller(**daemon_poller_options(args, encode=group.encoding))
     metrics = Metrics(args.max_namespace_series)
+    # The host's --location/--label/--tag: in /metrics and on every Kafka message too.
+    poller.host_labels.register_target_info(metrics.registry, args.hostname or socket.gethostname())
+    for sink in group.sinks:
+        if sink.scheme == "kafka":
+            sink.add_headers(poller.host_labels.kafka_headers())
     watch = DeliveryWatch()
 
     def observe_sinks() -> None:
@@ -91,7 +99,7 @@ async def _serve(args) -> int:
         server = MetricsServer(metrics, *listen, ready_after_s=3 * args.interval + 30, not_ready=not_ready)
         await server.start()  # first: a busy port is one line and an exit, nothing else opened
     try:
-        await _run(args, group, poller, metrics, observe_sinks, query_opts, once)
+        await _run(args, group, poller, metrics, observe_sinks, query_opts, once, ui_listen)
     finally:
         if server is not None:
             await server.close()
@@ -103,7 +111,7 @@ async def _serve(args) -> int:
     return 0
 
 
-async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool) -> None:
+async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool, ui_listen=None) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
         poller.max_namespaces = default_max_namespaces(limit.soft)
@@ -134,9 +142,12 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
     loop.add_signal_handler(signal.SIGHUP, on_hup)
 
     warnings = _RateLimitedWarnings()
-    query_server = None
+    query_server = view = None
     async with group:
         local_store = [s for s in group.sinks if s.scheme == "chdb"]
+        if ui_listen and not local_store:
+            raise ConfigError("--ui-listen serves the embedded store, and no chdb sink is configured; "
+                              "for a ClickHouse server run `python -m xtcp_uring view --clickhouse URL`")
         for s in local_store:
             log.info("store %s: records kept %s, rollups xtcp_1m 35d and xtcp_1h 400d, %s", s.config.path,
                      describe_retention(s.config.retention_s),
@@ -147,6 +158,8 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
 
             store = local_store[0].config
             query_server = await serve_queries(store.path, database=store.database, **query_opts)
+            if ui_listen:
+                view = await _serve_view(store, query_opts["limits"], ui_listen)
         try:
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
@@ -157,8 +170,23 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
         finally:
+            if view is not None:
+                await view.close()
+                view.backend.close()
             if query_server is not None:
                 query_server.close()
+
+
+async def _serve_view(store, limits, listen: tuple[str, int]):
+    """The dashboard over this daemon's store, through the query path (``run_statement``)."""
+    from ..view import StoreBackend, serve
+
+    backend = StoreBackend(store.path, database=store.database, limits=limits)
+    try:
+        return await serve(backend, *listen, flag="--ui-listen")
+    except BaseException:
+        backend.close()
+        raise
 
 
 def _fd_exhaustion_handler(metrics):

@@ -12,7 +12,6 @@ import asyncio
 import errno
 import ipaddress
 import logging
-import re
 import socket
 import time
 
@@ -22,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ..errors import ConfigError
 from ..poller import REJECT_REASONS as NETLINK_REJECT_REASONS
 from ..records import Batch
+from .options import parse_listen  # noqa: F401  (its home moved: `view` needs it without prometheus_client)
 
 log = logging.getLogger("xtcp_uring.metrics")
 
@@ -29,7 +29,6 @@ OTHER = "_other"
 MAX_REQUEST_BYTES = 8192  # request line and headers together; a scrape sends a few hundred
 MAX_CONNECTIONS = 32  # at once; more are closed unanswered (Prometheus scrapes one at a time)
 REQUEST_TIMEOUT_S = 5.0  # the whole request, so a slow sender cannot hold a connection
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
 FD_EXHAUSTED_WHERE = ("scan", "open", "accept")
 DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages")
 _FAMILY = {2: "inet", 10: "inet6"}
@@ -187,38 +186,6 @@ class Metrics:
         for fn in self._refreshers:
             fn()
         return generate_latest(self.registry)
-
-
-def parse_listen(value: str) -> tuple[str, int] | None:
-    """``--metrics-listen``: ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (127.0.0.1) or ``off`` (None).
-
-    Raises:
-        ConfigError: anything else, with what was wrong (the port range, brackets for IPv6).
-    """
-    text = value.strip()
-    if text.lower() == "off":
-        return None
-    where = f"--metrics-listen {value!r}"
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ConfigError(f"{where}: an IPv6 address is written [ADDR]:PORT, e.g. [::1]:9108")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ConfigError(f"{where}: {host!r} is not an IPv6 address") from None
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            raise ConfigError(f"{where}: expected HOST:PORT, [IPV6]:PORT or off")
-        if ":" in host:
-            raise ConfigError(f"{where}: put an IPv6 address in brackets, e.g. [::1]:9108")
-        host = host or "127.0.0.1"
-        if not _HOSTNAME.match(host):
-            raise ConfigError(f"{where}: {host!r} is not a host name or IPv4 address")
-    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"{where}: the port must be a number from 1 to 65535")
-    return host, int(port)
 
 
 class MetricsServer:

@@ -9,7 +9,9 @@ server its limits. The library below ``app`` never sees argparse.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
@@ -17,15 +19,18 @@ from ..errors import ConfigError
 from . import helptext
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "sink_options", "store_options", "sink_urls", "sinks_given", "query_options", "SUBCOMMANDS"]
+           "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
+           "parse_listen", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("decode", "namespaces", "query")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view")
 _CLI_DOC = """\
     xtcp-uring                                  poll every namespace into the embedded store
     xtcp-uring --once --fields rtt,cwnd,retrans dump the sockets once: a table on a terminal, jsonl in a pipe
     xtcp-uring decode FILE.pcap                 decode an nlmon capture
     xtcp-uring namespaces                       list the namespaces found
     xtcp-uring query "SQL"                      query the embedded store
+    xtcp-uring load-asn FILE.csv                load prefix,asn,name lines into xtcp.asn
+    xtcp-uring view                             the dashboard at http://127.0.0.1:9109/
 (After `make run` the command is .venv/bin/xtcp-uring.)"""
 
 
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="poll once, write the records to stdout (or deliver them to --sink), exit")
     _add_output_options(g, env=True)
     _add_poll_options(p)
+    _add_context_options(p)
     _add_daemon_options(p)
     return p
 
@@ -128,12 +134,61 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
         p.description = "List the network namespaces found, their labels and socket counts."
         p.add_argument("--namespaces", default="all")
         p.add_argument("--json", action="store_true")
+        _add_context_options(p)
     elif cmd == "query":
         p.description = "Run SQL against the embedded ClickHouse store (chDB)."
         p.add_argument("sql")
         p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR))
         p.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    elif cmd == "load-asn":
+        p.description = ("Load a CSV prefix file (prefix,asn,name per line; IPv4 and IPv6) into the embedded "
+                         "store's ip_trie dictionary xtcp.asn, replacing what it held. Queries then use "
+                         "dictGet('xtcp.asn', 'asn', dst). Stop the daemon first: chDB lets one process hold a "
+                         "store.")
+        p.add_argument("prefixes", help="CSV file: prefix,asn,name")
+        p.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                       help="the embedded store (default ./xtcp-data, XTCP_DATA_DIR)")
+    elif cmd == "view":
+        p.description = ("The xTCPView dashboard over the embedded store (through its daemon while one runs) "
+                         "or a ClickHouse server.")
+        p.add_argument("--listen", default=env_default("view_listen", "127.0.0.1:9109"),
+                       help="HOST:PORT or [IPV6]:PORT to serve on (default 127.0.0.1:9109)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--data-dir", default=env_default("data_dir", DEFAULT_DATA_DIR),
+                           help="the embedded store (default ./xtcp-data)")
+        where.add_argument("--clickhouse", default=env_default("clickhouse", None),
+                           help="a ClickHouse server instead: http(s)://[user[:password]@]host:8123[/database]")
     return p
+
+
+def _add_context_options(p: argparse.ArgumentParser) -> None:
+    """Host labels and container enrichment (``enrich``): what every record says about where it is."""
+    g = p.add_argument_group("context on every record")
+    g.add_argument("--location", default=env_default("location", ""),
+                   help="this host's PoP or site, the `location` column; the rollups xtcp_1m/xtcp_1h group by it "
+                        "(XTCP_LOCATION)")
+    g.add_argument("--label", action="append", default=None, metavar="KEY=VALUE",
+                   help="a label of this host, repeatable; the `label` column holds them as k=v,k2=v2 sorted "
+                        "by key; also in /metrics xtcp_target_info and Kafka headers "
+                        "(XTCP_LABELS=\"k=v,k2=v2\")")
+    g.add_argument("--tag", default=env_default("tag", ""), help="free text for the `tag` column (XTCP_TAG)")
+    g.add_argument("--containers", choices=("on", "off"), default=env_default("containers", "on"),
+                   help="fill container_* and pod_* from the container runtimes' state (default on)")
+    g.add_argument("--container-root", default=env_default("container_root", None), metavar="PATH",
+                   help="where the host's / is seen, to read the runtimes' state (/run/runc, "
+                        "/run/containerd, /var/lib/docker...): /host in a DaemonSet that mounts them "
+                        "there read-only (default /; XTCP_CONTAINER_ROOT)")
+
+
+def context_options(args) -> dict:
+    """``Poller`` keywords of the context flags (``list_namespaces`` takes them too); a parser
+    without them gives the Poller's defaults."""
+    labels = getattr(args, "label", None)
+    if labels is None:
+        labels = env_default("labels", "")
+    return {"location": getattr(args, "location", ""), "labels": labels, "tag": getattr(args, "tag", ""),
+            "containers": getattr(args, "containers", "on") != "off",
+            "container_root": getattr(args, "container_root", None)}
 
 
 def _add_daemon_options(p: argparse.ArgumentParser) -> None:
@@ -159,10 +214,6 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-bytes", default=env_default("queue_bytes", None),
                    help="per-sink bound of queued encoded batches, e.g. 64M (oldest dropped past it)")
     g.add_argument("--hostname", default=env_default("hostname", None), help="hostname label (default: this host's)")
-    # Issue #14 stand-in, kept minimal: issue #12's --location (enrich/labels.py) replaces this
-    # flag when both are merged; the rollups read the records' `location` column, whoever fills it.
-    g.add_argument("--location", default=env_default("location", ""),
-                   help="location label (site, zone, rack): the rollups xtcp_1m/xtcp_1h group by it (default empty)")
     g.add_argument("--allow-insecure", action="store_true", default=env_default("allow_insecure", "") in ("1", "true"),
                    help="let a sink send credentials unencrypted to another host (Kafka SASL without TLS, "
                         "Basic auth over clickhouse+http); refused otherwise")
@@ -175,6 +226,9 @@ def _add_daemon_options(p: argparse.ArgumentParser) -> None:
                    help="largest result a query may return, e.g. 32M (default)")
     g.add_argument("--query-max-memory", default=env_default("query_max_memory", "512M"),
                    help="memory one query may use, e.g. 512M (default)")
+    g.add_argument("--ui-listen", default=env_default("ui_listen", "off"),
+                   help="HOST:PORT or [IPV6]:PORT for the xTCPView dashboard over the store, through this "
+                        "query path (e.g. 127.0.0.1:9109; default off)")
     g = p.add_argument_group("daemon: operations")
     g.add_argument("--metrics-listen", default=env_default("metrics_listen", "127.0.0.1:9108"),
                    help="HOST:PORT or [IPV6]:PORT for /metrics, /healthz, /readyz (default 127.0.0.1:9108); "
@@ -191,7 +245,8 @@ def poller_options(args) -> dict:
                "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring],
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
-               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False))}
+               "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False)),
+               **context_options(args)}
     if args.states:
         options["states"] = args.states
     if args.filter:
@@ -204,8 +259,7 @@ def poller_options(args) -> dict:
 def daemon_poller_options(args, encode: str | None) -> dict:
     """The daemon's ``Poller`` keywords: the poll options plus when to poll and the labels."""
     return {**poller_options(args), "interval": args.interval, "jitter": args.jitter,
-            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode,
-            "location": args.location}  # issue #14 stand-in for #12's labels (see --location)
+            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode}
 
 
 def sink_options(args, url: str) -> dict:
@@ -280,3 +334,39 @@ def query_options(args) -> dict:
         except KeyError:
             raise ConfigError(f"--query-group {args.query_group}: no such group") from None
     return {"limits": limits, "group": group}
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
+
+
+def parse_listen(value: str, flag: str = "--metrics-listen") -> tuple[str, int] | None:
+    """``--metrics-listen`` (or the listen flag named by ``flag``, which errors name):
+    ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (127.0.0.1) or ``off`` (None).
+
+    Raises:
+        ConfigError: anything else, with what was wrong (the port range, brackets for IPv6).
+    """
+    text = value.strip()
+    if text.lower() == "off":
+        return None
+    where = f"{flag} {value!r}"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"{where}: an IPv6 address is written [ADDR]:PORT, e.g. [::1]:9108")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{where}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ConfigError(f"{where}: expected HOST:PORT, [IPV6]:PORT or off")
+        if ":" in host:
+            raise ConfigError(f"{where}: put an IPv6 address in brackets, e.g. [::1]:9108")
+        host = host or "127.0.0.1"
+        if not _HOSTNAME.match(host):
+            raise ConfigError(f"{where}: {host!r} is not a host name or IPv4 address")
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: the port must be a number from 1 to 65535")
+    return host, int(port)

@@ -6,8 +6,11 @@ ways run the statement the same way (``run_statement``): checked by ``readonly``
 connection of its own with ``readonly=1`` and the ``QueryLimits``, its output streamed and
 capped.
 
-The socket's protocol: the client sends one JSON line ``{"sql": ..., "format": ...}`` (at most
-``MAX_REQUEST_BYTES``); the server answers with frames ``kind (1 byte) + length (4 bytes, big
+Values reach a statement as query parameters (``{name:Type}`` in the SQL, ``params`` beside
+it), bound by ClickHouse: a caller never splices them into SQL text (``check_params``).
+
+The socket's protocol: the client sends one JSON line ``{"sql": ..., "format": ..., "params":
+{name: text}}`` (at most ``MAX_REQUEST_BYTES``; params optional); the server answers with frames ``kind (1 byte) + length (4 bytes, big
 endian) + payload``: ``D`` output bytes, then ``Z`` (done) or ``E`` (a JSON error: kind, message).
 The client trusts an answer only from a socket, and a peer, owned by root or by itself.
 """
@@ -31,8 +34,10 @@ from .errors import ClickHouseError, from_text
 from .store import open_store
 
 QUERY_SOCKET = "query.sock"  # in the data directory, while a daemon holds the store
-FORMATS = {"table": "PrettyCompactNoEscapesMonoBlock", "json": "JSON", "csv": "CSVWithNames"}
+FORMATS = {"table": "PrettyCompactNoEscapesMonoBlock", "json": "JSON", "csv": "CSVWithNames",
+           "jsoncompact": "JSONCompact"}
 MAX_REQUEST_BYTES = 64 << 10
+MAX_PARAMS = 64  # query parameters in one request; names are identifiers, values text
 FRAME = struct.Struct("!cI")
 DATA, DONE, ERROR = b"D", b"Z", b"E"
 
@@ -72,9 +77,28 @@ class QueryLimits:
                 f"&result_overflow_mode=throw&max_memory_usage={self.max_memory_bytes}")
 
 
-def run_statement(store, sql: str, fmt: str, limits: QueryLimits, emit, database: str = DATABASE) -> None:
+def check_params(params) -> dict[str, str]:
+    """``params`` as ClickHouse query parameters: at most ``MAX_PARAMS``, names identifiers,
+    values text (ClickHouse parses each as the type its placeholder names).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, dict) or len(params) > MAX_PARAMS:
+        raise ConfigError(f"query parameters: want an object of at most {MAX_PARAMS} name: text pairs")
+    for name, value in params.items():
+        if not (isinstance(name, str) and name.isidentifier() and name.isascii() and isinstance(value, str)):
+            raise ConfigError(f"query parameter {str(name)[:40]!r}: names are identifiers, values text")
+    return params
+
+
+def run_statement(store, sql: str, fmt: str, limits: QueryLimits, emit, database: str = DATABASE,
+                  params: dict[str, str] | None = None) -> None:
     """Check ``sql`` (``readonly``) and run it on a connection of its own, handing its output
-    to ``emit(bytes)`` chunk by chunk. Blocking: call it in a thread.
+    to ``emit(bytes)`` chunk by chunk; ``params`` are bound to its ``{name:Type}``
+    placeholders. Blocking: call it in a thread.
 
     Raises:
         ConfigError: unknown format, or a statement the query path does not run.
@@ -84,14 +108,15 @@ def run_statement(store, sql: str, fmt: str, limits: QueryLimits, emit, database
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not database.isidentifier():
         raise ConfigError(f"database name {database!r} is not a plain identifier")
+    bound = {"params": params} if check_params(params) else {}
     conn = store.connect(limits.connection_settings())
     try:
-        canonical, is_select = readonly.canonical_statement(conn, sql, database)
+        canonical, is_select = readonly.canonical_statement(conn, sql, database, params)
         conn.query(f"USE {database}")  # unqualified names: the records, never host paths
         if not is_select:  # SHOW, DESCRIBE, EXPLAIN: small, and chDB does not stream them
-            _emit_capped([conn.query(canonical, FORMATS[fmt])], limits, emit)
+            _emit_capped([conn.query(canonical, FORMATS[fmt], **bound)], limits, emit)
             return
-        stream = conn.send_query(canonical, FORMATS[fmt])
+        stream = conn.send_query(canonical, FORMATS[fmt], **bound)
         try:
             _emit_capped(stream, limits, emit)
         finally:
@@ -116,7 +141,7 @@ def _emit_capped(chunks, limits: QueryLimits, emit) -> None:
 
 
 def run_query(sql: str, fmt: str = "table", data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
-              limits: QueryLimits | None = None) -> str:
+              limits: QueryLimits | None = None, params: dict[str, str] | None = None) -> str:
     """The result of a read-only statement against the store at ``data_dir``, opened here.
 
     Args:
@@ -125,6 +150,7 @@ def run_query(sql: str, fmt: str = "table", data_dir: str | os.PathLike = DEFAUL
         fmt: ``table`` (aligned text), ``json`` or ``csv`` (with a header row).
         data_dir: the store's directory (the daemon's ``--data-dir``).
         limits: time, result size and memory (default ``QueryLimits()``).
+        params: values of the statement's ``{name:Type}`` query parameters.
 
     Raises:
         ConfigError: unknown format, a statement that is not read-only, or the store cannot be
@@ -132,12 +158,12 @@ def run_query(sql: str, fmt: str = "table", data_dir: str | os.PathLike = DEFAUL
         ClickHouseError: ClickHouse refused the statement or a limit stopped it.
     """
     chunks: list[bytes] = []
-    _run_here(sql, fmt, data_dir, limits or QueryLimits(), chunks.append)
+    _run_here(sql, fmt, data_dir, limits or QueryLimits(), chunks.append, params)
     # Address columns are raw bytes: show them escaped rather than fail.
     return b"".join(chunks).decode(errors="backslashreplace")
 
 
-def _run_here(sql: str, fmt: str, data_dir, limits: QueryLimits, emit) -> None:
+def _run_here(sql: str, fmt: str, data_dir, limits: QueryLimits, emit, params=None) -> None:
     """Open the store in this process (no daemon holds it) and run the statement."""
     if not os.path.isdir(data_dir):
         raise ConfigError(f"no xtcp store at {data_dir}: run the daemon first or pass --data-dir")
@@ -147,7 +173,7 @@ def _run_here(sql: str, fmt: str, data_dir, limits: QueryLimits, emit) -> None:
                            f"to {user_name(owner)}: ask while the daemon runs, or as that user")
     store = open_store(data_dir)
     try:
-        run_statement(store, sql, fmt, limits, emit)
+        run_statement(store, sql, fmt, limits, emit, params=params)
     finally:
         store.release()
 
@@ -173,7 +199,7 @@ def _daemon_socket(sock_path: str) -> bool:
     return True
 
 
-def query_daemon(sock_path: str, sql: str, fmt: str, emit) -> bool:
+def query_daemon(sock_path: str, sql: str, fmt: str, emit, params: dict[str, str] | None = None) -> bool:
     """Ask the daemon behind ``sock_path``, handing its output to ``emit``; False when no daemon
     answers (a socket left by one that was killed).
 
@@ -198,7 +224,8 @@ def query_daemon(sock_path: str, sql: str, fmt: str, emit) -> bool:
             raise QueryRefused(f"the process behind {sock_path} runs as {user_name(peer_uid)}, not as root "
                                "or you: not trusting its answers")
         try:
-            s.sendall(json.dumps({"sql": sql, "format": fmt}).encode() + b"\n")
+            request = {"sql": sql, "format": fmt, **({"params": params} if params else {})}
+            s.sendall(json.dumps(request).encode() + b"\n")
         except OSError:
             pass  # it may have said why before hanging up: read on
         try:

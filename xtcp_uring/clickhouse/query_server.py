@@ -21,7 +21,7 @@ from ..errors import ConfigError, XtcpError
 from . import datadir
 from .ddl import DATABASE
 from .query import (DATA, DONE, ERROR, FORMATS, FRAME, MAX_REQUEST_BYTES, QUERY_SOCKET, QueryLimits,
-                    QueryRefused, peer_credentials, run_statement)
+                    QueryRefused, check_params, peer_credentials, run_statement)
 from .store import open_store
 
 log = logging.getLogger("xtcp_uring.query")
@@ -104,9 +104,9 @@ class QueryServer:
                 who = ["root"] + ([datadir.user_name(os.geteuid())] if os.geteuid() else [])
                 who.append(f"group {self.group} (--query-group)" if self.group is not None else "no group (--query-group)")
                 raise QueryRefused(f"{datadir.user_name(uid)} may not query this store: it answers {', '.join(who)}")
-            sql, fmt = _parse_request(line)
+            sql, fmt, params = _parse_request(line)
             async with self._slots:
-                await self._answer(writer, sql, fmt)
+                await self._answer(writer, sql, fmt, params)
             await self._send(writer, DONE, b"")
         except XtcpError as exc:
             payload = json.dumps({"kind": type(exc).__name__, "message": str(exc)}).encode()
@@ -122,13 +122,13 @@ class QueryServer:
             else:
                 writer.close()
 
-    async def _answer(self, writer: asyncio.StreamWriter, sql: str, fmt: str) -> None:
+    async def _answer(self, writer: asyncio.StreamWriter, sql: str, fmt: str, params: dict[str, str]) -> None:
         loop = asyncio.get_running_loop()
 
         def emit(data: bytes) -> None:  # in the query's thread: wait until the client took it
             asyncio.run_coroutine_threadsafe(self._send(writer, DATA, data), loop).result(IDLE_TIMEOUT_S + 1)
 
-        await asyncio.to_thread(run_statement, self._store, sql, fmt, self.limits, emit, self.database)
+        await asyncio.to_thread(run_statement, self._store, sql, fmt, self.limits, emit, self.database, params)
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, kind: bytes, payload: bytes) -> None:
@@ -143,15 +143,15 @@ class QueryServer:
                         self.path, datadir.user_name(uid), pid)
 
 
-def _parse_request(line: bytes) -> tuple[str, str]:
+def _parse_request(line: bytes) -> tuple[str, str, dict[str, str]]:
     try:
         req = json.loads(line)
-        sql, fmt = req["sql"], req.get("format", "table")
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError("bad query request: want one JSON line {\"sql\": ..., \"format\": ...}") from None
+        sql, fmt, params = req["sql"], req.get("format", "table"), req.get("params")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError("bad query request: want one JSON line {\"sql\": ..., \"format\": ..., \"params\": {...}}") from None
     if not isinstance(sql, str) or fmt not in FORMATS:
         raise ConfigError(f"bad query request: sql must be text and format one of {', '.join(FORMATS)}")
-    return sql, fmt
+    return sql, fmt, check_params(params)
 
 
 async def serve_queries(data_dir: str | os.PathLike, **options) -> QueryServer:

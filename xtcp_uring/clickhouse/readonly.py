@@ -63,14 +63,15 @@ class ReadOnlyViolation(ConfigError):
     """The statement is not one the query path runs; the message says which rule it broke."""
 
 
-def canonical_statement(conn, sql: str, database: str) -> tuple[str, bool]:
+def canonical_statement(conn, sql: str, database: str, params: dict[str, str] | None = None) -> tuple[str, bool]:
     """The one statement ``sql`` holds, as ClickHouse formats it, once it passed every rule,
     and whether it is a SELECT (chDB streams only those).
 
     Args:
         conn: a chDB connection opened with ``readonly=1`` (``QueryLimits.connection_settings``).
-        sql: the client's text.
+        sql: the client's text; it may hold query parameters ``{name:Type}``.
         database: the record database: tables may be there or in ``SYSTEM_DATABASES``.
+        params: values of the query parameters (text, as ClickHouse parses them).
 
     Raises:
         ReadOnlyViolation: not one statement, or one that could reach outside the store.
@@ -89,7 +90,9 @@ def canonical_statement(conn, sql: str, database: str) -> tuple[str, bool]:
             raise ReadOnlyViolation(_OUTFILE)
         if line.startswith("SETTINGS"):
             raise ReadOnlyViolation(_SETTINGS)
-    tree = _text(conn.query("EXPLAIN AST " + canonical, "TSVRaw"))
+    # With the parameters bound, the tree shows their values in place (an Identifier parameter
+    # as the table it names): the rules below judge what will run.
+    tree = _text(conn.query("EXPLAIN AST " + canonical, "TSVRaw", **({"params": params} if params else {})))
     databases = frozenset(_text(conn.query("SELECT name FROM system.databases", "TSVRaw")).split("\n"))
     check_tree(tree, database, _table_functions(conn), databases)
     return canonical, tree.split(" ", 1)[0] in _SELECTS

@@ -4,8 +4,9 @@ On open (``prepare_tables``): the record table is created from the generated DDL
 exists with another sort or partition key (a store from before #14, sorted time first), moved
 aside as ``xtcp_records_before_<UTC time>`` (ClickHouse cannot change a sort key in place; the
 move is logged, its rows stay queryable and age out by the same retention), and created anew.
-Its TTL is then made the retention asked for (``ALTER … MODIFY TTL``, which also expires the
-rows already there) unless it is that already; the rollups follow (``rollups.sql``).
+Columns added to the .proto since the table was made are added (``columns``). Its TTL is then
+made the retention asked for (``ALTER … MODIFY TTL``, which also expires the rows already
+there) unless it is that already; the rollups follow (``rollups.sql``).
 
 After inserts (``enforce_max_bytes``): while the database takes more than ``max_bytes`` on disk,
 the oldest partition of the record tables is dropped (moved-aside tables first, then
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from . import rollups
+from .columns import missing_column_statements
 from .ddl import TABLE, rollup_statements, table_ddl, ttl_clause
 
 log = logging.getLogger("xtcp_uring.clickhouse")
@@ -98,10 +100,20 @@ def prepare_tables(store, db: str, retention_s: int | None) -> None:
                     "ClickHouse cannot re-sort a table in place: moved it to %s.%s (still queryable, aged out by "
                     "the retention) and created %s.%s anew", store.path, db, TABLE, current[0], db, moved, db, TABLE)
     store.query(table_ddl(db, retention_s=retention_s))
+    add_missing_columns(store, db)  # before the rollups: their views read the newer columns
     for name in [TABLE, *moved_tables(store, db)]:
         apply_retention(store, db, name, retention_s)
     for stmt in rollup_statements(db):
         store.query(stmt)
+
+
+def add_missing_columns(store, db: str) -> None:
+    """A record table made by an older version with today's layout gets the columns added since
+    (``columns``: new fields, the ALIAS columns)."""
+    existing = {r[0] for r in _rows(store, f"SELECT name FROM system.columns WHERE database = '{db}' "
+                                           f"AND table = '{TABLE}'")}
+    for statement in missing_column_statements(db, TABLE, existing):
+        store.query(statement)
 
 
 def moved_tables(store, db: str) -> list[str]:

@@ -72,8 +72,8 @@ class Store:
                 raise _query_error(exc) from exc
 
     def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None, retention_s: int | None = None) -> None:
-        """Create (or bring up to date) the record table, its retention and the rollups
-        (``retention.prepare_tables``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        """Create (or bring up to date: new columns, layout) the record table, its retention and
+        the rollups (``retention.prepare_tables``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
         from .retention import prepare_tables
 
         if retention_s is None and ttl_days is not None:

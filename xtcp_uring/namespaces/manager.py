@@ -151,6 +151,11 @@ class NamespaceManager:
     def host(self) -> Namespace | None:
         return self._by_key.get(self._host_key) if self._host_key else None
 
+    @property
+    def host_namespace(self):
+        """Which namespace is ``host`` and by which rule (``enrich.host``); None before the first reconcile."""
+        return self._scanner.host
+
     async def reconcile(self) -> ReconcileReport:
         """Scan, close what vanished, open what is new (in the opener thread)."""
         t0 = time.perf_counter_ns()
@@ -244,7 +249,7 @@ class NamespaceManager:
             if cand is not None:
                 name = HOST_NAME if key == self._host_key else cand.name
                 if self.selection.matches(name):
-                    ns.name, ns.pid = name, cand.pid
+                    ns.name, ns.pid, ns.pids = name, cand.pid, tuple(cand.pids)
                     continue
                 self.stats.deselected += 1
             elif not complete:
@@ -303,7 +308,7 @@ class NamespaceManager:
                 ns = Namespace(
                     net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=r.cookie,
                     pid=cand.pid, fd=r.fd, dev=cand.key[0], path=cand.path,
-                    is_host=cand.key == self._host_key, userns=r.owner,
+                    is_host=cand.key == self._host_key, userns=r.owner, pids=tuple(cand.pids),
                 )
                 self._by_key[ns.key] = ns
                 self._by_id[ns.net_id] = ns

@@ -19,7 +19,7 @@ class Namespace:
     """One network namespace with its open SOCK_DIAG socket, and its labels."""
 
     net_id: int  # this manager's 32-bit id (io_uring user_data carries it)
-    name: str  # bind-mount name, else "pid:<pid>"; the process's own namespace is "host"
+    name: str  # bind-mount name, else "pid:<pid>" (kept while it lives); the initial one is "host"
     inode: int
     cookie: int  # SO_NETNS_COOKIE, 0 where the kernel lacks it (< 5.14)
     pid: int  # one process inside (the lowest pid seen), 0 if none (bind mount only)
@@ -28,6 +28,7 @@ class Namespace:
     path: str = ""  # where it was found
     is_host: bool = False
     userns: int = 0  # inode of the owning user namespace (0: unknown)
+    pids: tuple[int, ...] = ()  # every process inside at the last scan (the host's: none listed)
 
     @property
     def key(self) -> Key:
@@ -89,11 +90,15 @@ class Candidate:
     bind_name: str | None = None
     pid: int = 0
     lookup_only: bool = False  # the opener only reads its owner (no budget left to open it)
+    pids: list[int] = field(default_factory=list)  # every process seen inside
+    stable_name: str | None = None  # "pid:N" kept while the namespace lives (enrich.host)
 
     @property
     def name(self) -> str:
         if self.bind_name is not None:
             return self.bind_name
+        if self.stable_name is not None:
+            return self.stable_name
         return f"pid:{self.pid}" if self.pid else f"inode:{self.key[1]}"
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 
+from ..enrich.host import HostNamespace, StableNames, find_host_namespace
 from .limits import FD_EXHAUSTED
 from .model import HOST_NAME, SHOW_NAMES as _SHOW_NAMES, Candidate, Key, NamespaceStats
 
@@ -44,6 +45,9 @@ class Scanner:
         self.stats = stats
         self._nsfs_dev = 0
         self.host_key: Key | None = None
+        self.host: HostNamespace | None = None  # which namespace is "host", and why (enrich.host)
+        self._own_key: Key | None = None  # the namespace this process runs in
+        self._names = StableNames()
         self._task_only: dict[Key, Candidate] = {}  # seen only through a thread, last task scan
         self._next_task_scan = 0.0
         self._warned_roots: set[str] = set()
@@ -51,19 +55,23 @@ class Scanner:
         self.incomplete = False  # a listing failed: what was not seen may still exist
 
     def start(self) -> None:
-        """Learn the host's namespace (ours) and the nsfs device; once, before the first scan."""
+        """Learn the host's namespace and the nsfs device; once, before the first scan."""
         st = os.stat(f"{self._proc}/self/ns/net")
         self._nsfs_dev = st.st_dev
         # /var/run is usually a symlink to /run: list each real directory once.
         self._bind_roots = tuple(dict.fromkeys(os.path.realpath(r) for r in self._bind_roots))
-        self.host_key = (st.st_dev, st.st_ino)
+        self.host = find_host_namespace(self._proc)  # the initial namespace (the rule: enrich.host)
+        self.host_key = self.host.key
+        self._own_key = (st.st_dev, st.st_ino)
 
     def rescan_all(self) -> None:
         """Make the next scan list every thread too, not only every process."""
         self._next_task_scan = 0.0
 
     def host_candidate(self) -> Candidate:
-        return Candidate(self.host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
+        if self.host_key == self._own_key:  # we run in it: our own pid, no setns needed
+            return Candidate(self.host_key, f"{self._proc}/self/ns/net", HOST_NAME, os.getpid())
+        return Candidate(self.host_key, self.host.path, HOST_NAME, self.host.pid)
 
     def scan(self, host_only: bool = False) -> dict[Key, Candidate]:
         self.incomplete = False
@@ -82,6 +90,11 @@ class Scanner:
             self._scan_tasks(pids, found)
         else:
             self._recheck_task_only(found)
+        for key, cand in found.items():
+            if cand.bind_name is None:
+                cand.stable_name = self._names.name(key, key[1], cand.pids or (cand.pid,))
+        if not self.incomplete:
+            self._names.prune(found)
         return found
 
     def _scan_bind_roots(self, found: dict[Key, Candidate]) -> None:
@@ -153,11 +166,12 @@ class Scanner:
             pid = int(p)
             cand = found.get(key)
             if cand is None:
-                found[key] = Candidate(key, path, None, pid)
+                found[key] = cand = Candidate(key, path, None, pid)
             elif cand.pid == 0 or pid < cand.pid:
                 cand.pid = pid
                 if cand.bind_name is None:
                     cand.path = path
+            cand.pids.append(pid)  # all of them: the container enricher reads each one's cgroup
         self.stats.churn += gone
         self.stats.proc_denied = len(denied)
         self.stats.last_scan_pids = len(pids)
@@ -229,7 +243,7 @@ class Scanner:
                     continue
                 key = (dev, ino)
                 if key not in found:
-                    found[key] = task_only[key] = Candidate(key, path, None, int(p))
+                    found[key] = task_only[key] = Candidate(key, path, None, int(p), pids=[int(p)])
         if not complete:  # keep the threads seen before, and scan them all again next time
             task_only = {**self._task_only, **task_only}
             self._next_task_scan = 0.0

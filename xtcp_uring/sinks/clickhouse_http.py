@@ -138,8 +138,21 @@ class ClickHouseHttpSink(Sink):
             db = self.config.database
             await asyncio.to_thread(self._post, f"CREATE DATABASE IF NOT EXISTS {db}", b"")
             await asyncio.to_thread(self._post, clickhouse.table_ddl(db, self.config.ttl_days), b"")
+            await asyncio.to_thread(self._add_missing_columns, db)
             for stmt in rollup_statements(db):  # the same rollups as the embedded store
                 await asyncio.to_thread(self._post, stmt, b"")
+
+    def _add_missing_columns(self, db: str) -> None:
+        """A table made by an older version gets the columns added since (``clickhouse.columns``)."""
+        from ..clickhouse.columns import missing_column_statements
+
+        # ClickHouse answers HTTP queries in TabSeparated: one name per line
+        names = self._post(f"SELECT name FROM system.columns WHERE database = '{db}' AND table = "
+                           f"'{clickhouse.TABLE}'", b"").decode().split()
+        if not names:
+            return  # no answer to compare with (the table was just made, or the user may not read system)
+        for statement in missing_column_statements(db, clickhouse.TABLE, set(names)):
+            self._post(statement, b"")
 
     async def _write(self, data) -> None:
         fmt, body, *columns = data
@@ -151,7 +164,7 @@ class ClickHouseHttpSink(Sink):
             await self._connect()  # someone dropped it: create it again, then insert
             await asyncio.to_thread(self._post, self._insert_sql(fmt, *columns), body)
 
-    def _post(self, sql: str, body: bytes) -> None:
+    def _post(self, sql: str, body: bytes) -> bytes:
         if self._conn is None:
             c = self.config
             if c.secure:
@@ -169,6 +182,7 @@ class ClickHouseHttpSink(Sink):
             raise
         if resp.status != 200:
             raise _http_error(self.config.url, resp.status, resp.getheader("X-ClickHouse-Exception-Code"), text)
+        return text
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None

@@ -89,7 +89,7 @@ class FileSink(Sink):
         await asyncio.to_thread(self._write_all, data)
 
     def _write_all(self, data: bytes) -> None:
-        self._file.write(data)
+        output.write_all(self._file, data)  # whole, even when a signal cuts a pipe write short
         self._file.flush()
         if self._fsync:
             os.fsync(self._file.fileno())

@@ -3,7 +3,8 @@
 ``kafka://host:port[,host:port]/topic?compression=zstd&acks=1&linger_ms=5&max_request_size=1M
 &records_per_message=0``. A batch becomes messages of at most ``records_per_message`` records
 (0: no limit) that fit ``max_request_size``, split at record boundaries; the key is the host
-name and the header ``schema_version`` carries ``schema.SCHEMA_VERSION``. A ClickHouse Kafka
+name and the header ``schema_version`` carries ``schema.SCHEMA_VERSION`` (headers ``location``,
+``label`` and ``tag`` carry the host's labels when set: ``enrich.labels``). A ClickHouse Kafka
 engine table with ``kafka_format = 'ProtobufList'`` reads them as they are
 (``examples/clickhouse/kafka_pipeline.sql``).
 
@@ -153,6 +154,11 @@ class KafkaSink(Sink):
         self._producer = None
         self._key = (config.key or socket.gethostname()).encode()
         self._headers = [("schema_version", str(schema.SCHEMA_VERSION).encode())]
+
+    def add_headers(self, headers: list[tuple[str, bytes]]) -> None:
+        """Headers sent with every message besides ``schema_version`` (the host's
+        ``location``, ``label``, ``tag``: ``enrich.labels``)."""
+        self._headers = self._headers + list(headers)
 
     @property
     def encoding(self) -> str | None:

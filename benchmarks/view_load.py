@@ -1,0 +1,147 @@
+"""How long xTCPView's page takes to load over a big embedded store.
+
+    python -m benchmarks.view_load --sockets 100000 --hours 24 --interval 300 [--data-dir DIR]
+
+Fills a store with ``sockets`` sockets polled every ``interval`` seconds for ``hours`` (rows
+made in ClickHouse from ``numbers()``: a realistic shape — 90% established, a per-socket RTT
+spread over 0.2-80 ms, CUBIC and BBR, 200 namespaces, 5,000 remote /24s, growing byte counters —
+not a capture), then serves the page as ``view`` does and asks for everything the page asks for
+at once (the chart list, the filters and every chart, six requests in flight as a browser
+does), ``--repeat`` times per range. Prints the store's rows and bytes on disk and the median
+page load per range. A store given with --data-dir is reused when it already has the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from xtcp_uring.clickhouse import DATABASE, TABLE, open_store
+from xtcp_uring.view import StoreBackend, ViewServer
+from xtcp_uring.view import rollup
+from xtcp_uring.view.charts import CHARTS
+
+FILL = """
+INSERT INTO {db}.{table} (timestamp_ns, poll_id, hostname, location, netns, inet_diag_msg_family,
+    inet_diag_msg_state, inet_diag_msg_socket_cookie, inet_diag_msg_socket_destination,
+    inet_diag_msg_socket_destination_port, inet_diag_msg_socket_source_port, tcp_info_rtt, tcp_info_rtt_var,
+    tcp_info_min_rtt, tcp_info_snd_cwnd, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_sent,
+    tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_total_retrans, tcp_info_delivery_rate,
+    tcp_info_delivery_rate_app_limited, congestion_algorithm_string)
+SELECT {t0} + poll * {step} AS timestamp_ns, poll AS poll_id, 'bench-host', 'pop1', concat('ns', toString(sock % 200)),
+    2, if(sock % 10 = 0, 10, if(sock % 10 = 1, 6, 1)), sock, reverse(reinterpretAsString(toUInt32(
+        167772160 + (cityHash64(sock) % 5000) * 256 + sock % 200))), 443, 30000 + sock % 30000,
+    toUInt32(200 + cityHash64(sock, 1) % 80000 + rand() % 2000) AS rtt, intDiv(rtt, 4), intDiv(rtt, 2),
+    10 + sock % 90, toUInt64(poll) * (sock % 1000) * 1000, toUInt64(poll) * (sock % 700) * 100,
+    toUInt64(poll) * (sock % 1000) * 1000 + 1, toUInt64(poll) * (sock % 13) * 10,
+    toUInt32(poll * 10 + 1), toUInt32(poll * (sock % 3)), toUInt64(1e6 + cityHash64(sock, 2) % 1e8),
+    rand() % 2, if(sock % 2 = 0, 'cubic', 'bbr')
+FROM (SELECT {first_poll} + intDiv(number, {sockets}) AS poll, number % {sockets} AS sock
+      FROM numbers({rows}))"""
+
+
+def fill(store, sockets: int, polls: int, interval: int, t0_ns: int) -> None:
+    step = interval * 10**9
+    chunk = max(1, 20_000_000 // sockets)  # polls per INSERT: ~20 M rows each
+    for first in range(0, polls, chunk):
+        n = min(chunk, polls - first)
+        store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=first,
+                                rows=n * sockets))
+        print(f"  filled polls {first + n}/{polls}", flush=True)
+
+
+def _rollup(store, wanted: bool) -> int:
+    """Create and back-fill the rollup, or drop it; its row count."""
+    table = f"{DATABASE}.{rollup.ROLLUP_TABLE}"
+    if not wanted:
+        store.query(f"DROP VIEW IF EXISTS {table}_mv")
+        store.query(f"DROP TABLE IF EXISTS {table}")
+        return 0
+    exists = int(store.query(f"EXISTS TABLE {table}", "CSV").bytes())
+    if not exists:
+        for statement in rollup.EXAMPLE_DDL.replace("{db}", DATABASE).split(";"):
+            if statement.strip():
+                store.query(statement)
+        started = time.monotonic()
+        store.query(f"INSERT INTO {table} " + rollup.EXAMPLE_SELECT.replace("{db}", DATABASE))
+        print(f"  rollup back-filled in {time.monotonic() - started:.0f} s")
+    return int(store.query(f"SELECT count() FROM {table}", "CSV").bytes())
+
+
+def page_load(url: str, rng: str) -> float:
+    paths = ["api/charts", f"api/filters?range={rng}"] + [f"api/chart/{c}?range={rng}" for c in CHARTS]
+
+    def get(path: str) -> None:
+        with urllib.request.urlopen(url + path, timeout=300) as r:
+            doc = json.load(r)
+        if "error" in doc:
+            raise RuntimeError(f"{path}: {doc['error']}")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(get, paths))
+    return time.monotonic() - started
+
+
+async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int) -> dict[str, list[float]]:
+    backend = StoreBackend(data_dir)
+    server = ViewServer(backend, "127.0.0.1", 0)
+    await server.start()
+    try:
+        out = {}
+        for rng in ranges:
+            out[rng] = [await asyncio.to_thread(page_load, server.url, rng) for _ in range(repeat)]
+        return out
+    finally:
+        await server.close()
+        backend.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sockets", type=int, default=100_000)
+    ap.add_argument("--hours", type=float, default=24)
+    ap.add_argument("--interval", type=int, default=300, help="seconds between polls (the daemon's default: 10)")
+    ap.add_argument("--data-dir", help="store to fill (or reuse); default a temporary one, removed after")
+    ap.add_argument("--ranges", default="1h,24h")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rollup", action="store_true", help="with the per-minute rollup (xtcp_uring/view/rollup.py), "
+                    "back-filled from the records; without it, the page reads the records alone")
+    args = ap.parse_args()
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="xtcp-view-bench-")
+    polls = int(args.hours * 3600 // args.interval)
+    want = polls * args.sockets
+    store = open_store(data_dir)
+    try:
+        store.ensure_table()
+        have = int(store.query(f"SELECT count() FROM {DATABASE}.{TABLE}", "CSV").bytes())
+        if have != want:
+            store.query(f"TRUNCATE TABLE {DATABASE}.{TABLE}")
+            print(f"filling {want:,} rows ({args.sockets:,} sockets x {polls} polls every {args.interval} s)")
+            t0 = (int(time.time()) - polls * args.interval) * 10**9
+            started = time.monotonic()
+            fill(store, args.sockets, polls, args.interval, t0)
+            print(f"  in {time.monotonic() - started:.0f} s")
+        rollup_rows = _rollup(store, args.rollup)
+        disk = int(store.query(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{DATABASE}' "
+                               f"AND table = '{TABLE}' AND active", "CSV").bytes())
+    finally:
+        store.release()
+    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat))
+    print(f"store: {want:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
+          f"every {args.interval} s); rollup: {f'{rollup_rows:,} minute rows' if args.rollup else 'none'}")
+    for rng, ts in times.items():
+        print(f"page load range={rng}: median {statistics.median(ts):.2f} s (runs: {', '.join(f'{t:.2f}' for t in ts)})")
+    if not args.data_dir:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
