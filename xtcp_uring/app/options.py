@@ -246,6 +246,7 @@ def poller_options(args) -> dict:
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
                "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False)),
+               "warn_namespace_failures": False,  # app/coverage.py says it in one line
                **context_options(args)}
     if args.states:
         options["states"] = args.states

@@ -89,6 +89,8 @@ class NamespaceManager:
             soft open-file limit at the first reconcile (``limits.default_max_namespaces``).
         skip_user_namespaces: leave out namespaces owned by another user namespace than
             ours (what ``unshare -Urn`` and rootless containers make); counted as skipped.
+        warn_failures: warn (once each) about namespaces that cannot be opened or found; False
+            when the caller reports them itself (the CLI's one "polling N of M namespaces" line).
 
     The manager does no I/O until the first ``reconcile()``. ``close()`` closes every fd and
     stops the opener thread; it is idempotent.
@@ -103,6 +105,7 @@ class NamespaceManager:
         task_scan_interval: float | None = DEFAULT_TASK_SCAN_INTERVAL,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        warn_failures: bool = True,
     ):
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
@@ -110,6 +113,9 @@ class NamespaceManager:
         self.stats = NamespaceStats()
         self._scanner = Scanner(proc_root, tuple(bind_roots), task_scan_interval, self.stats)
         self._admission = Admission(max_namespaces, bool(skip_user_namespaces), self.stats)
+        # False when the caller says it in its own summary (the CLI's "polling N of M namespaces").
+        self._warn_failures = bool(warn_failures)
+        self._scanner.warn_denied = self._warn_failures
         self._open = Opener(self._admission, self.stats)
         self._by_key: dict[Key, Namespace] = {}
         self._by_id: dict[int, Namespace] = {}
@@ -339,7 +345,7 @@ class NamespaceManager:
             self.stats.failed += 1
             new_failures.append(failure)
         if new_failures:
-            _warn_failures(new_failures)
+            _warn_failures(new_failures, log.warning if self._warn_failures else log.debug)
         if exhausted and not self._admission.was_limited:
             log.warning("ran out of file descriptors opening network namespaces (%d open): the rest are "
                         "skipped and retried each poll; lower --max-namespaces or raise LimitNOFILE "
@@ -373,7 +379,7 @@ def _explain(cand: Candidate, exc: OSError) -> OSError:
     return exc
 
 
-def _warn_failures(failures: list[NamespaceFailure]) -> None:
+def _warn_failures(failures: list[NamespaceFailure], say=log.warning) -> None:
     by_reason: dict[str, list[str]] = {}
     for f in failures:
         if isinstance(f.error, PrivilegeError):
@@ -385,5 +391,5 @@ def _warn_failures(failures: list[NamespaceFailure]) -> None:
     for reason, names in by_reason.items():
         shown = ", ".join(names[:SHOW_NAMES])
         more = f" and {len(names) - SHOW_NAMES} more" if len(names) > SHOW_NAMES else ""
-        log.debug("cannot open %d network namespace%s (%s%s): %s; polling the others",
+        say("cannot open %d network namespace%s (%s%s): %s; polling the others",
                     len(names), "" if len(names) == 1 else "s", shown, more, reason)

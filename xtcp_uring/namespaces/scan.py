@@ -43,6 +43,7 @@ class Scanner:
         self._bind_roots = bind_roots
         self._task_scan_interval = task_scan_interval
         self.stats = stats
+        self.warn_denied = True  # /proc/<pid>/ns/net unreadable: a warning, or debug when the caller sums it up
         self._nsfs_dev = 0
         self.host_key: Key | None = None
         self.host: HostNamespace | None = None  # which namespace is "host", and why (enrich.host)
@@ -184,7 +185,7 @@ class Scanner:
                 log.debug("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
                          "CAP_SYS_PTRACE; namespaces only they are in are not polled", len(denied), pids_shown)
             else:
-                log.debug(  # the app's coverage line (app/coverage.py) says it with the rest
+                (log.warning if self.warn_denied else log.debug)(  # else the CLI's coverage line says it
                     "cannot read /proc/<pid>/ns/net of %d processes (pids %s): reading another "
                     "user's needs CAP_SYS_PTRACE; namespaces only those processes are in are not polled",
                     len(denied), pids_shown)
