@@ -28,3 +28,22 @@ def exit_code_lines() -> list[str]:
 
 def epilog() -> str:
     return "\n".join([ENVIRONMENT, "", "exit codes:", *exit_code_lines()])
+
+
+def complete_help(parser) -> None:
+    """Each option's help ends with its default and its ``XTCP_*`` variable, unless it says them."""
+    import argparse
+
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk of its options
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.dest in ("help", "version"):
+            continue
+        action.help = action.help or ""
+        flag = max(action.option_strings, key=len)
+        extra = []
+        if "default" not in action.help and action.default not in (None, False, "", argparse.SUPPRESS):
+            extra.append(f"default {action.default}")
+        variable = "XTCP_" + flag.lstrip("-").upper().replace("-", "_")
+        if variable not in action.help and action.dest not in ("once",):
+            extra.append(variable)
+        if extra:
+            action.help = f"{action.help} [{'; '.join(extra)}]".strip().replace("%", "%%")

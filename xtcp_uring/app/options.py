@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_poll_options(p)
     _add_context_options(p)
     _add_daemon_options(p)
+    helptext.complete_help(p)  # every default and XTCP_* name shown
     return p
 
 
@@ -118,7 +119,7 @@ def _add_output_options(g, env: bool = False) -> None:
                    help="table (aligned, ms and Mbit/s), jsonl, csv, pb or pblist. Default: table when stdout is "
                         "a terminal, jsonl when it is a pipe or file (and for --sink -)")
     g.add_argument("--fields", default=env_default("fields", None) if env else None,
-                   help="columns for table, csv and jsonl, comma-separated: " + ",".join(SHORT_NAMES)
+                   help="columns for table, csv and jsonl, comma-separated: " + ", ".join(SHORT_NAMES)
                         + " or any schema column name (raw units in csv/jsonl: microseconds, bytes, bytes/s)")
 
 
