@@ -144,6 +144,7 @@ class Batch:
     timestamp_ns: int = 0
     duration_ns: int = 0
     backend: str = ""
+    event: str = "poll"  # "close": records of destroyed sockets (closes.py), not a poll's
 
     def __len__(self) -> int:
         return sum(d.count for d in self.dumps)

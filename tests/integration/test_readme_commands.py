@@ -24,6 +24,7 @@ README = REPO / "README.md"
 NOT_RUN = {  # command prefix -> where it is covered instead
     "make run": "tests/integration/test_make_run.py (what it installs; it then runs until stopped)",
     "make test": "this suite",
+    ".venv/bin/xtcp-uring closes": "tests/integration/test_daemon_closes.py (a stream that runs until Ctrl-C)",
     ".venv/bin/xtcp-uring view": "tests/integration/test_view_cli.py (a server that runs until Ctrl-C)",
     "make run RUN_ARGS=": "tests/integration/test_view_cli.py (--ui-listen: the daemon serving the view)",
     "docker build": "tests/integration/test_containerfile.py (no image builder runs here)",

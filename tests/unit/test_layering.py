@@ -9,7 +9,7 @@ it, never above (docs/architecture.md draws the same stack):
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
-    backends                 io_uring and plain-socket dumps
+    backends, closes         io_uring and plain-socket dumps; close-event subscriptions
     records, schema,         the batch, its schema (and each field's unit), its framings,
       schema_units,          short field names, the table and store
       framing, fields,
@@ -35,7 +35,7 @@ LAYERS = [
     {"wire"},
     {"native"},
     {"schema", "schema_units", "records", "batch_views", "framing", "fields", "clickhouse"},
-    {"backends"},
+    {"backends", "closes"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
     {"sinks", "output", "tables"},

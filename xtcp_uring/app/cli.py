@@ -1,5 +1,5 @@
 """`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL,
-the dashboard.
+close events, the dashboard.
 
 The flags are ``options``'s; this module picks the command and maps errors to exit codes
 (``errors``): a user error prints one line and exits with its class's code, an internal error
@@ -17,7 +17,8 @@ import traceback
 from .. import native, output, records
 from ..errors import InternalError, NoMatchError, XtcpError
 from .logs import say_error
-from .options import SUBCOMMANDS, build_parser, context_options, parse_listen, poller_options, subparser
+from .options import (SUBCOMMANDS, build_parser, closes_stream_options, context_options, parse_listen,
+                      poller_options, subparser)
 
 log = logging.getLogger("xtcp_uring")
 
@@ -94,6 +95,12 @@ def cmd_query(args) -> int:
         raise InputError(f"query: {exc}") from None  # the SQL itself (syntax, unknown column): 64
 
 
+def cmd_closes(args) -> int:
+    from .closes import stream_closes
+
+    return stream_closes(**closes_stream_options(args))
+
+
 def cmd_load_asn(args) -> int:
     """Fill the embedded store's ``xtcp.asn`` dictionary from a prefix file (``enrich.asn``: the
     format, and why it is checked whole first). Run it while the daemon is stopped."""
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
             commands = {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
-                        "load-asn": cmd_load_asn, "view": cmd_view}
+                        "load-asn": cmd_load_asn, "view": cmd_view, "closes": cmd_closes}
             return commands[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)

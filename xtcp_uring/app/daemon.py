@@ -4,7 +4,9 @@ Theory of operation: one Poller yields a batch per poll; a SinkGroup encodes it 
 framing and queues it on every sink (bounded, counted). SIGTERM/SIGINT stop the ticker but let
 the poll in flight finish, so its batch still reaches the sinks, then the sinks flush and the
 process exits 0 — unless a sink delivered nothing in the whole run (``delivery``: exit 75).
-SIGHUP rescans every namespace source (threads included) before the next poll.
+SIGHUP rescans every namespace source (threads included) before the next poll. With
+``--close-events on`` (the default) a second task forwards the poller's close batches to the
+same sinks (``closes.forward_closes``); at the end, what the subscriptions still held goes too.
 
 At start the soft open-file limit is raised to the hard one (``namespaces.limits``); the namespace cap
 (``--max-namespaces``) is sized from it. ``--once`` with ``--sink`` is one poll delivered to
@@ -26,6 +28,7 @@ from ..clickhouse.retention import describe_retention
 from ..errors import ConfigError
 from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from ..privileges import current as current_privileges
+from .closes import forward_closes
 from .coverage import coverage_line, dump_errors, no_match_message
 from .delivery import DeliveryWatch
 from .options import daemon_poller_options, parse_listen, query_options, sink_options, sink_urls, store_options
@@ -114,10 +117,12 @@ async def _serve(args) -> int:
 async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool, ui_listen=None) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
-        poller.max_namespaces = default_max_namespaces(limit.soft)
+        # Close events hold a second socket per namespace (options.close_event_options).
+        poller.max_namespaces = default_max_namespaces(limit.soft, 2 if poller.close_events_enabled else 1)
     log.info("%s; polling at most %d namespaces%s", limit.describe(), poller.max_namespaces,
              "" if args.max_namespaces else " (--max-namespaces default: the limit less a reserve for chDB "
-             "and sinks)")
+             "and sinks%s)" % (", halved: close events hold a second socket per namespace"
+                               if poller.close_events_enabled else ""))
     privileges = current_privileges()
     for line in privileges.report():
         (log.info if ": yes" in line else log.warning)("%s", line)
@@ -164,11 +169,17 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
                          poller.stats.backend, ", ".join(s.name for s in group.sinks))
+                closes = asyncio.create_task(forward_closes(poller, group, metrics), name="xtcp-close-events")
                 async for batch in poller:
                     await group.send(batch)
                     _log_poll(batch, poller, warnings)
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
+                if poller.close_events is not None:  # what arrived since the last flush goes out too
+                    await poller.close_events.close()
+                    await asyncio.wait({closes}, timeout=30)  # it sends the last batches, then ends
+                closes.cancel()
+                await asyncio.gather(closes, return_exceptions=True)
         finally:
             if view is not None:
                 await view.close()

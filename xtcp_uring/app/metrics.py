@@ -31,6 +31,9 @@ MAX_CONNECTIONS = 32  # at once; more are closed unanswered (Prometheus scrapes 
 REQUEST_TIMEOUT_S = 5.0  # the whole request, so a slow sender cannot hold a connection
 FD_EXHAUSTED_WHERE = ("scan", "open", "accept")
 DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages")
+# Close records dropped on our side: the consumer did not take a batch in time (queue_full), or
+# nobody took a subscription's records before MAX_PENDING (overflow, in C).
+CLOSE_DROP_REASONS = ("queue_full", "overflow")
 _FAMILY = {2: "inet", 10: "inet6"}
 
 
@@ -100,6 +103,25 @@ class Metrics:
                              registry=r)
         self.last_poll_timestamp = Gauge("xtcp_last_poll_timestamp_seconds", "When the last poll finished",
                                          registry=r)
+        self.close_events = Counter("xtcp_close_events_total",
+                                    "Close records (destroyed TCP sockets) received, per namespace", ["netns"],
+                                    registry=r)
+        self.close_events_lost = Counter("xtcp_close_events_lost_total",
+                                         "Close events the kernel dropped (subscription receive buffer full), "
+                                         "per namespace", ["netns"], registry=r)
+        self.close_batches_dropped = Counter(
+            "xtcp_close_batches_dropped_total",
+            "Close batches dropped because the consumer (the sinks) did not take them in time", registry=r)
+        self.close_records_dropped = Counter(
+            "xtcp_close_records_dropped_total",
+            "Close records dropped on our side: in batches not taken in time (queue_full), or held too long "
+            "untaken (overflow)", ["reason"], registry=r)
+        for reason in CLOSE_DROP_REASONS:
+            self.close_records_dropped.labels(reason)
+        self.close_subscriptions = Gauge(
+            "xtcp_close_subscriptions",
+            "Namespaces with a close-event subscription (open), and polled ones without (missing)", ["state"],
+            registry=r)
         self.started = time.time()
         self._refreshers: list = []  # called at scrape time, for state that changes between polls
 
@@ -119,6 +141,26 @@ class Metrics:
         last = self._last.get(key, {})
         self._last[key] = dict(current)
         return {k: v - last.get(k, 0) for k, v in current.items() if v - last.get(k, 0) > 0}
+
+    def observe_closes(self, stats) -> None:
+        """Close-event counters from ``closes.CloseStats`` (cumulative, mirrored as deltas)."""
+        for counter, key, current in ((self.close_events, "close_records", stats.records_by_netns),
+                                      (self.close_events_lost, "close_lost", stats.lost_by_netns)):
+            summed: dict[str, int] = {}
+            for name, value in current.items():
+                label = self._netns_label(name)
+                summed[label] = summed.get(label, 0) + value
+            for label, delta in self._delta(key, summed).items():
+                counter.labels(label).inc(delta)
+        for name, value in self._delta("close_dropped", {"batches": stats.dropped_batches,
+                                                         "queue_full": stats.dropped_records,
+                                                         "overflow": stats.overflow}).items():
+            if name == "batches":
+                self.close_batches_dropped.inc(value)
+            else:
+                self.close_records_dropped.labels(name).inc(value)
+        self.close_subscriptions.labels("open").set(stats.subscriptions)
+        self.close_subscriptions.labels("missing").set(stats.unsubscribed)
 
     def observe_poll(self, batch: Batch, poller_stats) -> None:
         self.poll_seconds.observe(batch.duration_ns / 1e9)

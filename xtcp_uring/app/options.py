@@ -3,7 +3,7 @@
 Each flag reads its default from ``XTCP_<FLAG>`` (``--interval``: ``XTCP_INTERVAL``). The
 parsed arguments stop here: ``poller_options`` / ``daemon_poller_options`` give the ``Poller``
 its keywords, ``sink_options`` and ``sink_urls`` the sinks theirs, ``query_options`` the query
-server its limits. The library below ``app`` never sees argparse.
+server its limits, ``closes_stream_options`` the ``closes`` subcommand its own. The library below ``app`` never sees argparse.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from ..errors import ConfigError
 from . import helptext
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
-           "parse_listen", "SUBCOMMANDS"]
+           "context_options", "close_event_options", "closes_stream_options", "parse_rcvbuf", "sink_options",
+           "store_options", "sink_urls", "sinks_given", "query_options", "parse_listen", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view", "closes")
 _CLI_DOC = """\
     xtcp-uring                                  poll every namespace into the embedded store
     xtcp-uring --once --fields rtt,cwnd,retrans dump the sockets once: a table on a terminal, jsonl in a pipe
@@ -31,6 +31,7 @@ _CLI_DOC = """\
     xtcp-uring query "SQL"                      query the embedded store
     xtcp-uring load-asn FILE.csv                load prefix,asn,name lines into xtcp.asn
     xtcp-uring view                             the dashboard at http://127.0.0.1:9109/
+    xtcp-uring closes                           stream every TCP socket's final state as it closes
 (After `make run` the command is .venv/bin/xtcp-uring.)"""
 
 
@@ -78,7 +79,8 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="--emit changed: always send sockets whose RTT is above this many microseconds (0: off)")
     g.add_argument("--max-namespaces", type=int, default=env_number("max_namespaces", None, int),
                    help="namespaces polled at once, one open socket each; the rest are skipped and counted "
-                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "
+                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000; "
+                        "half that with --close-events on, two sockets per namespace). "
                         "The host and namespaces of our own user namespace come first")
     g.add_argument("--skip-user-namespaces", action="store_true",
                    default=env_default("skip_user_namespaces", "") in ("1", "true"),
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_poll_options(p)
     _add_context_options(p)
     _add_daemon_options(p)
+    _add_close_options(p)
     helptext.complete_help(p)  # every default and XTCP_* name shown
     return p
 
@@ -159,7 +162,27 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
                            help="the embedded store (default ./xtcp-data)")
         where.add_argument("--clickhouse", default=env_default("clickhouse", None),
                            help="a ClickHouse server instead: http(s)://[user[:password]@]host:8123[/database]")
+    elif cmd == "closes":
+        p.description = "Stream the final state of every TCP socket closed in the selected namespaces."
+        p.add_argument("--namespaces", default="all", help="all | host | names or globs (default all)")
+        p.add_argument("--format", default="jsonl", choices=("jsonl", "table"))
+        p.add_argument("--uring", choices=("auto", "on", "off"), default="auto",
+                       help="read with io_uring, or plain sockets (off)")
+        p.add_argument("--rcvbuf", default="4M", help="receive buffer per namespace subscription (default 4M)")
+        p.add_argument("--rescan", type=float, default=2.0, help="seconds between namespace rescans (default 2)")
+        p.add_argument("--flush", type=float, default=0.2, help="seconds between writes (default 0.2)")
+        p.add_argument("--max-records", type=int, default=None, help="exit after this many close records")
     return p
+
+
+def _add_close_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("daemon: close events (every socket's final state, short-lived ones included)")
+    g.add_argument("--close-events", choices=("on", "off"), default=env_default("close_events", "on"),
+                   help="subscribe to each namespace's TCP destroy events and send one close record per "
+                        "socket end to the sinks (default on; not with --once)")
+    g.add_argument("--close-events-rcvbuf", default=env_default("close_events_rcvbuf", "4M"),
+                   help="receive buffer of each namespace's subscription; events past it are lost and "
+                        "counted in xtcp_close_events_lost_total (default 4M)")
 
 
 def _add_context_options(p: argparse.ArgumentParser) -> None:
@@ -259,9 +282,58 @@ def poller_options(args) -> dict:
 
 
 def daemon_poller_options(args, encode: str | None) -> dict:
-    """The daemon's ``Poller`` keywords: the poll options plus when to poll and the labels."""
+    """The daemon's ``Poller`` keywords: the poll options plus when to poll, the labels and
+    close events.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf (before any I/O).
+    """
     return {**poller_options(args), "interval": args.interval, "jitter": args.jitter,
-            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode}
+            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode,
+            **close_event_options(args)}
+
+
+def parse_rcvbuf(value, flag: str = "--close-events-rcvbuf") -> int:
+    """A close-event subscription's receive buffer in bytes (4K..2G).
+
+    Raises:
+        ConfigError: not a byte count, or out of range.
+    """
+    from ..sinks.config import parse_size
+
+    try:
+        size = parse_size(str(value))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: want a byte count such as 4M") from None
+    if not 4096 <= size <= 1 << 31:
+        raise ConfigError(f"{flag} {value!r}: between 4K and 2G")
+    return size
+
+
+def close_event_options(args) -> dict:
+    """The ``Poller``'s close-event keywords: on unless --once or --close-events off.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf.
+    """
+    if getattr(args, "once", False) or getattr(args, "close_events", "off") != "on":
+        return {}
+    return {"close_events": True, "close_events_rcvbuf": parse_rcvbuf(args.close_events_rcvbuf)}
+
+
+def closes_stream_options(args) -> dict:
+    """``app.closes.stream_closes`` keywords from the ``closes`` subcommand's flags.
+
+    Raises:
+        ConfigError: a bad --rcvbuf, --rescan, --flush or --max-records.
+    """
+    if not args.rescan > 0 or not args.flush > 0:
+        raise ConfigError("--rescan and --flush are seconds > 0")
+    if args.max_records is not None and args.max_records < 1:
+        raise ConfigError(f"--max-records {args.max_records}: want at least 1")
+    return {"namespaces": args.namespaces, "fmt": args.format, "rcvbuf": parse_rcvbuf(args.rcvbuf, "--rcvbuf"),
+            "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring], "rescan_s": args.rescan,
+            "flush_s": args.flush, "max_records": args.max_records}
 
 
 def sink_options(args, url: str) -> dict:
