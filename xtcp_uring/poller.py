@@ -134,6 +134,8 @@ class Poller:
             soft open-file limit. Those past it are skipped and counted
             (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
         skip_user_namespaces: leave out namespaces owned by other user namespaces.
+        warn_namespace_failures: False when the caller sums up what could not be reached itself
+            (the CLI does: ``app/coverage.py``); the manager then logs those at debug.
         hostname: the ``hostname`` label (default: this host's name).
         location, labels, tag: this host's ``location`` (PoP, site), ``label`` (``KEY=VALUE``
             pairs: a mapping, a list or a comma-separated string) and ``tag``, on every record
@@ -181,6 +183,7 @@ class Poller:
         task_scan_interval: float | None = 60.0,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        warn_namespace_failures: bool = True,
         hostname: str | None = None,
         location: str | None = None,
         labels=None,
@@ -253,6 +256,7 @@ class Poller:
             "proc_root": proc_root,
             "task_scan_interval": task_scan_interval,
             "skip_user_namespaces": bool(skip_user_namespaces),
+            "warn_failures": bool(warn_namespace_failures),
         }
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)

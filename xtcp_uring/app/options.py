@@ -16,6 +16,7 @@ import re
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
+from . import helptext
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
            "context_options", "close_event_options", "closes_stream_options", "parse_rcvbuf", "sink_options",
@@ -23,14 +24,15 @@ __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_opt
 
 SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view", "closes")
 _CLI_DOC = """\
-    python -m xtcp_uring                       poll every namespace into the embedded store
-    python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
-    python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
-    python -m xtcp_uring namespaces            list the namespaces found
-    python -m xtcp_uring query "SQL"           query the embedded store
-    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn
-    python -m xtcp_uring view                  the dashboard at http://127.0.0.1:9109/
-    python -m xtcp_uring closes                stream every TCP socket's final state as it closes"""
+    xtcp-uring                                  poll every namespace into the embedded store
+    xtcp-uring --once --fields rtt,cwnd,retrans dump the sockets once: a table on a terminal, jsonl in a pipe
+    xtcp-uring decode FILE.pcap                 decode an nlmon capture
+    xtcp-uring namespaces                       list the namespaces found
+    xtcp-uring query "SQL"                      query the embedded store
+    xtcp-uring load-asn FILE.csv                load prefix,asn,name lines into xtcp.asn
+    xtcp-uring view                             the dashboard at http://127.0.0.1:9109/
+    xtcp-uring closes                           stream every TCP socket's final state as it closes
+(After `make run` the command is .venv/bin/xtcp-uring.)"""
 
 
 def env_default(name: str, default):
@@ -93,10 +95,10 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m xtcp_uring",
+        prog="xtcp-uring",
         description="TCP socket telemetry (inet_diag) for every network namespace.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_CLI_DOC,
+        epilog=_CLI_DOC + "\n\n" + helptext.epilog(),
     )
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))
@@ -104,21 +106,32 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("one-shot")
     g.add_argument("--once", action="store_true",
                    help="poll once, write the records to stdout (or deliver them to --sink), exit")
-    g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
-                   help="stdout format for --once and --sink - (default jsonl)")
+    _add_output_options(g, env=True)
     _add_poll_options(p)
     _add_context_options(p)
     _add_daemon_options(p)
     _add_close_options(p)
+    helptext.complete_help(p)  # every default and XTCP_* name shown
     return p
 
 
+def _add_output_options(g, env: bool = False) -> None:
+    from ..fields import SHORT_NAMES
+
+    g.add_argument("--format", default=env_default("format", None) if env else None, choices=framing.CLI_FORMATS,
+                   help="table (aligned, ms and Mbit/s), jsonl, csv, pb or pblist. Default: table when stdout is "
+                        "a terminal, jsonl when it is a pipe or file (and for --sink -)")
+    g.add_argument("--fields", default=env_default("fields", None) if env else None,
+                   help="columns for table, csv and jsonl, comma-separated: " + ", ".join(SHORT_NAMES)
+                        + " or any schema column name (raw units in csv/jsonl: microseconds, bytes, bytes/s)")
+
+
 def subparser(cmd: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m xtcp_uring {cmd}")
+    p = argparse.ArgumentParser(prog=f"xtcp-uring {cmd}")
     if cmd == "decode":
         p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
         p.add_argument("pcap")
-        p.add_argument("--format", default=framing.JSONL, choices=framing.FORMATS)
+        _add_output_options(p)
         p.add_argument("--kernel-release", default=None,
                        help="release of the captured kernel; picks the meaning of tcp_info bytes 276-279")
     elif cmd == "namespaces":
@@ -257,6 +270,7 @@ def poller_options(args) -> dict:
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
                "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False)),
+               "warn_namespace_failures": False,  # app/coverage.py says it in one line
                **context_options(args)}
     if args.states:
         options["states"] = args.states
@@ -326,7 +340,7 @@ def sink_options(args, url: str) -> dict:
     """``open_sink`` keywords for one URL from the daemon's flags."""
     opts = {"allow_insecure": args.allow_insecure}
     if url == "-":
-        opts["format"] = args.format
+        opts["format"] = args.format or framing.JSONL
     if args.queue_bytes:
         opts["queue_bytes"] = args.queue_bytes
     if url.startswith("chdb:"):

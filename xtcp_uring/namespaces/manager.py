@@ -92,6 +92,8 @@ class NamespaceManager:
         close_events_rcvbuf: also open a close-event subscription (``closes``) next to each
             dump socket, with this receive buffer in bytes; None: none. ``before_close`` hooks
             run with a namespace before its sockets are closed (a subscription is stopped first).
+        warn_failures: warn (once each) about namespaces that cannot be opened or found; False
+            when the caller reports them itself (the CLI's one "polling N of M namespaces" line).
 
     The manager does no I/O until the first ``reconcile()``. ``close()`` closes every fd and
     stops the opener thread; it is idempotent.
@@ -106,6 +108,7 @@ class NamespaceManager:
         task_scan_interval: float | None = DEFAULT_TASK_SCAN_INTERVAL,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        warn_failures: bool = True,
         close_events_rcvbuf: int | None = None,
     ):
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
@@ -114,6 +117,9 @@ class NamespaceManager:
         self.stats = NamespaceStats()
         self._scanner = Scanner(proc_root, tuple(bind_roots), task_scan_interval, self.stats)
         self._admission = Admission(max_namespaces, bool(skip_user_namespaces), self.stats)
+        # False when the caller says it in its own summary (the CLI's "polling N of M namespaces").
+        self._warn_failures = bool(warn_failures)
+        self._scanner.warn_denied = self._warn_failures
         self._open = Opener(self._admission, self.stats, close_events_rcvbuf)
         self.close_events_rcvbuf = close_events_rcvbuf
         self.before_close: list = []  # callables(ns), run before a namespace's sockets are closed
@@ -122,6 +128,7 @@ class NamespaceManager:
         self._failed: dict[Key, NamespaceFailure] = {}
         self._next_id = 1
         self._host_key: Key | None = None
+        self.found_names: tuple[str, ...] = ()  # every namespace of the last scan, when a selection is given
         self._executor: ThreadPoolExecutor | None = None  # the opener thread (Opener's work)
         self._started = False
         self._closed = False
@@ -241,6 +248,8 @@ class NamespaceManager:
         self._start()
         t0 = time.perf_counter_ns()
         found = self._scanner.scan(host_only=self.selection.host_only)
+        if not self.selection.all:  # for "--namespaces x matched nothing; found: ..."
+            self.found_names = tuple(HOST_NAME if k == self._host_key else c.name for k, c in found.items())
         report = ReconcileReport(scan_ns=time.perf_counter_ns() - t0)
         self.stats.last_scan_ns = report.scan_ns
         complete = not self._scanner.incomplete  # else what was not seen may still be there
@@ -350,7 +359,7 @@ class NamespaceManager:
             self.stats.failed += 1
             new_failures.append(failure)
         if new_failures:
-            _warn_failures(new_failures)
+            _warn_failures(new_failures, log.warning if self._warn_failures else log.debug)
         if exhausted and not self._admission.was_limited:
             log.warning("ran out of file descriptors opening network namespaces (%d open): the rest are "
                         "skipped and retried each poll; lower --max-namespaces or raise LimitNOFILE "
@@ -384,7 +393,7 @@ def _explain(cand: Candidate, exc: OSError) -> OSError:
     return exc
 
 
-def _warn_failures(failures: list[NamespaceFailure]) -> None:
+def _warn_failures(failures: list[NamespaceFailure], say=log.warning) -> None:
     by_reason: dict[str, list[str]] = {}
     for f in failures:
         if isinstance(f.error, PrivilegeError):
@@ -396,5 +405,5 @@ def _warn_failures(failures: list[NamespaceFailure]) -> None:
     for reason, names in by_reason.items():
         shown = ", ".join(names[:SHOW_NAMES])
         more = f" and {len(names) - SHOW_NAMES} more" if len(names) > SHOW_NAMES else ""
-        log.warning("cannot open %d network namespace%s (%s%s): %s; polling the others",
+        say("cannot open %d network namespace%s (%s%s): %s; polling the others",
                     len(names), "" if len(names) == 1 else "s", shown, more, reason)

@@ -44,6 +44,7 @@ class Scanner:
         self._bind_roots = bind_roots
         self._task_scan_interval = task_scan_interval
         self.stats = stats
+        self.warn_denied = True  # /proc/<pid>/ns/net unreadable: a warning, or debug when the caller sums it up
         self._nsfs_dev = 0
         self.host_key: Key | None = None
         self.host: HostNamespace | None = None  # which namespace is "host", and why (enrich.host)
@@ -181,10 +182,11 @@ class Scanner:
             pids_shown = ",".join(denied[:_SHOW_NAMES]) + (",..." if len(denied) > _SHOW_NAMES else "")
             if holds(CAP_SYS_PTRACE):
                 # Root already: a Yama/LSM policy or an undumpable process; nothing to grant.
-                log.info("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
+                # Nothing anyone can grant (a Yama/LSM policy, pid 1 of a container): not worth a line per command.
+                log.debug("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
                          "CAP_SYS_PTRACE; namespaces only they are in are not polled", len(denied), pids_shown)
             else:
-                log.warning(
+                (log.warning if self.warn_denied else log.debug)(  # else the CLI's coverage line says it
                     "cannot read /proc/<pid>/ns/net of %d processes (pids %s): reading another "
                     "user's needs CAP_SYS_PTRACE; namespaces only those processes are in are not polled",
                     len(denied), pids_shown)
