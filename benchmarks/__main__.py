@@ -1,4 +1,4 @@
-"""python -m benchmarks --scenario big|many|churn|soak|store|emit|fleet|daemon [options]; see README.md."""
+"""python -m benchmarks --scenario big|many|churn|soak|store|emit|fleet|daemon|closes [options]; see README.md."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # Scenarios with their own options, in their own modules: `--scenario store --polls 20` is
 # `python -m benchmarks.store --polls 20`.
-OWN_MODULES = ("store", "emit", "fleet", "daemon")
+OWN_MODULES = ("store", "emit", "fleet", "daemon", "closes")
 
 
 def _own_module(argv: list[str]) -> str | None:

@@ -1,5 +1,8 @@
 """Socket farm: N established loopback TCP connections (2N sockets) over M network namespaces.
 
+Over 450 lines on purpose: the farm and its worker processes are two ends of one protocol
+(JSON lines over a pipe, below), easiest to keep right side by side.
+
     with SocketFarm(connections=50_000, namespaces=1, private_ehash=True) as farm:
         farm.names, farm.paths, farm.glob      # what a poller or `ss` needs
 

@@ -1,5 +1,8 @@
 """The benchmark harness: build a socket farm, time every tool on it in alternation, report.
 
+Over 450 lines on purpose: one table of tools timed in alternation on one farm; splitting
+the tools from the loop that alternates them would hide how each figure is taken.
+
 Tools (each dumps both families of every farm namespace, every attribute group):
 
 * ``raw``: ``raw_dump.c`` (the floor): one SOCK_DIAG socket per namespace opened once, then per

@@ -40,7 +40,7 @@ INSERT INTO {db}.{table} (timestamp_ns, poll_id, hostname, location, netns, inet
     tcp_info_min_rtt, tcp_info_snd_cwnd, tcp_info_bytes_acked, tcp_info_bytes_received, tcp_info_bytes_sent,
     tcp_info_bytes_retrans, tcp_info_segs_out, tcp_info_total_retrans, tcp_info_delivery_rate,
     tcp_info_delivery_rate_app_limited, congestion_algorithm_string)
-SELECT {t0} + poll * {step} AS timestamp_ns, poll AS poll_id, 'bench-host', 'pop1', concat('ns', toString(sock % 200)),
+SELECT {t0} + poll * {step} AS timestamp_ns, poll + 1 AS poll_id, 'bench-host', 'pop1', concat('ns', toString(sock % 200)),
     2, if(sock % 10 = 0, 10, if(sock % 10 = 1, 6, 1)), sock, reverse(reinterpretAsString(toUInt32(
         167772160 + (cityHash64(sock) % 5000) * 256 + sock % 200))), 443, 30000 + sock % 30000,
     toUInt32(200 + cityHash64(sock, 1) % 80000 + rand() % 2000) AS rtt, intDiv(rtt, 4), intDiv(rtt, 2),

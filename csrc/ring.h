@@ -23,6 +23,7 @@
 #define XTCP_RING_OP_RECV 2            /* one chunk (one skb, <= ~32 KiB) of the dump */
 #define XTCP_RING_OP_CANCEL 3          /* per-job timeout or teardown cancel */
 #define XTCP_RING_OP_NOP 4             /* reserved: wake-ups and tests */
+#define XTCP_RING_OP_CLOSE 5           /* a close-event subscription's RECV (close_events.c) */
 
 #define XTCP_RING_OP_BITS 8
 #define XTCP_RING_REQUEST_BITS 24

@@ -139,7 +139,7 @@ def render_header(schema) -> str:
         "#include <string.h>",
         "",
         f"#define XTCP_RECORD_FIELDS {len(fields)}",
-        f"/* Upper bound of one encoded record's per-socket fields (labels come on top). */",
+        "/* Upper bound of one encoded record's per-socket fields (labels come on top). */",
         f"#define XTCP_RECORD_MAX_ENCODED {max_len}",
         "",
         "/* BEGIN CDEF: cffi_build.py passes this block to ffi.cdef() */",
@@ -236,8 +236,8 @@ def render_cluster(schema, rollups) -> str:
         _ch.kafka_table(schema, f"{db}.xtcp_records_kafka", on, _unit_of()),
     ])
     view = "\n".join([
-        f"-- One view per schema_version: rows of another version stay in the Kafka table's",
-        f"-- reach until a view for them is added (map renamed or retyped columns there).",
+        "-- One view per schema_version: rows of another version stay in the Kafka table's",
+        "-- reach until a view for them is added (map renamed or retyped columns there).",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_records_kafka_v{version}_mv{on}",
         f"TO {db}.xtcp_records_local AS",
         f"SELECT * FROM {db}.xtcp_records_kafka WHERE schema_version = {version}",

@@ -21,7 +21,9 @@ Exit codes of the CLI (sysexits.h), one per class (``exit_code``):
     64  ConfigError, InputError: a bad flag, URL, filter, capture or --metrics-listen, a
         listener address that is busy, absent or unresolvable, credentials that would cross
         the network unencrypted
-    65  DecodeError       66  an input file is missing
+    65  DecodeError
+    66  an input file is missing or is a directory, or NoMatchError: --namespaces matched no namespace (--once,
+        namespaces; the daemon warns and keeps looking)
     69  NetlinkError, RingUnavailableError
     70  InternalError, or any exception that is not an XtcpError (a bug: with a traceback)
     75  SinkError: a sink refused at start (untrusted certificate, rejected credentials), or
@@ -118,3 +120,9 @@ class DeliveryError(SinkError):
     reach: the operator must fix the destination (the message names it and what was lost)."""
 
     retriable = False
+
+
+class NoMatchError(UserError):
+    """A selection (``--namespaces``) that matches nothing that exists; the message names what does."""
+
+    exit_code = 66  # EX_NOINPUT

@@ -15,6 +15,11 @@ Formats (what ``--format`` and the file/stdout sinks write):
     pblist      one ClickHouse ProtobufList message per batch: the ``envelope`` framing,
                 length-prefixed
 
+Formats for people, stdout of ``--once`` and ``decode`` only (``tables.py``):
+
+    table       aligned columns like ``ss``, units converted (ms, Mbit/s, 1.5M bytes)
+    csv         a header line, then one row per socket in raw units
+
 The poller's ``encode=`` option and a sink's ``encoding`` speak framings by name; only
 ``native_framing`` turns a name into the C constant.
 """
@@ -27,7 +32,7 @@ from . import native
 
 __all__ = [
     "ENVELOPE", "DELIMITED", "SINGLE", "FRAMINGS", "JSONL", "PB", "PBLIST", "FORMATS", "FORMAT_FRAMING",
-    "native_framing",
+    "TABLE", "CSV", "CLI_FORMATS", "native_framing",
 ]
 
 ENVELOPE = "envelope"
@@ -39,6 +44,9 @@ JSONL = "jsonl"
 PB = "pb"
 PBLIST = "pblist"
 FORMATS = (JSONL, PB, PBLIST)
+TABLE = "table"
+CSV = "csv"
+CLI_FORMATS = (TABLE, JSONL, CSV, PB, PBLIST)  # --once and decode: FORMATS plus the ones for people
 FORMAT_FRAMING = MappingProxyType({JSONL: None, PB: DELIMITED, PBLIST: ENVELOPE})
 
 _NATIVE = MappingProxyType({

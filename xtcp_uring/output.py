@@ -16,11 +16,13 @@ import io
 import ipaddress
 import json
 import os
+import sys
 from typing import BinaryIO
 
 from google.protobuf.json_format import MessageToDict
 
 from . import clickhouse, framing, schema
+from .errors import ConfigError
 from .framing import FORMATS, JSONL, PB, PBLIST
 from .records import Batch, Dump
 
@@ -90,8 +92,46 @@ def write_all(out: BinaryIO, data) -> None:
         view = view[os.write(fd, view):]
 
 
-def write(batch: Batch, out: BinaryIO, fmt: str) -> int:
-    """Write batch in fmt (jsonl | pb: length-delimited records | pblist: one ProtobufList Envelope)."""
+def stdout_format(fmt: str | None, stream=None) -> str:
+    """``--format`` as given, else table for a terminal and jsonl for a pipe or a file."""
+    if fmt:
+        return fmt
+    stream = stream if stream is not None else sys.stdout
+    return framing.TABLE if stream.isatty() else JSONL
+
+
+def check_fields(fmt: str, fields: str | None) -> None:
+    """Refuse a bad ``--fields`` before any work is done.
+
+    Raises:
+        ConfigError: an unknown field name, or fields with a protobuf format.
+    """
+    if not fields:
+        return
+    if fmt not in (framing.TABLE, framing.CSV, JSONL):
+        raise ConfigError(f"--fields applies to table, csv and jsonl, not to {fmt}")
+    from .fields import resolve
+
+    resolve(fields)
+
+
+def write(batch: Batch, out: BinaryIO, fmt: str, fields: str | None = None) -> int:
+    """Write batch in fmt (table | csv | jsonl | pb: length-delimited records | pblist: one ProtobufList
+    Envelope); ``fields`` (short names, ``fields.py``) picks the columns of table, csv and jsonl.
+
+    Raises:
+        ConfigError: ``fields`` names an unknown field, or is given with pb/pblist.
+    """
+    if fmt in (framing.TABLE, framing.CSV) or (fmt == JSONL and fields):
+        from . import tables
+
+        writer = {framing.TABLE: tables.write_table, framing.CSV: tables.write_csv}.get(fmt, tables.write_jsonl_fields)
+        text = io.BytesIO()
+        count = writer(batch, text, fields, _label_dict)
+        write_all(out, text.getvalue())  # all of it, as the other formats (see write_all)
+        return count
+    if fields:
+        raise ConfigError(f"--fields applies to table, csv and jsonl, not to {fmt}")
     if fmt == JSONL:
         return write_jsonl(batch, out)
     if fmt == PB:

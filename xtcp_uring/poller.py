@@ -134,6 +134,8 @@ class Poller:
             soft open-file limit. Those past it are skipped and counted
             (``stats.namespaces.skipped``); see ``NamespaceManager`` for who comes first.
         skip_user_namespaces: leave out namespaces owned by other user namespaces.
+        warn_namespace_failures: False when the caller sums up what could not be reached itself
+            (the CLI does: ``app/coverage.py``); the manager then logs those at debug.
         hostname: the ``hostname`` label (default: this host's name).
         location, labels, tag: this host's ``location`` (PoP, site), ``label`` (``KEY=VALUE``
             pairs: a mapping, a list or a comma-separated string) and ``tag``, on every record
@@ -143,6 +145,12 @@ class Poller:
             in a DaemonSet that mounts the runtimes' directories there), default ``/``.
         backend: a ready ``DumpBackend`` to use instead of choosing one (tests, embedding);
             the Poller closes it.
+        close_events: also subscribe to every namespace's TCP destroy events (closes.py): the
+            final state of each socket that closes, short-lived ones included. They do not
+            come in the poll batches: ``async for batch in poller.close_events`` yields them
+            (``batch.event == "close"``), flushed every ``close_flush_interval`` seconds or
+            ``close_flush_records`` records. Read with io_uring, or plain sockets with the
+            sockets backend. ``close_events_rcvbuf``: each subscription's receive buffer.
 
     Raises:
         ConfigError: an option that cannot work (checked here, before any I/O).
@@ -175,6 +183,7 @@ class Poller:
         task_scan_interval: float | None = 60.0,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        warn_namespace_failures: bool = True,
         hostname: str | None = None,
         location: str | None = None,
         labels=None,
@@ -182,6 +191,10 @@ class Poller:
         containers: bool = True,
         container_root: str | None = None,
         backend: DumpBackend | None = None,
+        close_events: bool = False,
+        close_events_rcvbuf: int | None = None,
+        close_flush_interval: float = 1.0,
+        close_flush_records: int = 10000,
     ):
         if not interval > 0:
             raise ConfigError(f"interval must be > 0 seconds, not {interval!r}")
@@ -199,6 +212,11 @@ class Poller:
             raise ConfigError("dump_timeout must be > 0 and queue_size >= 1")
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
+        if close_events and (not close_flush_interval > 0 or close_flush_records < 1 or
+                             close_events_rcvbuf is not None and not 4096 <= close_events_rcvbuf <= 1 << 31):
+            raise ConfigError("close events want close_flush_interval > 0, close_flush_records >= 1 and "
+                              f"close_events_rcvbuf of 4K..2G bytes, not {close_flush_interval!r}, "
+                              f"{close_flush_records!r}, {close_events_rcvbuf!r}")
         self.interval = float(interval)
         self.jitter = float(jitter)
         self.immediate = immediate
@@ -238,6 +256,7 @@ class Poller:
             "proc_root": proc_root,
             "task_scan_interval": task_scan_interval,
             "skip_user_namespaces": bool(skip_user_namespaces),
+            "warn_failures": bool(warn_namespace_failures),
         }
         if bind_roots is not None:
             self._manager_options["bind_roots"] = tuple(bind_roots)
@@ -245,6 +264,9 @@ class Poller:
         self.host_labels = HostLabels.build(location, labels, tag)  # ConfigError now, before any I/O
         self._container_roots = (container_roots(container_root, proc_root) if containers else None)
         self.labeler: NamespaceLabeler | None = None  # made by start()
+        self._close_options = ({"rcvbuf": close_events_rcvbuf, "flush_interval": close_flush_interval,
+                                "flush_records": close_flush_records} if close_events else None)
+        self._closes = None  # closes.CloseEvents once started
         self.max_namespaces = max_namespaces  # None: sized from the open-file limit at start
         self.stats = PollerStats()
         self._backend: DumpBackend | None = backend
@@ -287,8 +309,13 @@ class Poller:
                                                   kernel_release=self._kernel_release)
         enricher = ContainerEnricher(self._container_roots) if self._container_roots is not None else None
         self.labeler = NamespaceLabeler(self.host_labels, enricher)
+        close_rcvbuf = None
+        if self._close_options is not None:
+            from .closes import DEFAULT_RCVBUF
+            close_rcvbuf = self._close_options["rcvbuf"] or DEFAULT_RCVBUF
         self._manager = NamespaceManager(self.selection, **{**self._manager_options,
-                                                            "max_namespaces": self.max_namespaces})
+                                                            "max_namespaces": self.max_namespaces,
+                                                            "close_events_rcvbuf": close_rcvbuf})
         self.stats.namespaces = self._manager.stats
         self._started = True
         try:
@@ -298,6 +325,34 @@ class Poller:
             await self.close()
             raise
         self.stats.backend = self._backend.name
+        if self._close_options is not None:
+            self._start_close_events()
+
+    def _start_close_events(self) -> None:
+        from .closes import CloseEvents
+
+        def labels(ns, timestamp_ns: int) -> bytes:
+            return self._labels(records.encode_labels(timestamp_ns=timestamp_ns), ns, 0)
+
+        sockets = isinstance(self._backend, SocketBackend)
+        self._closes = CloseEvents(labels=labels, layout=self._layout,
+                                   use_uring=False if sockets else self.use_uring,
+                                   flush_interval=self._close_options["flush_interval"],
+                                   flush_records=self._close_options["flush_records"],
+                                   sample=self._sample if self.sample > 1 else None)
+        self._closes.start()
+        self._manager.before_close.append(self._closes.forget)
+
+    @property
+    def close_events_enabled(self) -> bool:
+        """Asked for close events (each namespace then holds a second socket)."""
+        return self._close_options is not None
+
+    @property
+    def close_events(self):
+        """The ``closes.CloseEvents`` of this poller (None unless ``close_events=True``):
+        ``async for batch in poller.close_events`` yields batches of close records."""
+        return self._closes
 
     async def close(self) -> None:
         """Stop polling, end the running poll, free the backend, close namespace fds. Idempotent."""
@@ -311,6 +366,8 @@ class Poller:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._backend is not None:
             self._backend.close()
+        if self._closes is not None:
+            await self._closes.close()
         if self._manager is not None:
             self._manager.close()
         self._ready.clear()
@@ -450,6 +507,8 @@ class Poller:
             self._poll_id += 1
             poll_id = self._poll_id
             await self._manager.reconcile()
+            if self._closes is not None:
+                self._closes.sync(self._manager.namespaces)
             self.stats.last_reconcile_ns = time.monotonic_ns() - t0
             namespaces = {ns.net_id: ns for ns in self._manager.namespaces}
             # Container/pod context: reads files on churn only (cost: labeler.enricher.stats)

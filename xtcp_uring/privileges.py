@@ -47,3 +47,11 @@ def current(status_path: str = "/proc/self/status") -> Privileges:
             if line.startswith("CapEff:"):
                 return Privileges(int(line.split()[1], 16))
     return Privileges(0)
+
+
+def holds(cap: int) -> bool:
+    """Is ``cap`` in this process's effective set? False when /proc/self/status cannot be read."""
+    try:
+        return current().has(cap)
+    except (OSError, ValueError):
+        return False

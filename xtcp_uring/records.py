@@ -144,16 +144,55 @@ class Batch:
     timestamp_ns: int = 0
     duration_ns: int = 0
     backend: str = ""
+    event: str = "poll"  # "close": records of destroyed sockets (closes.py), not a poll's
 
     def __len__(self) -> int:
         return sum(d.count for d in self.dumps)
 
-    def column(self, name: str) -> np.ndarray:
-        """One field for every socket, as numpy (a view when the batch has one dump)."""
+    def column(self, name: str, *, addresses: str = "bytes") -> np.ndarray:
+        """One field for every socket, as numpy (a view when the batch has one dump).
+
+        ``name`` is any column of the schema: a per-socket field (``tcp_info_rtt``, in
+        microseconds as the kernel gives it) or a namespace label (``netns``, ``hostname``,
+        ``container_name``…, one value per dump repeated over its sockets). For the two address
+        columns, ``addresses="text"`` gives strings and ``"ip"`` ``ipaddress`` objects instead
+        of the raw ``uint8[16]`` rows (see ``batch_views``).
+
+        Raises:
+            KeyError: not a column of the schema.
+        """
+        from . import batch_views
+
+        if name not in record_dtype().names:
+            return batch_views.label_column(self, name)
+        if addresses != "bytes" and name in batch_views.ADDRESS_COLUMNS:
+            return batch_views.address_column(self, name, addresses)
         parts = [d.array()[name] for d in self.dumps if d.count]
         if not parts:
             return np.empty(0, dtype=record_dtype()[name])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def filter(self, *, states=None, mask: np.ndarray | None = None) -> "Batch":
+        """A new batch of the sockets in ``states`` (names such as ``"established"``, ``"listen"``,
+        or ``TCP_*`` numbers) and/or where ``mask`` (a bool array over this batch) is true.
+        One numpy copy per dump; the labels and the dump details are kept."""
+        from . import batch_views
+
+        return batch_views.filtered(self, states=states, mask=mask)
+
+    def to_arrow(self, *, addresses: str = "bytes"):
+        """Every record as a ``pyarrow.Table`` named as the ClickHouse table's columns (labels as
+        dictionary columns, addresses binary, or ``addresses="text"``). Needs pyarrow
+        (``pip install 'xtcp_uring[chdb]'``)."""
+        from . import batch_views
+
+        return batch_views.to_arrow(self, addresses=addresses)
+
+    def to_pandas(self, *, addresses: str = "text"):
+        """``to_arrow(...).to_pandas()``: labels become categoricals. Needs pandas and pyarrow."""
+        from . import batch_views
+
+        return batch_views.to_pandas(self, addresses=addresses)
 
     def encode(self, framing: int = native.FRAME_ENVELOPE_ROWS) -> bytes | memoryview:
         """All records as protobuf bytes; with the default framing, one Envelope message.

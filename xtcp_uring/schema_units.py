@@ -20,7 +20,8 @@ US, MS, BYTES, RATE, SEGS, COUNT, TEXT = ("microseconds", "milliseconds", "bytes
 RULES: tuple[tuple[str, str], ...] = (
     # identity and labels
     (r"schema_version", "version number"),
-    (r"timestamp_ns", "nanoseconds since the Unix epoch (UTC)"),
+    (r"timestamp_ns|event_time_ns", "nanoseconds since the Unix epoch (UTC)"),
+    (r"event", "what took the record (EVENT_POLL: a poll, EVENT_CLOSE: the kernel broadcast when the socket was destroyed)"),
     (r"poll_id|record_counter", COUNT),
     (r"netns_inode|inet_diag_msg_inode", "inode number"),
     (r"netns_cookie|inet_diag_msg_socket_cookie|nsid|netlinker_id|class_id", "id"),

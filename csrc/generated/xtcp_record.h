@@ -5,12 +5,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#define XTCP_RECORD_FIELDS 128
+#define XTCP_RECORD_FIELDS 130
 /* Upper bound of one encoded record's per-socket fields (labels come on top). */
-#define XTCP_RECORD_MAX_ENCODED 998
+#define XTCP_RECORD_MAX_ENCODED 1017
 
 /* BEGIN CDEF: cffi_build.py passes this block to ffi.cdef() */
 struct xtcp_record {
+    int64_t event_time_ns;
     uint64_t inet_diag_msg_socket_cookie;
     uint64_t tcp_info_pacing_rate;
     uint64_t tcp_info_max_pacing_rate;
@@ -114,6 +115,7 @@ struct xtcp_record {
     uint16_t dctcp_info_enabled;
     uint16_t dctcp_info_ce_state;
     uint16_t sock_opt;
+    uint8_t event;
     uint8_t inet_diag_msg_family;
     uint8_t inet_diag_msg_state;
     uint8_t inet_diag_msg_timer;
@@ -161,6 +163,8 @@ static inline size_t xtcp_pb_varint_len(uint64_t v)
 static inline size_t xtcp_record_encoded_size(const struct xtcp_record *r)
 {
     size_t n = 0;
+    if (r->event) n += 2 + xtcp_pb_varint_len((uint64_t)r->event);
+    if (r->event_time_ns) n += 2 + xtcp_pb_varint_len((uint64_t)r->event_time_ns);
     if (r->inet_diag_msg_family) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_family);
     if (r->inet_diag_msg_state) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_state);
     if (r->inet_diag_msg_timer) n += 2 + xtcp_pb_varint_len((uint64_t)r->inet_diag_msg_timer);
@@ -295,6 +299,8 @@ static inline size_t xtcp_record_encoded_size(const struct xtcp_record *r)
 /* Append the non-zero per-socket fields of r (proto3: zero is not sent); return the end. */
 static inline uint8_t *xtcp_record_encode_fields(const struct xtcp_record *r, uint8_t *p)
 {
+    if (r->event) { *p++ = 0x80; *p++ = 0x04; p = xtcp_pb_varint(p, r->event); }
+    if (r->event_time_ns) { *p++ = 0x88; *p++ = 0x04; p = xtcp_pb_varint(p, (uint64_t)r->event_time_ns); }
     if (r->inet_diag_msg_family) { *p++ = 0xc8; *p++ = 0x3e; p = xtcp_pb_varint(p, r->inet_diag_msg_family); }
     if (r->inet_diag_msg_state) { *p++ = 0xd0; *p++ = 0x3e; p = xtcp_pb_varint(p, r->inet_diag_msg_state); }
     if (r->inet_diag_msg_timer) { *p++ = 0xd8; *p++ = 0x3e; p = xtcp_pb_varint(p, r->inet_diag_msg_timer); }

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_records_kafka
     `socket_fd` UInt64 COMMENT 'file descriptor - xtcp2 column, not filled',
     `netlinker_id` UInt64 COMMENT 'id - xtcp2 column, not filled',
     `dump_family` UInt32 COMMENT 'address family (2 = AF_INET, 10 = AF_INET6) - address family of the dump request',
+    `event` Enum8('EVENT_POLL' = 0, 'EVENT_CLOSE' = 1) COMMENT 'what took the record (EVENT_POLL: a poll, EVENT_CLOSE: the kernel broadcast when the socket was destroyed) - set by the close-event reader, 0 = poll',
+    `event_time_ns` Int64 COMMENT 'nanoseconds since the Unix epoch (UTC) - close records: when the broadcast was received, epoch ns, 0 for polls',
     `uplink1_ifname` String COMMENT 'text - xtcp2 column, not filled',
     `uplink1_nic_driver` String COMMENT 'text - xtcp2 column, not filled',
     `uplink1_nic_model` String COMMENT 'text - xtcp2 column, not filled',

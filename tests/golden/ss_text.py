@@ -1,5 +1,8 @@
 """Test oracle: parse ``ss -tia`` text and state exactly what it says about the raw fields.
 
+Over 450 lines on purpose: one parser of ss's text and one table of what each printed
+field says about the raw value; both follow ss's print order and are read together.
+
 Theory of operation
 -------------------
 The golden captures pair a pcap of a SOCK_DIAG dump with the text ``ss`` printed

@@ -127,8 +127,9 @@ def test_lowered_open_file_limit_polls_what_fits_counts_the_rest_and_chdb_still_
     netns_farm.add(FARM - 5, sockets=False)
     port = free_port()
     data = tmp_path / "store"
+    # One socket per namespace here; with close events (two each) see test_daemon_closes.py.
     d = Daemon("--interval", "0.5", "--jitter", "0", "--namespaces", netns_farm.glob, "--data-dir", str(data),
-               "--metrics-listen", f"127.0.0.1:{port}", preexec_fn=_nofile(LIMIT))
+               "--metrics-listen", f"127.0.0.1:{port}", "--close-events", "off", preexec_fn=_nofile(LIMIT))
     try:
         polls = d.wait_for_polls(3)
         assert {p[1] for p in polls} == {256}

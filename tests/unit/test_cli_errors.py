@@ -56,3 +56,19 @@ def test_a_user_error_raised_by_a_command_is_one_line(monkeypatch, capsys, tmp_p
     monkeypatch.setattr(cli, "cmd_decode", refused)
     assert cli.main(["decode", str(tmp_path / "any.pcap")]) == 64
     assert capsys.readouterr().err == "xtcp_uring: --format banana: choose jsonl, pb or pblist\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--close-events-rcvbuf", "lots", "--metrics-listen", "off"],
+     "xtcp_uring: --close-events-rcvbuf 'lots': want a byte count such as 4M\n"),
+    (["--close-events-rcvbuf", "1k", "--metrics-listen", "off"],
+     "xtcp_uring: --close-events-rcvbuf '1k': between 4K and 2G\n"),
+    (["closes", "--rcvbuf", "3G"], "xtcp_uring: --rcvbuf '3G': between 4K and 2G\n"),
+    (["closes", "--flush", "0"], "xtcp_uring: --rescan and --flush are seconds > 0\n"),
+])
+def test_a_bad_close_events_flag_is_one_line_and_exit_64(tmp_path, argv, message):
+    # Checked before any namespace, socket or store is opened (the data dir stays empty).
+    r = subprocess.run([sys.executable, "-m", "xtcp_uring", *argv], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (64, message)
+    assert list(tmp_path.iterdir()) == []

@@ -5,14 +5,15 @@ it, never above (docs/architecture.md draws the same stack):
 
     app                      the program's faces: options, cli, daemon, metrics, logs
     view                     the dashboard: bound filters, chart statements, its HTTP server
-    sinks, output            where batches go
+    sinks, output, tables    where batches go (tables: the formats for people)
     poller, emit             reconcile → dump → batch; which records a batch keeps
     namespaces, enrich,      which namespaces, entered how; what we know about them
       privileges
-    backends                 io_uring and plain-socket dumps
+    backends, closes         io_uring and plain-socket dumps; close-event subscriptions
     records, schema,         the batch, its schema (and each field's unit), its framings,
-      schema_units,          the table and store
-      framing, clickhouse
+      schema_units,          short field names, the table and store
+      framing, fields,
+      batch_views, clickhouse
     native                   the only door to the C extension
     wire                     bytes only: netlink, requests, filters, pcap
     errors                   the error tree, imported by all
@@ -33,11 +34,11 @@ LAYERS = [
     {"errors", "_version", "__init__", "__main__"},
     {"wire"},
     {"native"},
-    {"schema", "schema_units", "records", "framing", "clickhouse"},
-    {"backends"},
+    {"schema", "schema_units", "records", "batch_views", "framing", "fields", "clickhouse"},
+    {"backends", "closes"},
     {"namespaces", "enrich", "privileges"},
     {"poller", "emit"},
-    {"sinks", "output"},
+    {"sinks", "output", "tables", "listen"},
     {"view"},
     {"app"},
 ]

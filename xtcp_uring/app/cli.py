@@ -1,5 +1,5 @@
 """`python -m xtcp_uring` (the ``xtcp-uring`` script): the daemon, one-shot dumps, pcap decoding, SQL,
-the dashboard.
+close events, the dashboard.
 
 The flags are ``options``'s; this module picks the command and maps errors to exit codes
 (``errors``): a user error prints one line and exits with its class's code, an internal error
@@ -15,8 +15,10 @@ import sys
 import traceback
 
 from .. import native, output, records
-from ..errors import InternalError, XtcpError
-from .options import SUBCOMMANDS, build_parser, context_options, parse_listen, poller_options, subparser
+from ..errors import InternalError, NoMatchError, XtcpError
+from .logs import say_error
+from .options import (SUBCOMMANDS, build_parser, closes_stream_options, context_options, parse_listen,
+                      poller_options, subparser)
 
 log = logging.getLogger("xtcp_uring")
 
@@ -31,7 +33,7 @@ def cmd_decode(args) -> int:
     # One pcap packet is one recv: decode them as separate buffers (several dumps may follow).
     dump = records.decode_buffers([bytes(p) for p in response_payloads(args.pcap)], layout=layout,
                                   labels=labels, netns=args.pcap, strict=False)
-    output.write(records.Batch([dump]), sys.stdout.buffer, args.format)
+    output.write(records.Batch([dump]), sys.stdout.buffer, output.stdout_format(args.format), args.fields)
     s = dump.stats
     if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes:
         log.warning("%s: %d sockets; malformed at %s, bad attributes %d, unknown attributes %d",
@@ -41,14 +43,13 @@ def cmd_decode(args) -> int:
 
 def cmd_once(args) -> int:
     from ..namespaces.limits import raise_open_file_limit
-    from ..poller import poll_once
+    from .coverage import poll_once_checked
 
     raise_open_file_limit()  # every namespace at once needs a socket each
-    batch = asyncio.run(poll_once(**poller_options(args)))
-    output.write(batch, sys.stdout.buffer, args.format)
-    for d in batch.dumps:
-        if d.error:
-            log.warning("netns %s family %d: %s", d.netns, d.family, d.error)
+    fmt = output.stdout_format(args.format)
+    output.check_fields(fmt, args.fields)  # a bad --fields fails before the poll
+    batch = asyncio.run(poll_once_checked(**poller_options(args)))  # warns once: what was not reached
+    output.write(batch, sys.stdout.buffer, fmt, args.fields)
     return 0
 
 
@@ -58,6 +59,9 @@ def cmd_namespaces(args) -> int:
 
     raise_open_file_limit()
     rows = asyncio.run(list_namespaces(args.namespaces, **context_options(args)))
+    if not rows and args.namespaces != "all":
+        raise NoMatchError(f"--namespaces {args.namespaces} matched no namespace; "
+                           "`xtcp-uring namespaces` (no selection) lists every one")
     if args.json:
         import json
 
@@ -80,7 +84,21 @@ def print_namespace_table(rows: list[dict], out) -> None:
 def cmd_query(args) -> int:
     from ..clickhouse import run_query_cli
 
-    return run_query_cli(args.sql, data_dir=args.data_dir, fmt=args.format)
+    from ..clickhouse.errors import ClickHouseError
+    from ..errors import InputError
+
+    try:
+        return run_query_cli(args.sql, data_dir=args.data_dir, fmt=args.format)
+    except ClickHouseError as exc:
+        if exc.retriable:  # the store could not answer now (75)
+            raise
+        raise InputError(f"query: {exc}") from None  # the SQL itself (syntax, unknown column): 64
+
+
+def cmd_closes(args) -> int:
+    from .closes import stream_closes
+
+    return stream_closes(**closes_stream_options(args))
 
 
 def cmd_load_asn(args) -> int:
@@ -130,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd, args = argv[0], subparser(argv[0]).parse_args(argv[1:])
             setup_logging("info", "text")
             commands = {"decode": cmd_decode, "namespaces": cmd_namespaces, "query": cmd_query,
-                        "load-asn": cmd_load_asn, "view": cmd_view}
+                        "load-asn": cmd_load_asn, "view": cmd_view, "closes": cmd_closes}
             return commands[cmd](args)
         args = build_parser().parse_args(argv)
         setup_logging(args.log_level, args.log_format)
@@ -147,12 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     except InternalError:
         return _internal_error()
     except XtcpError as exc:  # a user error: one line, the message says who must act
-        print(f"xtcp_uring: {exc}", file=sys.stderr)
+        say_error(str(exc))
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # an optional extra: say which pip install; else a bug
+        from .extras import missing_extra_message
+
+        message = missing_extra_message(exc)
+        if message is None:
+            return _internal_error()
+        say_error(message)
+        return 64
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         where = f": {exc.filename}" if exc.filename is not None else ""
-        print(f"xtcp_uring: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 66 if isinstance(exc, FileNotFoundError) else 77
+        say_error(f"{exc.strerror or exc}{where}")
+        return 77 if isinstance(exc, PermissionError) else 66  # missing, or a directory: no input to read
     except BrokenPipeError:  # `| head` closed stdout: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -4,7 +4,9 @@ Theory of operation: one Poller yields a batch per poll; a SinkGroup encodes it 
 framing and queues it on every sink (bounded, counted). SIGTERM/SIGINT stop the ticker but let
 the poll in flight finish, so its batch still reaches the sinks, then the sinks flush and the
 process exits 0 — unless a sink delivered nothing in the whole run (``delivery``: exit 75).
-SIGHUP rescans every namespace source (threads included) before the next poll.
+SIGHUP rescans every namespace source (threads included) before the next poll. With
+``--close-events on`` (the default) a second task forwards the poller's close batches to the
+same sinks (``closes.forward_closes``); at the end, what the subscriptions still held goes too.
 
 At start the soft open-file limit is raised to the hard one (``namespaces.limits``); the namespace cap
 (``--max-namespaces``) is sized from it. ``--once`` with ``--sink`` is one poll delivered to
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -25,6 +28,8 @@ from ..clickhouse.retention import describe_retention
 from ..errors import ConfigError
 from ..namespaces.limits import FD_EXHAUSTED, default_max_namespaces, raise_open_file_limit
 from ..privileges import current as current_privileges
+from .closes import forward_closes
+from .coverage import coverage_line, dump_errors, no_match_message
 from .delivery import DeliveryWatch
 from .options import daemon_poller_options, parse_listen, query_options, sink_options, sink_urls, store_options
 
@@ -112,10 +117,12 @@ async def _serve(args) -> int:
 async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, once: bool, ui_listen=None) -> None:
     limit = raise_open_file_limit()
     if poller.max_namespaces is None:
-        poller.max_namespaces = default_max_namespaces(limit.soft)
+        # Close events hold a second socket per namespace (options.close_event_options).
+        poller.max_namespaces = default_max_namespaces(limit.soft, 2 if poller.close_events_enabled else 1)
     log.info("%s; polling at most %d namespaces%s", limit.describe(), poller.max_namespaces,
              "" if args.max_namespaces else " (--max-namespaces default: the limit less a reserve for chDB "
-             "and sinks)")
+             "and sinks%s)" % (", halved: close events hold a second socket per namespace"
+                               if poller.close_events_enabled else ""))
     privileges = current_privileges()
     for line in privileges.report():
         (log.info if ": yes" in line else log.warning)("%s", line)
@@ -162,11 +169,17 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
             async with poller:
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
                          poller.stats.backend, ", ".join(s.name for s in group.sinks))
+                closes = asyncio.create_task(forward_closes(poller, group, metrics), name="xtcp-close-events")
                 async for batch in poller:
                     await group.send(batch)
                     _log_poll(batch, poller, warnings)
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
+                if poller.close_events is not None:  # what arrived since the last flush goes out too
+                    await poller.close_events.close()
+                    await asyncio.wait({closes}, timeout=30)  # it sends the last batches, then ends
+                closes.cancel()
+                await asyncio.gather(closes, return_exceptions=True)
         finally:
             if view is not None:
                 await view.close()
@@ -205,20 +218,35 @@ def _fd_exhaustion_handler(metrics):
     return handle
 
 
+def human_size(n: int) -> str:
+    """Bytes for a log line: 312 B, 4.2 KB, 1.25 MB (a poll of two sockets is not "0.00 MB")."""
+    if n < 1000:
+        return f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1e3:.1f} KB"
+    return f"{n / 1e6:.2f} MB"
+
+
 def _log_poll(batch, poller, warnings: _RateLimitedWarnings) -> None:
-    namespaces = len({d.netns for d in batch.dumps})
+    namespaces = len({d.netns for d in batch.dumps if d.family})  # not those that could not be opened
     nbytes = sum(d.bytes_received for d in batch.dumps)
-    failed = [d for d in batch.dumps if d.error]
-    log.info("poll %d: %d namespaces, %d sockets, %.1f ms, %.2f MB, %s%s", batch.poll_id, namespaces,
-             len(batch), batch.duration_ns / 1e6, nbytes / 1e6, batch.backend,
+    failed = [d for d in batch.dumps if d.error and d.family]  # namespaces not opened: the coverage line
+    log.info("poll %d: %d namespaces, %d sockets, %.1f ms, %s, %s%s", batch.poll_id, namespaces,
+             len(batch), batch.duration_ns / 1e6, human_size(nbytes), batch.backend,
              f", {len(failed)} dumps failed" if failed else "")
     emitted = poller.stats.emit
     if emitted is not None:
         last = emitted.last_poll
         log.info("poll %d: --emit changed sent %d of %d records (%s)", batch.poll_id, len(batch), sum(last.values()),
                  ", ".join(f"{k} {v}" for k, v in last.items() if v))
-    for d in failed:
-        warnings.warn(("dump", d.netns, d.error), "netns %s: %s", d.netns, d.error)
+    manager = poller.manager
+    if manager is not None and not batch.dumps and not manager.selection.all:
+        warnings.warn(("no match",), "%s (still looking every poll)", no_match_message(manager))
+    line = coverage_line(batch, manager)
+    if line:  # the same every poll without privilege: once per WARN_EVERY_S, or when its reasons change
+        warnings.warn(("coverage", re.sub(r"\d+", "N", line)), "%s", line)
+    for line in dump_errors(batch):
+        warnings.warn(("dump", line), "%s", line)
     s = batch.stats
     if s.malformed_offset is not None or s.bad_attributes or s.unknown_attributes or s.rejected_seq:
         warnings.warn(("decode",), "decoder: malformed message at %s, %d messages of another dump dropped, "

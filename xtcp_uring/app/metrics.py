@@ -9,16 +9,14 @@ not make 5,000 series per metric.
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import logging
-import socket
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..errors import ConfigError
+from ..listen import start_listener
 from ..poller import REJECT_REASONS as NETLINK_REJECT_REASONS
 from ..records import Batch
 from .options import parse_listen  # noqa: F401  (its home moved: `view` needs it without prometheus_client)
@@ -31,6 +29,9 @@ MAX_CONNECTIONS = 32  # at once; more are closed unanswered (Prometheus scrapes 
 REQUEST_TIMEOUT_S = 5.0  # the whole request, so a slow sender cannot hold a connection
 FD_EXHAUSTED_WHERE = ("scan", "open", "accept")
 DECODE_ERROR_KINDS = ("bad_attributes", "short_attributes", "short_messages")
+# Close records dropped on our side: the consumer did not take a batch in time (queue_full), or
+# nobody took a subscription's records before MAX_PENDING (overflow, in C).
+CLOSE_DROP_REASONS = ("queue_full", "overflow")
 _FAMILY = {2: "inet", 10: "inet6"}
 
 
@@ -100,6 +101,25 @@ class Metrics:
                              registry=r)
         self.last_poll_timestamp = Gauge("xtcp_last_poll_timestamp_seconds", "When the last poll finished",
                                          registry=r)
+        self.close_events = Counter("xtcp_close_events_total",
+                                    "Close records (destroyed TCP sockets) received, per namespace", ["netns"],
+                                    registry=r)
+        self.close_events_lost = Counter("xtcp_close_events_lost_total",
+                                         "Close events the kernel dropped (subscription receive buffer full), "
+                                         "per namespace", ["netns"], registry=r)
+        self.close_batches_dropped = Counter(
+            "xtcp_close_batches_dropped_total",
+            "Close batches dropped because the consumer (the sinks) did not take them in time", registry=r)
+        self.close_records_dropped = Counter(
+            "xtcp_close_records_dropped_total",
+            "Close records dropped on our side: in batches not taken in time (queue_full), or held too long "
+            "untaken (overflow)", ["reason"], registry=r)
+        for reason in CLOSE_DROP_REASONS:
+            self.close_records_dropped.labels(reason)
+        self.close_subscriptions = Gauge(
+            "xtcp_close_subscriptions",
+            "Namespaces with a close-event subscription (open), and polled ones without (missing)", ["state"],
+            registry=r)
         self.started = time.time()
         self._refreshers: list = []  # called at scrape time, for state that changes between polls
 
@@ -119,6 +139,26 @@ class Metrics:
         last = self._last.get(key, {})
         self._last[key] = dict(current)
         return {k: v - last.get(k, 0) for k, v in current.items() if v - last.get(k, 0) > 0}
+
+    def observe_closes(self, stats) -> None:
+        """Close-event counters from ``closes.CloseStats`` (cumulative, mirrored as deltas)."""
+        for counter, key, current in ((self.close_events, "close_records", stats.records_by_netns),
+                                      (self.close_events_lost, "close_lost", stats.lost_by_netns)):
+            summed: dict[str, int] = {}
+            for name, value in current.items():
+                label = self._netns_label(name)
+                summed[label] = summed.get(label, 0) + value
+            for label, delta in self._delta(key, summed).items():
+                counter.labels(label).inc(delta)
+        for name, value in self._delta("close_dropped", {"batches": stats.dropped_batches,
+                                                         "queue_full": stats.dropped_records,
+                                                         "overflow": stats.overflow}).items():
+            if name == "batches":
+                self.close_batches_dropped.inc(value)
+            else:
+                self.close_records_dropped.labels(name).inc(value)
+        self.close_subscriptions.labels("open").set(stats.subscriptions)
+        self.close_subscriptions.labels("missing").set(stats.unsubscribed)
 
     def observe_poll(self, batch: Batch, poller_stats) -> None:
         self.poll_seconds.observe(batch.duration_ns / 1e9)
@@ -209,16 +249,9 @@ class MetricsServer:
         Raises:
             ConfigError: the address cannot be bound (in use, not on this host, not resolvable).
         """
-        where = f"--metrics-listen {self.host}:{self.port}"
-        try:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_REQUEST_BYTES)
-        except socket.gaierror as exc:
-            raise ConfigError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from None
-        except OSError as exc:
-            why = {errno.EADDRINUSE: "the port is in use (another xtcp_uring?); choose another port or 'off'",
-                   errno.EADDRNOTAVAIL: "no such address on this host",
-                   errno.EACCES: "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"}
-            raise ConfigError(f"{where}: {why.get(exc.errno, exc.strerror or str(exc))}") from None
+        self._server = await start_listener(
+            self._handle, self.host, self.port, flag="--metrics-listen", limit=MAX_REQUEST_BYTES,
+            in_use="the port is in use (another xtcp_uring?); choose another port or 'off'")
         bound = [sock.getsockname() for sock in self._server.sockets]
         self.port = bound[0][1]
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)

@@ -3,7 +3,7 @@
 Each flag reads its default from ``XTCP_<FLAG>`` (``--interval``: ``XTCP_INTERVAL``). The
 parsed arguments stop here: ``poller_options`` / ``daemon_poller_options`` give the ``Poller``
 its keywords, ``sink_options`` and ``sink_urls`` the sinks theirs, ``query_options`` the query
-server its limits. The library below ``app`` never sees argparse.
+server its limits, ``closes_stream_options`` the ``closes`` subcommand its own. The library below ``app`` never sees argparse.
 """
 
 from __future__ import annotations
@@ -16,20 +16,23 @@ import re
 from .. import __version__, framing
 from ..clickhouse import DEFAULT_DATA_DIR
 from ..errors import ConfigError
+from . import helptext
 
 __all__ = ["build_parser", "subparser", "env_default", "env_number", "poller_options", "daemon_poller_options",
-           "context_options", "sink_options", "store_options", "sink_urls", "sinks_given", "query_options",
-           "parse_listen", "SUBCOMMANDS"]
+           "context_options", "close_event_options", "closes_stream_options", "parse_rcvbuf", "sink_options",
+           "store_options", "sink_urls", "sinks_given", "query_options", "parse_listen", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view")
+SUBCOMMANDS = ("decode", "namespaces", "query", "load-asn", "view", "closes")
 _CLI_DOC = """\
-    python -m xtcp_uring                       poll every namespace into the embedded store
-    python -m xtcp_uring --once --format jsonl dump this host's sockets once to stdout
-    python -m xtcp_uring decode FILE.pcap      decode an nlmon capture
-    python -m xtcp_uring namespaces            list the namespaces found
-    python -m xtcp_uring query "SQL"           query the embedded store
-    python -m xtcp_uring load-asn FILE.csv     load prefix,asn,name lines into xtcp.asn
-    python -m xtcp_uring view                  the dashboard at http://127.0.0.1:9109/"""
+    xtcp-uring                                  poll every namespace into the embedded store
+    xtcp-uring --once --fields rtt,cwnd,retrans dump the sockets once: a table on a terminal, jsonl in a pipe
+    xtcp-uring decode FILE.pcap                 decode an nlmon capture
+    xtcp-uring namespaces                       list the namespaces found
+    xtcp-uring query "SQL"                      query the embedded store
+    xtcp-uring load-asn FILE.csv                load prefix,asn,name lines into xtcp.asn
+    xtcp-uring view                             the dashboard at http://127.0.0.1:9109/
+    xtcp-uring closes                           stream every TCP socket's final state as it closes
+(After `make run` the command is .venv/bin/xtcp-uring.)"""
 
 
 def env_default(name: str, default):
@@ -76,7 +79,8 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
                    help="--emit changed: always send sockets whose RTT is above this many microseconds (0: off)")
     g.add_argument("--max-namespaces", type=int, default=env_number("max_namespaces", None, int),
                    help="namespaces polled at once, one open socket each; the rest are skipped and counted "
-                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000). "
+                        "(default: the open-file limit less a reserve for chDB and sinks, 15904 at 20000; "
+                        "half that with --close-events on, two sockets per namespace). "
                         "The host and namespaces of our own user namespace come first")
     g.add_argument("--skip-user-namespaces", action="store_true",
                    default=env_default("skip_user_namespaces", "") in ("1", "true"),
@@ -91,10 +95,10 @@ def _add_poll_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m xtcp_uring",
+        prog="xtcp-uring",
         description="TCP socket telemetry (inet_diag) for every network namespace.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_CLI_DOC,
+        epilog=_CLI_DOC + "\n\n" + helptext.epilog(),
     )
     p.add_argument("--version", action="version", version=__version__)
     p.add_argument("--log-level", default=env_default("log_level", "info"), choices=("debug", "info", "warning", "error"))
@@ -102,20 +106,32 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("one-shot")
     g.add_argument("--once", action="store_true",
                    help="poll once, write the records to stdout (or deliver them to --sink), exit")
-    g.add_argument("--format", default=env_default("format", "jsonl"), choices=framing.FORMATS,
-                   help="stdout format for --once and --sink - (default jsonl)")
+    _add_output_options(g, env=True)
     _add_poll_options(p)
     _add_context_options(p)
     _add_daemon_options(p)
+    _add_close_options(p)
+    helptext.complete_help(p)  # every default and XTCP_* name shown
     return p
 
 
+def _add_output_options(g, env: bool = False) -> None:
+    from ..fields import SHORT_NAMES
+
+    g.add_argument("--format", default=env_default("format", None) if env else None, choices=framing.CLI_FORMATS,
+                   help="table (aligned, ms and Mbit/s), jsonl, csv, pb or pblist. Default: table when stdout is "
+                        "a terminal, jsonl when it is a pipe or file (and for --sink -)")
+    g.add_argument("--fields", default=env_default("fields", None) if env else None,
+                   help="columns for table, csv and jsonl, comma-separated: " + ", ".join(SHORT_NAMES)
+                        + " or any schema column name (raw units in csv/jsonl: microseconds, bytes, bytes/s)")
+
+
 def subparser(cmd: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m xtcp_uring {cmd}")
+    p = argparse.ArgumentParser(prog=f"xtcp-uring {cmd}")
     if cmd == "decode":
         p.description = "Decode a netlink capture (pcap, link type 253, as taken on an nlmon device)."
         p.add_argument("pcap")
-        p.add_argument("--format", default=framing.JSONL, choices=framing.FORMATS)
+        _add_output_options(p)
         p.add_argument("--kernel-release", default=None,
                        help="release of the captured kernel; picks the meaning of tcp_info bytes 276-279")
     elif cmd == "namespaces":
@@ -146,7 +162,27 @@ def subparser(cmd: str) -> argparse.ArgumentParser:
                            help="the embedded store (default ./xtcp-data)")
         where.add_argument("--clickhouse", default=env_default("clickhouse", None),
                            help="a ClickHouse server instead: http(s)://[user[:password]@]host:8123[/database]")
+    elif cmd == "closes":
+        p.description = "Stream the final state of every TCP socket closed in the selected namespaces."
+        p.add_argument("--namespaces", default="all", help="all | host | names or globs (default all)")
+        p.add_argument("--format", default="jsonl", choices=("jsonl", "table"))
+        p.add_argument("--uring", choices=("auto", "on", "off"), default="auto",
+                       help="read with io_uring, or plain sockets (off)")
+        p.add_argument("--rcvbuf", default="4M", help="receive buffer per namespace subscription (default 4M)")
+        p.add_argument("--rescan", type=float, default=2.0, help="seconds between namespace rescans (default 2)")
+        p.add_argument("--flush", type=float, default=0.2, help="seconds between writes (default 0.2)")
+        p.add_argument("--max-records", type=int, default=None, help="exit after this many close records")
     return p
+
+
+def _add_close_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("daemon: close events (every socket's final state, short-lived ones included)")
+    g.add_argument("--close-events", choices=("on", "off"), default=env_default("close_events", "on"),
+                   help="subscribe to each namespace's TCP destroy events and send one close record per "
+                        "socket end to the sinks (default on; not with --once)")
+    g.add_argument("--close-events-rcvbuf", default=env_default("close_events_rcvbuf", "4M"),
+                   help="receive buffer of each namespace's subscription; events past it are lost and "
+                        "counted in xtcp_close_events_lost_total (default 4M)")
 
 
 def _add_context_options(p: argparse.ArgumentParser) -> None:
@@ -234,6 +270,7 @@ def poller_options(args) -> dict:
                "async_dumps": bool(args.async_dumps),
                "max_namespaces": getattr(args, "max_namespaces", None),
                "skip_user_namespaces": bool(getattr(args, "skip_user_namespaces", False)),
+               "warn_namespace_failures": False,  # app/coverage.py says it in one line
                **context_options(args)}
     if args.states:
         options["states"] = args.states
@@ -245,16 +282,65 @@ def poller_options(args) -> dict:
 
 
 def daemon_poller_options(args, encode: str | None) -> dict:
-    """The daemon's ``Poller`` keywords: the poll options plus when to poll and the labels."""
+    """The daemon's ``Poller`` keywords: the poll options plus when to poll, the labels and
+    close events.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf (before any I/O).
+    """
     return {**poller_options(args), "interval": args.interval, "jitter": args.jitter,
-            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode}
+            "max_polls": args.max_polls, "hostname": args.hostname, "encode": encode,
+            **close_event_options(args)}
+
+
+def parse_rcvbuf(value, flag: str = "--close-events-rcvbuf") -> int:
+    """A close-event subscription's receive buffer in bytes (4K..2G).
+
+    Raises:
+        ConfigError: not a byte count, or out of range.
+    """
+    from ..sinks.config import parse_size
+
+    try:
+        size = parse_size(str(value))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: want a byte count such as 4M") from None
+    if not 4096 <= size <= 1 << 31:
+        raise ConfigError(f"{flag} {value!r}: between 4K and 2G")
+    return size
+
+
+def close_event_options(args) -> dict:
+    """The ``Poller``'s close-event keywords: on unless --once or --close-events off.
+
+    Raises:
+        ConfigError: a bad --close-events-rcvbuf.
+    """
+    if getattr(args, "once", False) or getattr(args, "close_events", "off") != "on":
+        return {}
+    return {"close_events": True, "close_events_rcvbuf": parse_rcvbuf(args.close_events_rcvbuf)}
+
+
+def closes_stream_options(args) -> dict:
+    """``app.closes.stream_closes`` keywords from the ``closes`` subcommand's flags.
+
+    Raises:
+        ConfigError: a bad --rcvbuf, --rescan, --flush or --max-records.
+    """
+    if not args.rescan > 0 or not args.flush > 0:
+        raise ConfigError("--rescan and --flush are seconds > 0")
+    if args.max_records is not None and args.max_records < 1:
+        raise ConfigError(f"--max-records {args.max_records}: want at least 1")
+    return {"namespaces": args.namespaces, "fmt": args.format, "rcvbuf": parse_rcvbuf(args.rcvbuf, "--rcvbuf"),
+            "use_uring": {"auto": "auto", "on": True, "off": False}[args.uring], "rescan_s": args.rescan,
+            "flush_s": args.flush, "max_records": args.max_records}
 
 
 def sink_options(args, url: str) -> dict:
     """``open_sink`` keywords for one URL from the daemon's flags."""
     opts = {"allow_insecure": args.allow_insecure}
     if url == "-":
-        opts["format"] = args.format
+        opts["format"] = args.format or framing.JSONL
     if args.queue_bytes:
         opts["queue_bytes"] = args.queue_bytes
     if url.startswith("chdb:"):

@@ -33,6 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Mapping
 
+from ..privileges import CAP_SYS_PTRACE, holds
+
 __all__ = ["HostNamespace", "StableNames", "find_host_namespace"]
 
 
@@ -56,21 +58,6 @@ def _stat_key(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-_CAP_SYS_PTRACE = 19
-
-
-def _may_read_others() -> bool:
-    """Is CAP_SYS_PTRACE in our effective set (``CapEff`` of /proc/self/status)?"""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> _CAP_SYS_PTRACE & 1)
-    except (OSError, ValueError):
-        pass
-    return False
-
-
 def find_host_namespace(proc: str = "/proc", may_read_others: bool | None = None) -> HostNamespace:
     """The initial network namespace as seen under ``proc`` (the rule: module docstring).
 
@@ -81,7 +68,7 @@ def find_host_namespace(proc: str = "/proc", may_read_others: bool | None = None
     if key is not None:
         return HostNamespace(key, f"{proc}/1/ns/net", 1, "init")
     if may_read_others is None:
-        may_read_others = _may_read_others()
+        may_read_others = holds(CAP_SYS_PTRACE)
     pids: list[int] = []
     if may_read_others:
         try:

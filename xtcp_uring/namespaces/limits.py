@@ -57,13 +57,14 @@ def reserve_fds(soft: int) -> int:
     return min(max(soft // 4, _RESERVE_MIN), _RESERVE_MAX)
 
 
-def default_max_namespaces(soft: int | None = None) -> int:
-    """Namespaces that fit the soft open-file limit with the reserve left over (at least 1)."""
+def default_max_namespaces(soft: int | None = None, fds_per_namespace: int = 1) -> int:
+    """Namespaces that fit the soft open-file limit with the reserve left over (at least 1);
+    each holds ``fds_per_namespace`` sockets (2 with close events: dump and subscription)."""
     if soft is None:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         soft = _nr_open()
-    return max(1, soft - reserve_fds(soft))
+    return max(1, (soft - reserve_fds(soft)) // max(1, fds_per_namespace))
 
 
 def _nr_open() -> int:

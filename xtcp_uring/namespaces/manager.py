@@ -89,6 +89,11 @@ class NamespaceManager:
             soft open-file limit at the first reconcile (``limits.default_max_namespaces``).
         skip_user_namespaces: leave out namespaces owned by another user namespace than
             ours (what ``unshare -Urn`` and rootless containers make); counted as skipped.
+        close_events_rcvbuf: also open a close-event subscription (``closes``) next to each
+            dump socket, with this receive buffer in bytes; None: none. ``before_close`` hooks
+            run with a namespace before its sockets are closed (a subscription is stopped first).
+        warn_failures: warn (once each) about namespaces that cannot be opened or found; False
+            when the caller reports them itself (the CLI's one "polling N of M namespaces" line).
 
     The manager does no I/O until the first ``reconcile()``. ``close()`` closes every fd and
     stops the opener thread; it is idempotent.
@@ -103,6 +108,8 @@ class NamespaceManager:
         task_scan_interval: float | None = DEFAULT_TASK_SCAN_INTERVAL,
         max_namespaces: int | None = None,
         skip_user_namespaces: bool = False,
+        warn_failures: bool = True,
+        close_events_rcvbuf: int | None = None,
     ):
         if max_namespaces is not None and (int(max_namespaces) != max_namespaces or max_namespaces < 1):
             raise ConfigError(f"max_namespaces must be an integer >= 1, not {max_namespaces!r}")
@@ -110,12 +117,18 @@ class NamespaceManager:
         self.stats = NamespaceStats()
         self._scanner = Scanner(proc_root, tuple(bind_roots), task_scan_interval, self.stats)
         self._admission = Admission(max_namespaces, bool(skip_user_namespaces), self.stats)
-        self._open = Opener(self._admission, self.stats)
+        # False when the caller says it in its own summary (the CLI's "polling N of M namespaces").
+        self._warn_failures = bool(warn_failures)
+        self._scanner.warn_denied = self._warn_failures
+        self._open = Opener(self._admission, self.stats, close_events_rcvbuf)
+        self.close_events_rcvbuf = close_events_rcvbuf
+        self.before_close: list = []  # callables(ns), run before a namespace's sockets are closed
         self._by_key: dict[Key, Namespace] = {}
         self._by_id: dict[int, Namespace] = {}
         self._failed: dict[Key, NamespaceFailure] = {}
         self._next_id = 1
         self._host_key: Key | None = None
+        self.found_names: tuple[str, ...] = ()  # every namespace of the last scan, when a selection is given
         self._executor: ThreadPoolExecutor | None = None  # the opener thread (Opener's work)
         self._started = False
         self._closed = False
@@ -191,7 +204,7 @@ class NamespaceManager:
         for fd in inflight:
             close_quietly(fd)
         for ns in self._by_key.values():
-            close_quietly(ns.fd)
+            self._close_sockets(ns)
         self._by_key.clear()
         self._by_id.clear()
         self._failed.clear()
@@ -235,6 +248,8 @@ class NamespaceManager:
         self._start()
         t0 = time.perf_counter_ns()
         found = self._scanner.scan(host_only=self.selection.host_only)
+        if not self.selection.all:  # for "--namespaces x matched nothing; found: ..."
+            self.found_names = tuple(HOST_NAME if k == self._host_key else c.name for k, c in found.items())
         report = ReconcileReport(scan_ns=time.perf_counter_ns() - t0)
         self.stats.last_scan_ns = report.scan_ns
         complete = not self._scanner.incomplete  # else what was not seen may still be there
@@ -280,7 +295,14 @@ class NamespaceManager:
     def _forget(self, ns: Namespace) -> None:
         del self._by_key[ns.key]
         del self._by_id[ns.net_id]
+        self._close_sockets(ns)
+
+    def _close_sockets(self, ns: Namespace) -> None:
+        for hook in self.before_close:
+            hook(ns)
         close_quietly(ns.fd)
+        if ns.close_fd >= 0:
+            close_quietly(ns.close_fd)
 
     def _end(self, report: ReconcileReport, t0: int) -> ReconcileReport:
         report.elapsed_ns = time.perf_counter_ns() - t0
@@ -300,12 +322,13 @@ class NamespaceManager:
             if r.fd >= 0 or (r.error is None and r.attempted):
                 self._admission.learn(cand.key, r.owner)  # 0 (unknown) too: not asked again
             if r.fd >= 0:
-                if not self._open.adopt(r.fd):
+                if not self._open.adopt(r.fd, r.close_fd):
                     continue  # closed meanwhile
                 ns = Namespace(
                     net_id=self._alloc_id(), name=cand.name, inode=cand.key[1], cookie=r.cookie,
                     pid=cand.pid, fd=r.fd, dev=cand.key[0], path=cand.path,
                     is_host=cand.key == self._host_key, userns=r.owner, pids=tuple(cand.pids),
+                    close_fd=r.close_fd,
                 )
                 self._by_key[ns.key] = ns
                 self._by_id[ns.net_id] = ns
@@ -336,7 +359,7 @@ class NamespaceManager:
             self.stats.failed += 1
             new_failures.append(failure)
         if new_failures:
-            _warn_failures(new_failures)
+            _warn_failures(new_failures, log.warning if self._warn_failures else log.debug)
         if exhausted and not self._admission.was_limited:
             log.warning("ran out of file descriptors opening network namespaces (%d open): the rest are "
                         "skipped and retried each poll; lower --max-namespaces or raise LimitNOFILE "
@@ -370,7 +393,7 @@ def _explain(cand: Candidate, exc: OSError) -> OSError:
     return exc
 
 
-def _warn_failures(failures: list[NamespaceFailure]) -> None:
+def _warn_failures(failures: list[NamespaceFailure], say=log.warning) -> None:
     by_reason: dict[str, list[str]] = {}
     for f in failures:
         if isinstance(f.error, PrivilegeError):
@@ -382,5 +405,5 @@ def _warn_failures(failures: list[NamespaceFailure]) -> None:
     for reason, names in by_reason.items():
         shown = ", ".join(names[:SHOW_NAMES])
         more = f" and {len(names) - SHOW_NAMES} more" if len(names) > SHOW_NAMES else ""
-        log.warning("cannot open %d network namespace%s (%s%s): %s; polling the others",
+        say("cannot open %d network namespace%s (%s%s): %s; polling the others",
                     len(names), "" if len(names) == 1 else "s", shown, more, reason)

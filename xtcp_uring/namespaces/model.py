@@ -29,6 +29,7 @@ class Namespace:
     is_host: bool = False
     userns: int = 0  # inode of the owning user namespace (0: unknown)
     pids: tuple[int, ...] = ()  # every process inside at the last scan (the host's: none listed)
+    close_fd: int = -1  # close-event subscription socket (``closes``), -1: none
 
     @property
     def key(self) -> Key:
@@ -62,6 +63,7 @@ class NamespaceStats:
     fd_exhausted_scan: int = 0  # EMFILE/ENFILE listing /proc or a bind-mount directory
     fd_exhausted_open: int = 0  # EMFILE/ENFILE opening a namespace or its socket
     netlink_drained: int = 0  # datagrams found on a socket before it was connected: discarded
+    close_events_unavailable: int = 0  # namespaces whose close-event socket could not be opened
     current: int = 0  # namespaces with an open fd now
     current_failed: int = 0  # namespaces found but not opened now
     skipped: int = 0  # namespaces found and selected but not polled now (limit or user namespace)
@@ -112,6 +114,7 @@ class Opened(NamedTuple):
     owner: int = 0
     error: OSError | None = None
     attempted: bool = True
+    close_fd: int = -1  # its close-event socket, when asked for and opened
 
 
 def close_quietly(fd: int) -> None:

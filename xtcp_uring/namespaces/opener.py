@@ -5,6 +5,11 @@ user namespace, ``setns`` in, open the socket, ``setns`` back (``native.netns``;
 entering, so a Python thread never runs inside a foreign namespace), read ``SO_NETNS_COOKIE``.
 Only fds cross back to the loop, through ``inflight`` under ``lock``: whatever the loop has not
 adopted when the manager closes is closed here, never leaked.
+
+With ``close_events_rcvbuf`` set, the same visit opens a second socket: the namespace's
+close-event subscription (``native.netns.open_close_socket``, read by ``closes``). A namespace
+whose subscription cannot be opened is still polled; it is counted in
+``close_events_unavailable``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ __all__ = ["Opener"]
 class Opener:
     """The opener thread's work, and the fds it hands over (``inflight``) until adopted."""
 
-    def __init__(self, admission: Admission, stats: NamespaceStats):
+    def __init__(self, admission: Admission, stats: NamespaceStats, close_events_rcvbuf: int | None = None):
         self._admission = admission
         self._stats = stats
+        self._close_rcvbuf = close_events_rcvbuf  # None: no close-event sockets
         self.lock = threading.Lock()  # guards inflight and closed against the opener thread
         self.inflight: set[int] = set()  # fds opened by the thread, not yet adopted by the loop
         self.closed = False
@@ -40,6 +46,22 @@ class Opener:
                 return netns.open_diag_socket(nsfd)
             except OSError as exc:
                 return -exc.errno, 0
+
+        def _open_close(nsfd: int, diag_fd: int) -> int:
+            """The close-event socket beside a dump socket, -1 (counted), or -ENOTRECOVERABLE."""
+            if diag_fd < 0 or self._close_rcvbuf is None:
+                return -1
+            try:
+                fd, drained = netns.open_close_socket(nsfd, self._close_rcvbuf)
+            except OSError as exc:
+                if exc.errno == errno.ENOTRECOVERABLE:
+                    return -errno.ENOTRECOVERABLE
+                with self.lock:
+                    self._stats.close_events_unavailable += 1
+                return -1
+            with self.lock:
+                self._stats.netlink_drained += drained
+            return fd
         here = _thread_ns_key()
         results: list[Opened] = []
         for i, cand in enumerate(todo):
@@ -51,6 +73,7 @@ class Opener:
                     results.append(Opened(cand, owner=owner))
                     continue
                 fd, drained = _open_diag(-1)  # this thread's own namespace: no setns
+                close_fd = _open_close(-1, fd)
             else:
                 try:
                     nsfd = os.open(cand.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -72,10 +95,14 @@ class Opener:
                         results.append(Opened(cand, owner=owner))
                         continue
                     fd, drained = _open_diag(nsfd)
+                    close_fd = _open_close(nsfd, fd)
                 finally:
                     os.close(nsfd)
             if fd == -errno.ENOTRECOVERABLE:
                 return results, True  # this thread is stuck in a foreign namespace: retire it
+            if close_fd == -errno.ENOTRECOVERABLE:  # the same, after the close-event socket
+                os.close(fd)
+                return results, True
             if fd < 0:
                 results.append(Opened(cand, owner=owner, error=OSError(-fd, os.strerror(-fd), cand.path)))
                 if -fd in FD_EXHAUSTED:
@@ -87,9 +114,13 @@ class Opener:
                 self._stats.netlink_drained += drained
                 if self.closed:
                     os.close(fd)
+                    if close_fd >= 0:
+                        os.close(close_fd)
                     break
                 self.inflight.add(fd)
-            results.append(Opened(cand, fd, cookie, owner))
+                if close_fd >= 0:
+                    self.inflight.add(close_fd)
+            results.append(Opened(cand, fd, cookie, owner, close_fd=close_fd))
         return results, False
 
     def discard(self, fut) -> None:
@@ -99,16 +130,19 @@ class Opener:
         results, _ = fut.result()
         with self.lock:
             for r in results:
-                if r.fd >= 0 and r.fd in self.inflight:
-                    self.inflight.discard(r.fd)
-                    close_quietly(r.fd)
+                for fd in (r.fd, r.close_fd):
+                    if fd >= 0 and fd in self.inflight:
+                        self.inflight.discard(fd)
+                        close_quietly(fd)
 
-    def adopt(self, fd: int) -> bool:
-        """The loop takes ``fd`` over; False if it was closed meanwhile (close, discard)."""
+    def adopt(self, fd: int, close_fd: int = -1) -> bool:
+        """The loop takes ``fd`` (and its close-event socket) over; False if they were closed
+        meanwhile (close, discard)."""
         with self.lock:
             if fd not in self.inflight:
                 return False
             self.inflight.discard(fd)
+            self.inflight.discard(close_fd)
             return True
 
     def close(self) -> set[int]:

@@ -16,6 +16,7 @@ import os
 import time
 
 from ..enrich.host import HostNamespace, StableNames, find_host_namespace
+from ..privileges import CAP_SYS_PTRACE, holds
 from .limits import FD_EXHAUSTED
 from .model import HOST_NAME, SHOW_NAMES as _SHOW_NAMES, Candidate, Key, NamespaceStats
 
@@ -43,6 +44,7 @@ class Scanner:
         self._bind_roots = bind_roots
         self._task_scan_interval = task_scan_interval
         self.stats = stats
+        self.warn_denied = True  # /proc/<pid>/ns/net unreadable: a warning, or debug when the caller sums it up
         self._nsfs_dev = 0
         self.host_key: Key | None = None
         self.host: HostNamespace | None = None  # which namespace is "host", and why (enrich.host)
@@ -178,12 +180,13 @@ class Scanner:
         if denied and not _warned_proc_denied:
             _warned_proc_denied = True  # once per process: the same pids deny every scan
             pids_shown = ",".join(denied[:_SHOW_NAMES]) + (",..." if len(denied) > _SHOW_NAMES else "")
-            if _has_capability(_CAP_SYS_PTRACE):
+            if holds(CAP_SYS_PTRACE):
                 # Root already: a Yama/LSM policy or an undumpable process; nothing to grant.
-                log.info("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
+                # Nothing anyone can grant (a Yama/LSM policy, pid 1 of a container): not worth a line per command.
+                log.debug("cannot read /proc/<pid>/ns/net of %d processes (pids %s) even with "
                          "CAP_SYS_PTRACE; namespaces only they are in are not polled", len(denied), pids_shown)
             else:
-                log.warning(
+                (log.warning if self.warn_denied else log.debug)(  # else the CLI's coverage line says it
                     "cannot read /proc/<pid>/ns/net of %d processes (pids %s): reading another "
                     "user's needs CAP_SYS_PTRACE; namespaces only those processes are in are not polled",
                     len(denied), pids_shown)
@@ -268,18 +271,3 @@ def _inode_of_link(link: str) -> int | None:
     if link.startswith("net:[") and link.endswith("]"):
         return int(link[5:-1])
     return None
-
-
-_CAP_SYS_PTRACE = 19
-
-
-def _has_capability(bit: int) -> bool:
-    """Is this capability in our effective set (``CapEff`` of /proc/self/status)?"""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> bit & 1)
-    except (OSError, ValueError):
-        pass
-    return False

@@ -7,7 +7,9 @@ that only a bug can cause raises ``InternalError``. Its rooms:
 
     codec   decode netlink bytes into record arrays, encode records, split frames
     ring    class Ring: the io_uring dump driver of csrc/ring.c, one method per C call
-    netns   open a SOCK_DIAG socket inside a namespace, read a namespace's cookie
+    netns   open a SOCK_DIAG socket inside a namespace (dump or close events), its cookie
+    close_ring  class CloseRing: the close-event ring of csrc/close_events.c; the plain
+            reader's decode of destroy datagrams
 
 ``ffi``/``lib`` stay importable for the tests of the C API; library code outside this package
 never uses them (tests/test_layering.py).
@@ -27,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 5
+EXPECTED_ABI = 6
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"
@@ -69,7 +71,7 @@ from .codec import (  # noqa: E402 - the submodules use the names above
     scan_chunk,
     tcp_info_layout,
 )
-from .netns import netns_cookie, open_diag_socket  # noqa: E402
+from .netns import netns_cookie, open_close_socket, open_diag_socket  # noqa: E402
 
 __all__ = [
     "RECORD_SIZE", "RECORD_MAX_ENCODED", "FRAME_SINGLE", "FRAME_DELIMITED", "FRAME_ENVELOPE_ROWS",
@@ -77,5 +79,5 @@ __all__ = [
     "SCAN_MORE", "SCAN_DONE", "SCAN_REFUSED", "SCAN_MALFORMED",
     "errno_error", "DecodeStats", "Decoder", "count_socket_messages", "encode", "encode_parts",
     "frames_prefix", "new_records", "owned_view", "pool_stats", "record_fields", "records_buffer",
-    "scan_chunk", "tcp_info_layout", "netns_cookie", "open_diag_socket",
+    "scan_chunk", "tcp_info_layout", "netns_cookie", "open_close_socket", "open_diag_socket",
 ]

@@ -1,4 +1,5 @@
-"""Namespaces, seen from C: a SOCK_DIAG socket opened inside one, and its cookie.
+"""Namespaces, seen from C: a SOCK_DIAG socket opened inside one (a dump socket, or a
+close-event subscription), and its cookie.
 
 Entering a namespace (setns there and back) is C's job (csrc/netns.c), so the Python thread
 that asks never runs inside a foreign namespace.
@@ -24,6 +25,24 @@ def open_diag_socket(nsfd: int = -1) -> tuple[int, int]:
     """
     drained = ffi.new("uint32_t *")
     fd = native.lib.xtcp_open_diag_socket_in(nsfd, drained)
+    if fd < 0:
+        raise errno_error(fd)
+    return fd, drained[0]
+
+
+def open_close_socket(nsfd: int, rcvbuf: int) -> tuple[int, int]:
+    """A non-blocking SOCK_DIAG socket subscribed to the TCP destroy groups (close events) in
+    the namespace of ``nsfd`` (-1: the calling thread's own), connected to the kernel before
+    it joins (only the kernel may feed it), with a receive buffer of ``rcvbuf`` bytes
+    (SO_RCVBUFFORCE when privileged, else capped by net.core.rmem_max).
+
+    Returns:
+        (fd, drained), as ``open_diag_socket``.
+    Raises:
+        OSError: as ``open_diag_socket`` (ENOTRECOVERABLE: retire this thread).
+    """
+    drained = ffi.new("uint32_t *")
+    fd = native.lib.xtcp_open_close_socket_in(nsfd, int(rcvbuf), drained)
     if fd < 0:
         raise errno_error(fd)
     return fd, drained[0]

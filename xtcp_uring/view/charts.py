@@ -26,6 +26,8 @@ STATE = (f"transform(inet_diag_msg_state, [{', '.join(map(str, TCP_STATES.values
 TOP_N = 20
 MAX_ROWS = 20000  # of any statement: POINTS buckets x a few series, or a top-N table
 HAS_TCP_INFO = "tcp_info_rtt > 0"  # listening and closing sockets carry no RTT sample
+# Rows of a poll: close records (issue #13) carry poll_id 0 and are no poll's sockets.
+OF_A_POLL = "poll_id > 0"
 # The remote address as text from a column ``dst`` of raw bytes (formatted once per shown row).
 REMOTE_OF_DST = REMOTE.replace("inet_diag_msg_socket_destination", "dst")
 # The 16-byte key of the ASN dictionary (IPv4 as IPv4-mapped IPv6), see asn_dictionary.sql.
@@ -102,7 +104,7 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
         SELECT t, state, round(avg(n), 1) AS sockets
         FROM (SELECT {{bucket}} AS t, {{minute}} AS m, {STATE} AS state,
                      uniq(cityHash64(hostname, inet_diag_msg_socket_cookie)) AS n
-              FROM {TABLE} WHERE {_where()} GROUP BY t, m, state)
+              FROM {TABLE} WHERE {_where(OF_A_POLL)} GROUP BY t, m, state)
         GROUP BY t, state ORDER BY t, state LIMIT {MAX_ROWS}""", _pivot, "sockets"),
     Chart("rtt", "RTT percentiles", "time", f"""
         SELECT {{bucket}} AS t, {_q('tcp_info_rtt', 1)} / 1000 AS p50, {_q('tcp_info_rtt', 2)} / 1000 AS p90,

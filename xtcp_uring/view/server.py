@@ -18,16 +18,15 @@ in the user's browser cannot read the store.
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import json
 import logging
-import socket
 import time
 import urllib.parse
 from pathlib import Path
 
-from ..errors import ConfigError, XtcpError
+from ..errors import XtcpError
+from ..listen import start_listener
 from . import charts, filters, rollup
 from .backends import Backend
 
@@ -78,16 +77,8 @@ class ViewServer:
         Raises:
             ConfigError: the address cannot be bound.
         """
-        where = f"{self.flag} {self.host}:{self.port}"
-        try:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_REQUEST_BYTES)
-        except socket.gaierror as exc:
-            raise ConfigError(f"{where}: cannot resolve {self.host!r}: {exc.strerror}") from None
-        except OSError as exc:
-            why = {errno.EADDRINUSE: "the port is in use; choose another",
-                   errno.EADDRNOTAVAIL: "no such address on this host",
-                   errno.EACCES: "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"}
-            raise ConfigError(f"{where}: {why.get(exc.errno, exc.strerror or str(exc))}") from None
+        self._server = await start_listener(self._handle, self.host, self.port, flag=self.flag,
+                                            limit=MAX_REQUEST_BYTES)
         bound = [s.getsockname() for s in self._server.sockets]
         self.port = bound[0][1]
         self._bound_hosts = {a[0].split("%")[0] for a in bound} | {self.host}
