@@ -1,14 +1,19 @@
 """How long xTCPView's page takes to load over a big embedded store.
 
-    python -m benchmarks.view_load --sockets 100000 --hours 24 --interval 300 [--data-dir DIR]
+    python -m benchmarks.view_load --sockets 100000 --hours 24 --interval 300 [--rollup] [--data-dir DIR]
 
 Fills a store with ``sockets`` sockets polled every ``interval`` seconds for ``hours`` (rows
 made in ClickHouse from ``numbers()``: a realistic shape — 90% established, a per-socket RTT
 spread over 0.2-80 ms, CUBIC and BBR, 200 namespaces, 5,000 remote /24s, growing byte counters —
-not a capture), then serves the page as ``view`` does and asks for everything the page asks for
-at once (the chart list, the filters and every chart, six requests in flight as a browser
-does), ``--repeat`` times per range. Prints the store's rows and bytes on disk and the median
-page load per range. A store given with --data-dir is reused when it already has the rows.
+not a capture). The rows go in one poll per INSERT, in time order, as the daemon inserts them,
+so the store's own materialized views fill the rollups ``xtcp_1m``/``xtcp_1h`` (per-poll
+deltas included) exactly as they do in production; nothing back-fills them. Then serves the
+page as ``view`` does and asks for everything the page asks for at once (the chart list, the
+filters and every chart, six requests in flight as a browser does), ``--repeat`` times per
+range; the ranges end at the store's last sample. With ``--rollup`` the page uses the rollups
+where they answer (as ``view`` does); without, it reads the records alone. Prints the store's
+rows and bytes on disk and the median page load per range. A store given with --data-dir is
+reused when it already has the rows.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from xtcp_uring.clickhouse import DATABASE, TABLE, open_store
+from xtcp_uring.clickhouse.rollups import HOUR_TABLE, LAST_TABLE, MINUTE_TABLE
 from xtcp_uring.view import StoreBackend, ViewServer
-from xtcp_uring.view import rollup
 from xtcp_uring.view.charts import CHARTS
 
 FILL = """
@@ -49,34 +54,26 @@ FROM (SELECT {first_poll} + intDiv(number, {sockets}) AS poll, number % {sockets
 
 def fill(store, sockets: int, polls: int, interval: int, t0_ns: int) -> None:
     step = interval * 10**9
-    chunk = max(1, 20_000_000 // sockets)  # polls per INSERT: ~20 M rows each
-    for first in range(0, polls, chunk):
-        n = min(chunk, polls - first)
-        store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=first,
-                                rows=n * sockets))
-        print(f"  filled polls {first + n}/{polls}", flush=True)
+    # One poll per INSERT, in time order, as the daemon inserts: the store's materialized views
+    # fill xtcp_1m/xtcp_1h at each insert, and a counter's delta is taken against the socket's
+    # sample of the previous insert (several polls in one insert would all see the same one).
+    for poll in range(polls):
+        store.query(FILL.format(db=DATABASE, table=TABLE, t0=t0_ns, step=step, sockets=sockets, first_poll=poll,
+                                rows=sockets))
+        if (poll + 1) % 24 == 0 or poll + 1 == polls:
+            print(f"  filled polls {poll + 1}/{polls}", flush=True)
 
 
-def _rollup(store, wanted: bool) -> int:
-    """Create and back-fill the rollup, or drop it; its row count."""
-    table = f"{DATABASE}.{rollup.ROLLUP_TABLE}"
-    if not wanted:
-        store.query(f"DROP VIEW IF EXISTS {table}_mv")
-        store.query(f"DROP TABLE IF EXISTS {table}")
-        return 0
-    exists = int(store.query(f"EXISTS TABLE {table}", "CSV").bytes())
-    if not exists:
-        for statement in rollup.EXAMPLE_DDL.replace("{db}", DATABASE).split(";"):
-            if statement.strip():
-                store.query(statement)
-        started = time.monotonic()
-        store.query(f"INSERT INTO {table} " + rollup.EXAMPLE_SELECT.replace("{db}", DATABASE))
-        print(f"  rollup back-filled in {time.monotonic() - started:.0f} s")
-    return int(store.query(f"SELECT count() FROM {table}", "CSV").bytes())
+def _table_size(store, table: str) -> tuple[int, int]:
+    """(rows, bytes on disk) of a table's active parts."""
+    out = store.query(f"SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = '{DATABASE}' "
+                      f"AND table = '{table}' AND active", "CSV").bytes().decode()
+    rows, size = out.strip().split(",")
+    return int(rows), int(size)
 
 
-def page_load(url: str, rng: str) -> float:
-    paths = ["api/charts", f"api/filters?range={rng}"] + [f"api/chart/{c}?range={rng}" for c in CHARTS]
+def page_load(url: str, span: str) -> float:
+    paths = ["api/charts", f"api/filters?{span}"] + [f"api/chart/{c}?{span}" for c in CHARTS]
 
     def get(path: str) -> None:
         with urllib.request.urlopen(url + path, timeout=300) as r:
@@ -90,14 +87,19 @@ def page_load(url: str, rng: str) -> float:
     return time.monotonic() - started
 
 
-async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int) -> dict[str, list[float]]:
+RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400}
+
+
+async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int, end: int,
+                            rollups: bool) -> dict[str, list[float]]:
     backend = StoreBackend(data_dir)
-    server = ViewServer(backend, "127.0.0.1", 0)
+    server = ViewServer(backend, "127.0.0.1", 0, rollups=rollups)
     await server.start()
     try:
         out = {}
         for rng in ranges:
-            out[rng] = [await asyncio.to_thread(page_load, server.url, rng) for _ in range(repeat)]
+            span = f"from={end - RANGES[rng]}&to={end}"  # as range= would, had the last poll been now
+            out[rng] = [await asyncio.to_thread(page_load, server.url, span) for _ in range(repeat)]
         return out
     finally:
         await server.close()
@@ -112,8 +114,8 @@ def main() -> None:
     ap.add_argument("--data-dir", help="store to fill (or reuse); default a temporary one, removed after")
     ap.add_argument("--ranges", default="1h,24h")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--rollup", action="store_true", help="with the per-minute rollup (xtcp_uring/view/rollup.py), "
-                    "back-filled from the records; without it, the page reads the records alone")
+    ap.add_argument("--rollup", action="store_true", help="the page reads the store's rollups xtcp_1m/xtcp_1h where "
+                    "they answer (xtcp_uring/view/rollup.py), as `view` does; without it, the records alone")
     args = ap.parse_args()
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="xtcp-view-bench-")
     polls = int(args.hours * 3600 // args.interval)
@@ -123,20 +125,24 @@ def main() -> None:
         store.ensure_table()
         have = int(store.query(f"SELECT count() FROM {DATABASE}.{TABLE}", "CSV").bytes())
         if have != want:
-            store.query(f"TRUNCATE TABLE {DATABASE}.{TABLE}")
+            for table in (TABLE, MINUTE_TABLE, HOUR_TABLE, LAST_TABLE):  # LAST: the previous samples
+                store.query(f"TRUNCATE TABLE {DATABASE}.{table}")
             print(f"filling {want:,} rows ({args.sockets:,} sockets x {polls} polls every {args.interval} s)")
             t0 = (int(time.time()) - polls * args.interval) * 10**9
             started = time.monotonic()
             fill(store, args.sockets, polls, args.interval, t0)
             print(f"  in {time.monotonic() - started:.0f} s")
-        rollup_rows = _rollup(store, args.rollup)
-        disk = int(store.query(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{DATABASE}' "
-                               f"AND table = '{TABLE}' AND active", "CSV").bytes())
+        end = int(store.query(f"SELECT intDiv(max(timestamp_ns), 1000000000) + 1 FROM {DATABASE}.{TABLE}",
+                              "CSV").bytes())
+        sizes = {t: _table_size(store, t) for t in (TABLE, MINUTE_TABLE, HOUR_TABLE)}
     finally:
         store.release()
-    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat))
-    print(f"store: {want:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
-          f"every {args.interval} s); rollup: {f'{rollup_rows:,} minute rows' if args.rollup else 'none'}")
+    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup))
+    rows, disk = sizes[TABLE]
+    print(f"store: {rows:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
+          f"every {args.interval} s); rollups: " + ", ".join(f"{t} {n:,} rows {b / 1e9:.2f} GB"
+                                                              for t, (n, b) in sizes.items() if t != TABLE)
+          + ("" if args.rollup else " (not read: --rollup not given)"))
     for rng, ts in times.items():
         print(f"page load range={rng}: median {statistics.median(ts):.2f} s (runs: {', '.join(f'{t:.2f}' for t in ts)})")
     if not args.data_dir:

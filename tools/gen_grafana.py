@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ OUT = ROOT / "examples" / "grafana" / "xtcp_dashboard.json"
 DS = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
 TABLE = "xtcp.xtcp_records"
 BUCKET = "toStartOfInterval(toDateTime(intDiv(timestamp_ns, 1000000000)), INTERVAL $__interval_s second)"
+MINUTE = "intDiv(timestamp_ns, least($__interval_s, 60) * 1000000000)"  # sockets by state: distinct per minute
 TIME_RANGE = ("timestamp_ns >= toInt64(toUnixTimestamp($__fromTime)) * 1000000000 "
               "AND timestamp_ns < toInt64(toUnixTimestamp($__toTime)) * 1000000000")
 WHERE = (f"{TIME_RANGE}\n  AND $__conditionalAll(location IN (${{location:singlequote}}), $location)\n"
@@ -36,8 +38,9 @@ FORMAT = {"time": 0, "heatmap": 0, "table": 1}  # the datasource's Format: 0 tim
 
 
 def panel_sql(chart: charts.Chart) -> str:
-    sql = chart.sql.replace("{asn_expr}", "").replace("{bucket}", BUCKET).replace("{where}", WHERE)
-    sql = sql.replace(f"FROM {charts.TABLE} ", f"FROM {TABLE} ")
+    sql = chart.sql.replace("{asn_expr}", "").replace("{bucket}", BUCKET).replace("{minute}", MINUTE)
+    sql = sql.replace("{where}", WHERE)
+    sql = re.sub(rf"FROM {charts.TABLE}(?=\s)", f"FROM {TABLE}", sql)  # the page reads its own database
     if chart.kind == "heatmap":  # one series per bucket, named by its upper bound in microseconds
         sql = sql.replace("toUInt8(floor(log2(tcp_info_rtt))) AS bucket",
                           "toString(toUInt64(exp2(floor(log2(tcp_info_rtt)) + 1))) AS bucket")

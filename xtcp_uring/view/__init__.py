@@ -3,7 +3,8 @@
 ``python -m xtcp_uring view`` serves it over the embedded store (through the daemon's
 ``query.sock`` while one runs) or a ClickHouse server (``--clickhouse URL``); the daemon serves
 it itself with ``--ui-listen HOST:PORT``. Rooms: ``filters`` (the request's filters as bound
-parameters), ``charts`` (one bounded statement per chart and the shape drawn), ``backends``
+parameters), ``charts`` (one bounded statement per chart and the shape drawn), ``rollup`` (the
+same charts over the store's rollups ``xtcp_1m``/``xtcp_1h``, where they answer), ``backends``
 (where statements run, read-only), ``server`` (HTTP: the page, its static files, the JSON
 endpoints). The page (``static/``) draws with uPlot, shipped in ``static/vendor`` with its
 licence: no fetch from anywhere else, no build step.

@@ -74,7 +74,8 @@ class Filters:
 
     def params(self) -> dict[str, str]:
         """The values of ``where()``'s placeholders (and the bucket width), as text."""
-        p = {"t0": str(self.t0 * 10**9), "t1": str(self.t1 * 10**9), "step_s": str(self.step_s)}
+        p = {"t0": str(self.t0 * 10**9), "t1": str(self.t1 * 10**9), "step_s": str(self.step_s),
+             "inner_s": str(min(self.step_s, 60))}  # sockets by state: distinct per minute (or finer bucket)
         for name in ("location", "netns", "state", "prefix", "cookie"):
             value = getattr(self, name)
             if value is not None:

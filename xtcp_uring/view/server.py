@@ -51,10 +51,12 @@ class HttpError(Exception):
 
 
 class ViewServer:
-    """Serves the dashboard from ``backend`` on ``host:port`` (port 0: any free port)."""
+    """Serves the dashboard from ``backend`` on ``host:port`` (port 0: any free port);
+    ``rollups=False`` answers every chart from the records (to compare, or to measure them)."""
 
-    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 9109, flag: str = "--listen"):
-        self.backend, self.host, self.port, self.flag = backend, host, port, flag
+    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 9109, flag: str = "--listen",
+                 rollups: bool = True):
+        self.backend, self.host, self.port, self.flag, self.rollups = backend, host, port, flag, rollups
         self._server: asyncio.AbstractServer | None = None
         self._connections = 0
         self._static = {p.relative_to(STATIC_DIR).as_posix(): p.read_bytes()
@@ -201,8 +203,11 @@ class ViewServer:
         asn = await self._asn_dictionary() if chart.name == "prefixes" else None
         params = f.params() | ({"asn_dict": asn} if asn else {})
         sql = None
-        if chart.name in rollup.SQL:
-            sql = rollup.rollup_sql(chart, f, await self._columns_of(rollup.ROLLUP_TABLE))
+        if self.rollups and chart.name in rollup.SQL:
+            columns = {t: await self._columns_of(t) for t in rollup.TABLES}
+            if rollup.answers(chart, f, columns):
+                sql = rollup.rollup_sql(chart, f, asn)
+                params |= rollup.params(f)
         source = "raw" if sql is None else "rollup"
         started = time.monotonic()
         names, rows = await self._run(sql or charts.chart_sql(chart, f, asn), params)
