@@ -1,5 +1,6 @@
 /*
- * Netlink SOCK_DIAG dump bytes -> struct xtcp_record array.
+ * Netlink SOCK_DIAG dump bytes -> struct xtcp_record array. (At ~450 lines: one attribute table
+ * and the one walk that reads it.)
  *
  * Theory of operation: a dump arrives as a run of netlink messages (one recv = one skb of at
  * most ~32 KiB). Each SOCK_DIAG_BY_FAMILY message is a struct inet_diag_msg (72 B) followed by

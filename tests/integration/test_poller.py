@@ -1,4 +1,8 @@
-"""Poller end to end on real namespaces, on every backend; lifecycle and failure behaviour."""
+"""Poller end to end on real namespaces, on every backend; lifecycle and failure behaviour.
+
+Over 450 lines on purpose: one Poller, one fixture set (farms, backends); its lifecycle and
+failure cases read best beside each other.
+"""
 
 from __future__ import annotations
 

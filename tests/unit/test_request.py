@@ -1,4 +1,8 @@
-"""Tests for xtcp_uring.request: request bytes, idiag_ext groups, filter bytecode and parser.
+"""Tests for xtcp_uring.wire.request and wire.filter: request bytes, idiag_ext groups, filter bytecode and parser.
+
+Over 450 lines on purpose: every filter keyword, checked against models of the kernel's
+bytecode audit and then against the running kernel; splitting them would part a case from its
+kernel check.
 
 The first part needs no kernel: bytes are compared with xtcp2's captures, and bytecode is
 checked against small test-only models of the kernel's inet_diag_bc_audit / inet_diag_bc_run.
