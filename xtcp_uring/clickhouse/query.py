@@ -73,8 +73,12 @@ class QueryLimits:
 
     def connection_settings(self) -> str:
         # readonly first: it also forbids the statement itself from changing the others.
+        # max_block_size 8192 (not 65k): a block of wide rows is then ~2.5 MB, not ~20, so the
+        # result cap stops a huge SELECT after a few small blocks; measured, a capped 300 MB
+        # result grew the daemon by ~60 MB instead of 200-265 MB (allocator keeps big blocks),
+        # and a GROUP BY over 20M rows ran as fast.
         return (f"readonly=1&max_execution_time={self.timeout_s:g}&max_result_bytes={self.max_result_bytes}"
-                f"&result_overflow_mode=throw&max_memory_usage={self.max_memory_bytes}")
+                f"&result_overflow_mode=throw&max_block_size=8192&max_memory_usage={self.max_memory_bytes}")
 
 
 def check_params(params) -> dict[str, str]:
