@@ -68,6 +68,7 @@ struct closes {
     uint8_t *bufs;          /* NBUFS x XTCP_CLOSES_RECV_LEN, registered as buffer group BGID */
     struct io_uring_buf_ring *br;
     int registered;         /* the buffer ring is registered with the kernel */
+    int closing;            /* teardown: a RECV that ends is not armed again */
     int single;             /* multishot RECV refused (before 6.0): one buffer-select RECV each */
     struct xtcp_closes_stats st;
 };
@@ -92,6 +93,10 @@ static int arm(struct xtcp_ring *r, uint32_t idx)
 {
     struct closes *c = r->cl;
     struct sub *s = &c->subs[idx];
+    if (c->closing) {
+        s->state = SUB_IDLE;   /* never armed again: the ring is going away */
+        return -ECANCELED;
+    }
     struct io_uring_sqe *sqe =
         xtcp_ring_reserve(r, 1) == 0 ? xtcp_ring_sqe(r, XTCP_RING_OP_CLOSE, idx, s->net_id) : NULL;
     if (!sqe) {
@@ -244,7 +249,7 @@ void xtcp_close_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
 void xtcp_close_rearm(struct xtcp_ring *r)
 {
     struct closes *c = r->cl;
-    if (!c->idle)
+    if (!c->idle || c->closing)
         return;
     c->idle = 0;
     for (size_t i = 0; i < c->nsubs; i++)
@@ -472,7 +477,8 @@ void xtcp_ring_close_stats(const xtcp_ring_t *r, struct xtcp_closes_stats *out)
 void xtcp_close_cancel_all(struct xtcp_ring *r)
 {
     /* Teardown, after the jobs' reset: whatever is still in flight is a subscription's
-     * (or a poisoned ring's leftovers): cancel it all. */
+     * (or a poisoned ring's leftovers): cancel it all, and re-arm nothing that ends. */
+    r->cl->closing = 1;
     if (xtcp_ring_reserve(r, 1) < 0)
         return;
     struct io_uring_sqe *sqe = xtcp_ring_sqe(r, XTCP_RING_OP_CLOSE_CANCEL, 0, 0);

@@ -747,16 +747,16 @@ static void wait_all(struct xtcp_ring *r)
     process_ready(r);
 }
 
-void xtcp_ring_free(xtcp_ring_t *r)
+int xtcp_ring_free(xtcp_ring_t *r)
 {
     if (!r)
-        return;
-    xtcp_ring_reset(r);
+        return 0;
+    int rc = xtcp_ring_reset(r);
     if (r->cl) {
         xtcp_close_cancel_all(r);
         wait_all(r);
         if (xtcp_close_free(r))
-            r->st.leaked_buffers++;   /* a close RECV never ended: its buffers stay mapped */
+            rc = -ETIMEDOUT;   /* a close RECV never ended: its buffers stay mapped */
     }
     xtcp_decoder_stop(r);
     io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
@@ -767,4 +767,5 @@ void xtcp_ring_free(xtcp_ring_t *r)
     free(r->done);
     free(r->fd_last);
     free(r);
+    return rc;
 }

@@ -94,8 +94,7 @@ struct xtcp_ring_stats {
     uint64_t timeouts;             /* jobs cancelled by xtcp_ring_expire */
     uint64_t unknown_completions;  /* CQEs naming no live job: counted, never fatal */
     uint64_t submit_errors;        /* io_uring_submit returning -errno (retried later) */
-    uint64_t leaked_buffers;       /* receive buffers never freed: their CQE never came (teardown);
-                                      the close events' provided buffers count as one */
+    uint64_t leaked_buffers;       /* receive buffers never freed: their CQE never came (teardown) */
     uint64_t cqe_errors[256];      /* CQEs with res < 0, by errno (ECANCELED counts cancels) */
 };
 
@@ -125,8 +124,9 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err);
  * the default). Returns 0 or -EINVAL. */
 int xtcp_ring_set_output(xtcp_ring_t *ring, int tcp_info_layout, int framing);
 /* Cancel and reap everything in flight (close subscriptions included: every SQE's last CQE is
- * waited for), free every buffer the ring still owns, close. Once. */
-void xtcp_ring_free(xtcp_ring_t *ring);
+ * waited for), free every buffer the ring still owns, close. Once. Returns 0, or -ETIMEDOUT if
+ * some completion never came (its buffers were leaked, never freed under the kernel). */
+int xtcp_ring_free(xtcp_ring_t *ring);
 int xtcp_ring_eventfd(const xtcp_ring_t *ring);
 
 /* Queue the dump `req` on `fd`; the request bytes and the label (protobuf bytes put in front of

@@ -153,10 +153,10 @@ def test_reset_spares_the_subscription_and_free_waits_for_its_end(netns_farm):
         assert st["unknown_completions"] == 0 and cst["unknown_completions"] == 0
         assert cst["subscriptions"] == 0 and cst["records"] == seen + ends
     finally:
-        ring.free()
-        spare.free()
+        freed = ring.free(), spare.free()  # every RECV's last CQE came: nothing leaked
         for fd in (dump_fd, close_fd, spare_fd):
             os.close(fd)
+    assert freed == (True, True)
 
 
 def test_a_replaced_ring_and_a_fallback_keep_the_subscriptions(netns_farm):

@@ -130,7 +130,8 @@ class UringBackend:
         self._listen(False)
         old, self._ring = self._ring, None
         self._absorb_stats(old)
-        old.free()
+        if not old.free():
+            self._retired["leaked_buffers"] += 1  # the close subscriptions' buffers: a RECV never ended
         try:
             self._ring = self._new_ring()
         except BaseException:
@@ -394,7 +395,8 @@ class UringBackend:
         self._listen(False)
         ring, self._ring = self._ring, None
         self._absorb_stats(ring)
-        ring.free()
+        if not ring.free():
+            self._retired["leaked_buffers"] += 1  # the close subscriptions' buffers: a RECV never ended
 
     def __enter__(self) -> "UringBackend":
         return self

@@ -293,9 +293,11 @@ class Ring:
         lib.xtcp_ring_close_stats(self._ring, st)
         return {name: getattr(st, name) for name in CLOSE_COUNTERS}
 
-    def free(self) -> None:
+    def free(self) -> bool:
         """Cancel and reap everything in flight (close subscriptions too), free every buffer
-        the ring owns. Once."""
+        the ring owns. Once. False: some completion never came, its buffers were leaked
+        (never freed under the kernel)."""
         ring, self._ring = self._ring, None
         if ring is not None:
-            lib.xtcp_ring_free(ring)
+            return lib.xtcp_ring_free(ring) >= 0
+        return True
