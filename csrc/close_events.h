@@ -5,14 +5,17 @@
  * tcp_info) to the NETLINK_SOCK_DIAG subscribers of SKNLGRP_INET_TCP_DESTROY /
  * SKNLGRP_INET6_TCP_DESTROY of the socket's own namespace (what `ss -E` prints). We keep one
  * such subscription socket per namespace (opened by the namespace opener next to the dump
- * socket) and a long-lived io_uring of their own that keeps one multishot RECV armed on each.
+ * socket), and the dump ring keeps one multishot RECV armed on each.
  *
- * Why a ring of their own and not the dump ring (ring.c): a subscription lives for the
- * namespace's life, while the dump ring's jobs live one poll (xtcp_ring_reset cancels
- * everything in flight, and its `inflight` accounting is what makes teardown safe). A second
- * ring keeps both simple, and closes can never delay a poll: they are reaped on their own
- * eventfd. The user_data scheme is the dump ring's (ring.h): XTCP_RING_OP_CLOSE | subscription
- * index | net id.
+ * Why the dump ring (ring.c) and not a ring of their own: one ring, one eventfd, one reaping
+ * path; a subscription simply outlives the polls. xtcp_ring_reset cancels the dump operations
+ * by user_data (ops SEND and RECV of each running job), so the long-lived multishot RECVs (op
+ * CLOSE) are spared; each reap, during a poll or between polls, decodes the close datagrams that
+ * completed, so closes never wait for a poll and a poll never waits for closes (a datagram is
+ * ~2 us of decoding). The user_data scheme is the dump ring's (ring.h): XTCP_RING_OP_CLOSE |
+ * subscription index | net id for the RECV, XTCP_RING_OP_CLOSE_CANCEL for its cancel. The
+ * ring's `inflight` counts a multishot RECV once, until its last CQE (no IORING_CQE_F_MORE), so
+ * teardown still checks one last CQE per SQE.
  *
  * Multishot RECVs with a provided-buffer ring, not re-armed RECVs (measured on 6.18 with
  * benchmarks/close_recv.c, 100,000 events on 2 cores: 2.0 vs 2.9 us of our CPU per event, one
@@ -42,9 +45,7 @@
 #define XTCP_CLOSES_EVENT_CLOSE 1          /* xtcp_record.event of a close record */
 
 /* BEGIN CDEF */
-typedef struct xtcp_closes xtcp_closes_t;
-
-/* What a subscription hands over (xtcp_closes_take); the caller owns `records` (xtcp_buf_free). */
+/* What a subscription hands over (xtcp_ring_close_take); the caller owns `records` (xtcp_buf_free). */
 struct xtcp_closes_output {
     struct xtcp_record *records;
     uint64_t count;
@@ -81,29 +82,8 @@ int xtcp_open_close_socket_in(int nsfd, int rcvbuf, uint32_t *drained);
 /* The kernel's drop counter of a socket (SK_MEMINFO_DROPS of SO_MEMINFO), or -errno. */
 int64_t xtcp_socket_drops(int fd);
 
-/* A ring for close subscriptions with a registered non-blocking eventfd; layout is the tcp_info
- * tail layout (XTCP_TCP_INFO_LAYOUT_*). NULL with *err = errno. */
-xtcp_closes_t *xtcp_closes_new(unsigned entries, int tcp_info_layout, int *err);
-void xtcp_closes_free(xtcp_closes_t *c);
-int xtcp_closes_eventfd(const xtcp_closes_t *c);
-/* Subscribe fd (an xtcp_open_close_socket_in socket) under net_id: arms its first RECV.
- * Returns the subscription index (>= 0) or -errno. The caller keeps the fd open until
- * xtcp_closes_remove. */
-int64_t xtcp_closes_add(xtcp_closes_t *c, uint32_t net_id, int fd);
-/* Stop a subscription while its fd is still open: its RECV is cancelled and waited for, what
- * it still delivered and what is left queued on the socket are decoded; then one
- * xtcp_closes_take hands those last records over and frees the slot. After this returns the
- * caller may close the fd. -ETIMEDOUT (never expected): the cancel did not complete, the last
- * records are dropped (counted in remove_timeouts). */
-int xtcp_closes_remove(xtcp_closes_t *c, uint32_t sub);
-/* Process ready completions, decode what arrived, re-arm, submit. Writes up to `max`
- * subscriptions with something to take (records, losses, an error) to `ready`; returns how many. */
-int64_t xtcp_closes_reap(xtcp_closes_t *c, uint32_t *ready, size_t max);
-/* Move a subscription's records and counters to out. 0, or -ENOENT. */
-int xtcp_closes_take(xtcp_closes_t *c, uint32_t sub, struct xtcp_closes_output *out);
-/* Records held by all subscriptions, not yet taken. */
-uint64_t xtcp_closes_pending(const xtcp_closes_t *c);
-void xtcp_closes_stats(const xtcp_closes_t *c, struct xtcp_closes_stats *out);
+/* (The subscriptions themselves live on the dump ring: xtcp_ring_close_* in ring.h.) */
+
 /* Decode one received destroy datagram into out[0..cap) as close records stamped now_ns
  * (the plain-socket reader's path; the ring does the same per CQE). Returns records or -errno. */
 int64_t xtcp_closes_decode(const uint8_t *buf, size_t len, struct xtcp_record *out, size_t cap,

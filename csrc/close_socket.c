@@ -1,7 +1,7 @@
 /*
  * Close events, the socket side (see close_events.h): opening a destroy-group subscription in
  * a namespace, the kernel's drop counter of a socket, and decoding one received datagram into
- * close records. Used by the close ring (close_events.c) and the plain-socket reader (closes.py).
+ * close records. Used by the ring's subscriptions (close_events.c) and the plain-socket reader (closes.py).
  */
 #define _GNU_SOURCE
 #include <errno.h>

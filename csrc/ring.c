@@ -19,8 +19,14 @@
  * Rules: (1) one dump per fd at a time (the kernel answers EBUSY otherwise), so jobs on one fd
  * are chained in the order added; (2) at most one RECV per job in flight, so two receive
  * buffers per job are enough and the records and encoded bytes, which no SQE names, may grow
- * with realloc; (3) every SQE has exactly one CQE (no multishot, no SEND_ZC), so `inflight`
- * counts are exact and teardown knows when it may free memory.
+ * with realloc; (3) every SQE is counted in `inflight` until its last CQE: a job's SQEs have
+ * exactly one (no SEND_ZC), a close subscription's multishot RECV ends with the one without
+ * IORING_CQE_F_MORE; so the counts are exact and teardown knows when it may free memory.
+ *
+ * The close-event subscriptions (close_events.c) share the ring and outlive the jobs: their
+ * CQEs (ops CLOSE, CLOSE_CANCEL) go to xtcp_close_cqe, `close_inflight` counts their SQEs, and
+ * a reset waits only for the jobs' (`inflight - close_inflight`) after cancelling them by
+ * user_data (their ops SEND and RECV, never CLOSE).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -80,9 +86,18 @@ static struct io_uring_sqe *sqe_for(struct xtcp_ring *r, uint32_t op, uint32_t j
     if (sqe) {
         sqe->user_data = xtcp_ring_pack(op, job, net);
         r->inflight++;
-        r->st.sqes++;
+        if (close_op(op))
+            r->close_inflight++;   /* counted in the close stats, not the jobs' */
+        else
+            r->st.sqes++;
     }
     return sqe;
+}
+
+/* SQEs of the jobs without their last CQE. */
+static uint64_t jobs_inflight(const struct xtcp_ring *r)
+{
+    return r->inflight - r->close_inflight;
 }
 
 static void lock_spares(struct xtcp_ring *r)
@@ -254,9 +269,13 @@ static void handle_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe)
     uint32_t op = xtcp_ring_unpack_op(ud), idx = xtcp_ring_unpack_request(ud);
     int res = cqe->res;
 
+    if (close_op(op)) {
+        xtcp_close_cqe(r, cqe);
+        return;
+    }
     r->st.cqes++;
-    if (r->inflight)
-        r->inflight--;
+    if (jobs_inflight(r))
+        r->inflight--;   /* never below the close subscriptions' share */
     if (res < 0)
         count_error(r, -res);
     if (op == XTCP_RING_OP_CANCEL || op == XTCP_RING_OP_NOP) {
@@ -393,14 +412,20 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err)
      * namespaces so the kernel's overflow list (NODROP) stays a rare path. */
     r->layout = XTCP_TCP_INFO_LAYOUT_6_18;
     r->framing = XTCP_RING_NO_ENCODE;
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
-    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
-    if (rc == -EINVAL) {   /* SUBMIT_ALL is 5.18+ */
+    /* Cooperative task work (5.19+): the kernel finishes a completion (moves a close datagram
+     * into a provided buffer, a dump chunk's poll-driven RECV) when our thread next enters the
+     * kernel or sleeps, not by interrupting it with an IPI per event. Not DEFER_TASKRUN:
+     * measured on 6.18, after an overrun (ENOBUFS) its re-armed multishot RECV never completed
+     * again and every later close event was lost unseen (benchmarks/README.md). SUBMIT_ALL is
+     * 5.18+; older kernels get the plain ring. */
+    static const unsigned setups[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, IORING_SETUP_SUBMIT_ALL, 0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof setups / sizeof *setups && rc == -EINVAL; i++) {
+        struct io_uring_params p;
         memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | setups[i];
         p.cq_entries = entries * 16 < 4096 ? 4096 : entries * 16;
         rc = io_uring_queue_init_params(entries, &r->uring, &p);
     }
@@ -504,14 +529,24 @@ int64_t xtcp_ring_reap(xtcp_ring_t *r, struct xtcp_ring_event *events, size_t ma
     uint64_t t0 = budget_ns ? now_ns() : 0;
     for (;;) {
         unsigned n = process_ready(r);
+        if (r->cl)
+            xtcp_close_rearm(r);
         /* Re-armed RECVs usually complete inside this submit (the next skb is built while
          * the previous one is read), so keep going: a whole dump often ends in one call. */
         if (flush(r) < 0 && n == 0)
             break;
         if (n == 0 && io_uring_cq_ready(&r->uring) == 0)
             break;
-        if (budget_ns && now_ns() - t0 >= budget_ns)
+        if (budget_ns && now_ns() - t0 >= budget_ns) {
+            /* Out of budget with CQEs left: their eventfd signal was read above, so signal
+             * again, or nothing would wake the caller for them. */
+            if (io_uring_cq_ready(&r->uring)) {
+                uint64_t one = 1;
+                ssize_t w = write(r->efd, &one, sizeof one);
+                (void)w;   /* EAGAIN: the counter is already nonzero */
+            }
             break;
+        }
     }
     if (r->dec && atomic_load(&r->awaiting))
         xtcp_decoder_drain(r);   /* at most WORK_SLOTS chunks: cheaper than a trip through the loop */
@@ -603,19 +638,27 @@ int xtcp_ring_reset(xtcp_ring_t *r)
     for (size_t i = 0; i < r->njobs; i++)
         if (!r->jobs[i].cancel_errno)
             r->jobs[i].cancel_errno = ECANCELED;
-    flush(r);   /* queued SQEs name our buffers too: let them run into the cancel below */
-    if (r->inflight) {
-        if (reserve(r, 1) == 0) {
-            struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_CANCEL, 0, 0);
-            if (sqe)
-                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-            flush(r);
+    flush(r);   /* queued SQEs name our buffers too: let them run into the cancels below */
+    if (jobs_inflight(r)) {
+        /* By user_data, each running job's SEND and RECV (exact, whatever became of its fd):
+         * the close subscriptions' RECVs (op CLOSE) stay armed. */
+        static const uint32_t ops[] = {XTCP_RING_OP_SEND, XTCP_RING_OP_RECV};
+        for (size_t i = 0; i < r->njobs; i++) {
+            struct job *j = &r->jobs[i];
+            for (size_t k = 0; j->inflight && k < 2; k++) {
+                struct io_uring_sqe *sqe =
+                    reserve(r, 1) == 0 ? sqe_for(r, XTCP_RING_OP_CANCEL, (uint32_t)i, j->net_id) : NULL;
+                if (sqe)
+                    io_uring_prep_cancel64(sqe, xtcp_ring_pack(ops[k], (uint32_t)i, j->net_id),
+                                           IORING_ASYNC_CANCEL_ALL);
+            }
         }
+        flush(r);
         uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
-        while (r->inflight) {
+        while (jobs_inflight(r)) {
             process_ready(r);
             uint64_t now = now_ns();
-            if (!r->inflight || now >= deadline)
+            if (!jobs_inflight(r) || now >= deadline)
                 break;
             struct __kernel_timespec ts = {
                 .tv_sec = (long long)((deadline - now) / 1000000000ull),
@@ -655,6 +698,17 @@ int xtcp_ring_reset(xtcp_ring_t *r)
 
 void xtcp_ring_stats(const xtcp_ring_t *r, struct xtcp_ring_stats *out) { *out = r->st; }
 
+struct io_uring_sqe *xtcp_ring_sqe(struct xtcp_ring *r, uint32_t op, uint32_t request, uint32_t net)
+{
+    return sqe_for(r, op, request, net);
+}
+
+int xtcp_ring_reserve(struct xtcp_ring *r, unsigned n) { return reserve(r, n); }
+
+int xtcp_ring_flush(struct xtcp_ring *r) { return flush(r); }
+
+unsigned xtcp_ring_process(struct xtcp_ring *r) { return process_ready(r); }
+
 int xtcp_ring_queue_nop(xtcp_ring_t *r, uint64_t user_data)
 {
     int rc = reserve(r, 1);
@@ -663,14 +717,47 @@ int xtcp_ring_queue_nop(xtcp_ring_t *r, uint64_t user_data)
     struct io_uring_sqe *sqe = sqe_for(r, XTCP_RING_OP_NOP, 0, 0);
     io_uring_prep_nop(sqe);
     sqe->user_data = user_data;
+    if (close_op(xtcp_ring_unpack_op(user_data))) {
+        r->close_inflight++;   /* its CQE is accounted as the close side's */
+        r->st.sqes--;
+    }
     return 0;
 }
 
-void xtcp_ring_free(xtcp_ring_t *r)
+/* Teardown: wait until every SQE's last CQE came (or TEARDOWN_WAIT_NS passed). */
+static void wait_all(struct xtcp_ring *r)
+{
+    uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
+    flush(r);
+    while (r->inflight) {
+        process_ready(r);
+        uint64_t now = now_ns();
+        if (!r->inflight || now >= deadline)
+            break;
+        struct __kernel_timespec ts = {
+            .tv_sec = (long long)((deadline - now) / 1000000000ull),
+            .tv_nsec = (long long)((deadline - now) % 1000000000ull),
+        };
+        struct io_uring_cqe *cqe;
+        r->st.enters++;
+        int w = io_uring_wait_cqe_timeout(&r->uring, &cqe, &ts);
+        if (w < 0 && w != -ETIME && w != -EINTR)
+            break;
+    }
+    process_ready(r);
+}
+
+int xtcp_ring_free(xtcp_ring_t *r)
 {
     if (!r)
-        return;
-    xtcp_ring_reset(r);
+        return 0;
+    int rc = xtcp_ring_reset(r);
+    if (r->cl) {
+        xtcp_close_cancel_all(r);
+        wait_all(r);
+        if (xtcp_close_free(r))
+            rc = -ETIMEDOUT;   /* a close RECV never ended: its buffers stay mapped */
+    }
     xtcp_decoder_stop(r);
     io_uring_queue_exit(&r->uring);   /* also drops the eventfd registration */
     close(r->efd);
@@ -680,4 +767,5 @@ void xtcp_ring_free(xtcp_ring_t *r)
     free(r->done);
     free(r->fd_last);
     free(r);
+    return rc;
 }

@@ -8,7 +8,13 @@
  * each chunk is turned into records while the kernel builds the next one. Python crosses cffi
  * per namespace, never per recv, and a dump's raw bytes are never kept whole.
  *
- * user_data of every SQE = op (bits 56..63) | request id = job index (32..55) | net id (0..31).
+ * The same ring keeps the close-event subscriptions (close_events.c): one multishot RECV armed
+ * on each namespace's destroy-group socket for the namespace's life. Those outlive every poll:
+ * xtcp_ring_reset cancels only the dump operations (by user_data), and every reap decodes the
+ * close datagrams that completed meanwhile, whether a poll runs or not.
+ *
+ * user_data of every SQE = op (bits 56..63) | request id = job index, or subscription index for
+ * the close ops (32..55) | net id (0..31).
  */
 #ifndef XTCP_RING_H
 #define XTCP_RING_H
@@ -16,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "close_events.h"
 #include "xtcp_native.h"
 
 #define XTCP_RING_OP_NONE 0            /* never issued: a zeroed user_data is always unknown */
@@ -23,7 +30,8 @@
 #define XTCP_RING_OP_RECV 2            /* one chunk (one skb, <= ~32 KiB) of the dump */
 #define XTCP_RING_OP_CANCEL 3          /* per-job timeout or teardown cancel */
 #define XTCP_RING_OP_NOP 4             /* reserved: wake-ups and tests */
-#define XTCP_RING_OP_CLOSE 5           /* a close-event subscription's RECV (close_events.c) */
+#define XTCP_RING_OP_CLOSE 5           /* a close-event subscription's multishot RECV (close_events.c) */
+#define XTCP_RING_OP_CLOSE_CANCEL 6    /* the cancel of a subscription's RECV (removal, teardown) */
 
 #define XTCP_RING_OP_BITS 8
 #define XTCP_RING_REQUEST_BITS 24
@@ -115,8 +123,10 @@ xtcp_ring_t *xtcp_ring_new(unsigned entries, int flags, int *err);
  * framing their records are encoded in as they arrive (XTCP_FRAME_*, or XTCP_RING_NO_ENCODE,
  * the default). Returns 0 or -EINVAL. */
 int xtcp_ring_set_output(xtcp_ring_t *ring, int tcp_info_layout, int framing);
-/* Cancel and reap everything in flight, free every buffer the ring still owns, close. Once. */
-void xtcp_ring_free(xtcp_ring_t *ring);
+/* Cancel and reap everything in flight (close subscriptions included: every SQE's last CQE is
+ * waited for), free every buffer the ring still owns, close. Once. Returns 0, or -ETIMEDOUT if
+ * some completion never came (its buffers were leaked, never freed under the kernel). */
+int xtcp_ring_free(xtcp_ring_t *ring);
 int xtcp_ring_eventfd(const xtcp_ring_t *ring);
 
 /* Queue the dump `req` on `fd`; the request bytes and the label (protobuf bytes put in front of
@@ -128,7 +138,9 @@ int64_t xtcp_ring_add_job(xtcp_ring_t *ring, uint32_t net_id, int fd, const uint
 /* One io_uring_enter for everything queued. Returns SQEs submitted or -errno. */
 int xtcp_ring_submit(xtcp_ring_t *ring);
 /* Drain the eventfd, then process CQEs and re-submit follow-up RECVs/SENDs, round after round
- * while completions keep coming and budget_ns (0 = no limit) is not spent. Writes up to `max`
+ * while completions keep coming and budget_ns (0 = no limit) is not spent (if CQEs are left,
+ * the eventfd is signalled again). Close-event completions are decoded on the way
+ * (xtcp_ring_close_ready lists the subscriptions with something to take). Writes up to `max`
  * finished jobs to `events`; returns how many (call again while it returns `max`). */
 int64_t xtcp_ring_reap(xtcp_ring_t *ring, struct xtcp_ring_event *events, size_t max,
                        uint64_t budget_ns);
@@ -142,12 +154,35 @@ size_t xtcp_ring_pending(const xtcp_ring_t *ring);
 /* Move a finished job's records, encoded bytes and decode stats to `out`. Returns 0, or -ENOENT
  * if the job is unknown, unfinished or already taken. */
 int xtcp_ring_job_take(xtcp_ring_t *ring, uint32_t job, struct xtcp_ring_output *out);
-/* Cancel and reap whatever is in flight, free all output not taken, forget every job. Returns
- * 0, or -ETIMEDOUT if completions never came: buffers were leaked and the ring refuses jobs. */
+/* Cancel (by user_data) and reap whatever of the jobs is in flight, free all output not taken, forget
+ * every job. Close subscriptions stay armed. Returns 0, or -ETIMEDOUT if completions never
+ * came: buffers were leaked and the ring refuses jobs. */
 int xtcp_ring_reset(xtcp_ring_t *ring);
 void xtcp_ring_stats(const xtcp_ring_t *ring, struct xtcp_ring_stats *out);
 /* Queue a NOP with this user_data (its CQE is then checked like any other). Tests only. */
 int xtcp_ring_queue_nop(xtcp_ring_t *ring, uint64_t user_data);
+
+/* Close-event subscriptions on this ring (close_events.c). */
+/* Subscribe fd (an xtcp_open_close_socket_in socket) under net_id: arms its multishot RECV (the
+ * next submit or reap sends it; the first one also sets up the provided buffers). Returns the
+ * subscription index (>= 0) or -errno. The caller keeps the fd open until
+ * xtcp_ring_close_remove. */
+int64_t xtcp_ring_close_add(xtcp_ring_t *ring, uint32_t net_id, int fd);
+/* Stop a subscription while its fd is still open: its RECV is cancelled and waited for (other
+ * completions met meanwhile are processed as a reap would), what it still delivered and what
+ * is left queued on the socket are decoded; then one xtcp_ring_close_take hands those last
+ * records over and frees the slot. After this returns the caller may close the fd.
+ * -ETIMEDOUT (never expected): the cancel did not complete, the last records are dropped
+ * (counted in remove_timeouts). -ENOENT: no such subscription. */
+int xtcp_ring_close_remove(xtcp_ring_t *ring, uint32_t sub);
+/* Subscriptions with something to take (records, losses, an error) since the last call: up to
+ * `max` indices into `ready`; returns how many (call again while it returns `max`). */
+int64_t xtcp_ring_close_ready(xtcp_ring_t *ring, uint32_t *ready, size_t max);
+/* Move a subscription's records and counters to out. 0, or -ENOENT. */
+int xtcp_ring_close_take(xtcp_ring_t *ring, uint32_t sub, struct xtcp_closes_output *out);
+/* Records held by all subscriptions, not yet taken. */
+uint64_t xtcp_ring_close_pending(const xtcp_ring_t *ring);
+void xtcp_ring_close_stats(const xtcp_ring_t *ring, struct xtcp_closes_stats *out);
 /* END CDEF */
 
 #endif

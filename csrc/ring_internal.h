@@ -92,7 +92,9 @@ struct xtcp_ring {
     struct decoder *dec;   /* NULL: chunks are decoded inline, in reap */
     _Atomic uint32_t awaiting;   /* jobs done with the kernel, waiting for their last decode */
     int draining;          /* inside reset: never re-arm or start anything */
-    uint64_t inflight;     /* SQEs queued or submitted without a CQE yet, ring-wide */
+    uint64_t inflight;     /* SQEs queued or submitted without their last CQE yet, ring-wide */
+    uint64_t close_inflight;   /* of which close-event ones (a multishot RECV counts once) */
+    struct closes *cl;     /* close-event subscriptions (close_events.c), NULL until the first */
     struct job *jobs;
     size_t njobs, jobs_cap;
     int64_t *done;         /* FIFO of finished, not yet reported job indices */
@@ -123,6 +125,36 @@ static inline bool drained(struct job *j)
 {
     return atomic_load(&j->consumed) == j->pushed;
 }
+
+/* A close-event op (the subscriptions' side of the ring, close_events.c)? */
+static inline bool close_op(uint32_t op)
+{
+    return op == XTCP_RING_OP_CLOSE || op == XTCP_RING_OP_CLOSE_CANCEL;
+}
+
+/* ring.c, for close_events.c: the ring's SQE accounting. */
+
+/* An SQE with this user_data, counted in flight until its last CQE; NULL if the SQ is full. */
+RING_INTERNAL struct io_uring_sqe *xtcp_ring_sqe(struct xtcp_ring *r, uint32_t op, uint32_t request,
+                                                 uint32_t net);
+/* n free SQEs, submitting what is queued if the SQ ring is full. 0 or -errno. */
+RING_INTERNAL int xtcp_ring_reserve(struct xtcp_ring *r, unsigned n);
+/* Submit what is queued. SQEs submitted, or -errno. */
+RING_INTERNAL int xtcp_ring_flush(struct xtcp_ring *r);
+/* Handle every CQE ready now (jobs and subscriptions alike). Returns how many. */
+RING_INTERNAL unsigned xtcp_ring_process(struct xtcp_ring *r);
+
+/* close_events.c: the subscriptions' side of the ring. */
+
+/* A CQE of a close op (close_op()): decode, count, re-arm; keeps r->inflight exact. */
+RING_INTERNAL void xtcp_close_cqe(struct xtcp_ring *r, const struct io_uring_cqe *cqe);
+/* Arm the subscriptions whose RECV could not be armed before (no SQE then). */
+RING_INTERNAL void xtcp_close_rearm(struct xtcp_ring *r);
+/* Teardown: cancel every subscription's RECV (the caller waits for their last CQEs). */
+RING_INTERNAL void xtcp_close_cancel_all(struct xtcp_ring *r);
+/* Teardown, after the wait: free the subscriptions; the provided buffers only if no close
+ * RECV is in flight any more (else they are leaked: returns 1). */
+RING_INTERNAL int xtcp_close_free(struct xtcp_ring *r);
 
 /* ring_decoder.c: what a received chunk means, and the decode thread. */
 

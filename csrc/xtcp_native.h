@@ -13,7 +13,7 @@
 #include "generated/xtcp_record.h"
 
 /* Bumped whenever a declaration below changes; native.py refuses a stale build. */
-#define XTCP_NATIVE_ABI 6
+#define XTCP_NATIVE_ABI 7
 
 #define XTCP_TCP_INFO_MAX 280          /* sizeof(struct tcp_info) on 6.18 .. 7.0 */
 #define XTCP_TCP_INFO_LAYOUT_6_18 0    /* bytes 276..279: u16 accecn_fail_mode, u16 accecn_opt_seen */

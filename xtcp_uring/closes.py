@@ -10,16 +10,18 @@ subscription socket per namespace next to the dump socket (same opener thread, t
 (receive time), with the namespace labels of a poll's records.
 
 Two readers give the same records through the same C decoder:
-- io_uring (``native.close_ring.CloseRing`` over ``csrc/close_events.c``): a ring of its own
-  keeps one multishot RECV armed per
-  subscription and decodes each datagram in C as it completes; Python wakes on the ring's
-  eventfd and only takes each namespace's record array when a batch is due.
+- io_uring: the dump ring itself (``backends.uring.UringBackend.share_ring``, the Poller's
+  backend; a ring of our own, with no dumps, when there is none, as in the ``closes``
+  subcommand) keeps one multishot RECV armed per subscription (``native.ring.Ring.close_add``
+  over ``csrc/close_events.c``) across polls and decodes each datagram in C as it completes.
+  The backend reads the ring's eventfd, reaps for the poll and for us alike and tells us
+  (``ring_ready``); we only take each namespace's record array when a batch is due.
 - plain sockets (io_uring disabled): one non-blocking reader per subscription on the event
   loop, checking the sender (nl_pid 0) of every datagram; decoded in C when a batch is due.
 
 Batching: a batch goes out every ``flush_interval`` seconds or as soon as ``flush_records``
-records are waiting, whichever first; never while a poll waits (closes have their own ring,
-their own eventfd and their own queue). Overload is counted, never silent: a full receive queue
+records are waiting, whichever first; never while a poll waits (a reap during a poll only
+decodes; batches have their own queue). Overload is counted, never silent: a full receive queue
 makes the kernel drop events and fail the next recv with ENOBUFS; the kernel's own drop counter
 then says how many (``lost``, per namespace: ``xtcp_close_events_lost_total``). Batches a slow
 consumer does not take are dropped past ``queue_size`` and counted (``dropped_batches``,
@@ -43,7 +45,7 @@ from typing import Callable
 from . import records
 from .errors import RingUnavailableError
 from .native import HOST_TCP_INFO_LAYOUT
-from .native.close_ring import CloseRing, decode_closes, socket_drops
+from .native.closes import decode_closes, socket_drops
 from .wire.netlink import KERNEL_PORT_ID, NETLINK_SOCK_DIAG
 
 __all__ = ["CloseEvents", "CloseStats", "DEFAULT_RCVBUF"]
@@ -53,7 +55,6 @@ log = logging.getLogger("xtcp_uring.closes")
 DEFAULT_RCVBUF = 4 << 20  # ~8,000 events of ~500 B of kernel skb overhead each before any loss
 _RECV_LEN = 65536
 _RING_ENTRIES = 256
-REAP_COALESCE_S = 0.02  # at most ~50 wake-ups a second for the ring, however many events
 _PLAIN_READS_PER_WAKE = 1024  # then back to the loop, so polls and other readers get a turn
 
 
@@ -97,6 +98,8 @@ class CloseEvents:
         queue_size: batches kept for a slow consumer; beyond, the oldest is dropped, counted.
         sample: ``sample(dump)`` thins a namespace's close records in place (the Poller's
             deterministic sampling by cookie: a socket kept in the polls is kept here too).
+        ring_host: the ``backends.uring.UringBackend`` whose ring the subscriptions share (the
+            Poller's); None: with io_uring, a ring of our own (no dumps on it).
 
     Use: ``start()`` on the event loop, ``sync(namespaces)`` after each reconcile, ``forget(ns)``
     before a namespace's sockets are closed (``NamespaceManager.before_close``), then
@@ -105,7 +108,8 @@ class CloseEvents:
 
     def __init__(self, *, labels: Callable[[object, int], bytes], layout: int = HOST_TCP_INFO_LAYOUT,
                  use_uring: bool | str = "auto", flush_interval: float = 1.0, flush_records: int = 10000,
-                 queue_size: int = 64, sample: Callable[[records.Dump], None] | None = None):
+                 queue_size: int = 64, sample: Callable[[records.Dump], None] | None = None,
+                 ring_host=None):
         self._labels = labels
         self._sample = sample
         self._layout = layout
@@ -119,7 +123,10 @@ class CloseEvents:
         self._dirty: set[int] = set()  # ring indices with something to take
         self._orphans: list = []  # taken from namespaces that went away, for the next batch
         self._warned_missing: set[str] = set()
-        self._ring: CloseRing | None = None
+        self._host = ring_host  # the UringBackend whose ring we read through, once started
+        self._own_host = False  # we made it (and close it)
+        self._detached: list = []  # namespaces to subscribe again on the host's next ring
+        self._flushing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: collections.deque[records.Batch] = collections.deque()
         self._changed: asyncio.Event | None = None
@@ -128,19 +135,29 @@ class CloseEvents:
 
     # --- lifecycle -----------------------------------------------------------------------
 
+    @property
+    def _ring(self):
+        """The ring the subscriptions live on (``native.ring.Ring``), None: plain sockets."""
+        return self._host.ring if self._host is not None else None
+
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
-        if self._use_uring is not False:
+        if self._use_uring is False:
+            self._host = None
+        elif self._host is None:
             try:
-                self._ring = CloseRing(_RING_ENTRIES, self._layout)
-            except (RingUnavailableError, OSError) as exc:
+                from .backends.uring import UringBackend  # ImportError where the extension lacks the ring
+
+                self._host = UringBackend(decode_thread=False, tcp_info_layout=self._layout, entries=_RING_ENTRIES)
+                self._own_host = True
+            except (RingUnavailableError, OSError, ImportError) as exc:
                 if self._use_uring is True:
                     raise
                 log.info("close events: io_uring unavailable (%s), reading with plain sockets", exc)
-            else:
-                self._loop.add_reader(self._ring.fd, self._on_ring)
-        self.stats.backend = "io_uring" if self._ring is not None else "sockets"
+        if self._host is not None:
+            self._host.share_ring(self)
+        self.stats.backend = "io_uring" if self._host is not None else "sockets"
         self._timer = self._loop.create_task(self._flush_every(), name="xtcp-close-events-flush")
 
     async def close(self) -> None:
@@ -155,10 +172,11 @@ class CloseEvents:
             self.forget(sub.ns)
         self.flush()
         self._closed = True
-        if self._ring is not None:
-            self._loop.remove_reader(self._ring.fd)
-            self._ring.free()
-            self._ring = None
+        host, self._host = self._host, None
+        if host is not None:
+            host.unshare_ring(self)
+            if self._own_host:
+                host.close()
         if self._changed is not None:
             self._changed.set()
 
@@ -172,24 +190,7 @@ class CloseEvents:
                 missing.append(ns.name)
             if ns.close_fd < 0 or ns.net_id in self._subs or self._closed:
                 continue
-            if self._ring is not None:
-                try:
-                    idx = self._ring.add(ns.net_id, ns.close_fd)
-                except OSError as exc:
-                    log.warning("close events of namespace %s: %s", ns.name, exc.strerror)
-                    continue
-                sub = _Sub(ns, index=idx)
-                self._by_index[idx] = sub
-            else:
-                # The manager's fd itself (no dup: one fd per namespace is what the limits count);
-                # detached, never closed, by forget().
-                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG,
-                                     fileno=ns.close_fd)
-                sock.setblocking(False)
-                sub = _Sub(ns, sock=sock)
-                sub.drops_seen = socket_drops(sock.fileno()) or 0
-                self._loop.add_reader(sock.fileno(), self._on_plain, sub)
-            self._subs[ns.net_id] = sub
+            self._subscribe(ns)
         self.stats.subscriptions = len(self._subs)
         self.stats.unsubscribed = len(missing)
         new = set(missing) - self._warned_missing
@@ -198,6 +199,26 @@ class CloseEvents:
             log.warning("close events: %d namespaces (%s) have no subscription (the opener could not open "
                         "one; counted in namespace stats close_events_unavailable): their closes are not recorded",
                         len(new), ", ".join(sorted(new)[:5]))
+
+    def _subscribe(self, ns) -> None:
+        ring = self._ring
+        if ring is not None:
+            try:
+                idx = ring.close_add(ns.net_id, ns.close_fd)
+            except OSError as exc:
+                log.warning("close events of namespace %s: %s", ns.name, exc.strerror)
+                return
+            sub = _Sub(ns, index=idx)
+            self._by_index[idx] = sub
+        else:
+            # The manager's fd itself (no dup: one fd per namespace is what the limits count);
+            # detached, never closed, by forget().
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG, fileno=ns.close_fd)
+            sock.setblocking(False)
+            sub = _Sub(ns, sock=sock)
+            sub.drops_seen = socket_drops(sock.fileno()) or 0
+            self._loop.add_reader(sock.fileno(), self._on_plain, sub)
+        self._subs[ns.net_id] = sub
 
     def forget(self, ns) -> None:
         """Stop a namespace's subscription; what it received and was not taken yet is kept
@@ -212,8 +233,8 @@ class CloseEvents:
             self._loop.remove_reader(sub.sock.fileno())
             sub.sock.detach()  # the manager closes the fd
         elif self._ring is not None:
-            self._reap()
-            if self._ring.remove(sub.index):  # keeps its last events for one take
+            self._reap_only()
+            if self._ring.close_remove(sub.index):  # keeps its last events for one take
                 self._dirty.add(sub.index)
                 self._orphans.extend(self._take(sub))
             else:
@@ -223,36 +244,55 @@ class CloseEvents:
             self._dirty.discard(sub.index)
         self.stats.subscriptions = len(self._subs)
 
-    # --- reading -------------------------------------------------------------------------
+    # --- the shared ring (called by the host backend) ------------------------------------
 
-    def _on_ring(self) -> None:
-        """The ring's eventfd is readable: reap now, then stop listening for REAP_COALESCE_S.
-        One wake-up per event would cost more Python than the events; meanwhile the kernel
-        keeps filling provided buffers (and the sockets' queues when those run out)."""
-        efd = self._ring.fd
-        self._loop.remove_reader(efd)
-        self._loop.call_later(REAP_COALESCE_S, self._listen_again, efd)
-        self._reap()
-
-    def _listen_again(self, efd: int) -> None:
-        if self._ring is not None:
-            self._loop.add_reader(efd, self._on_ring)
-            self._reap()
-
-    def _reap(self) -> None:
-        if self._reap_only() and self._ring.pending() >= self.flush_records:
+    def ring_ready(self) -> None:
+        """The host reaped (a poll's wake-up, or one between polls, at most every
+        ``backends.uring.CLOSE_REAP_COALESCE_S``): note who has something to take; a batch goes
+        out once ``flush_records`` are waiting."""
+        ring = self._ring
+        if ring is None:
+            return
+        self._dirty.update(ring.close_ready())
+        if not self._flushing and ring.close_pending() >= self.flush_records:
             self.flush()
 
-    def _reap_only(self) -> bool:
-        """What completed, into ``_dirty``. False: no ring, or reaping failed (logged)."""
-        if self._ring is None:
-            return False
-        try:
-            self._dirty.update(self._ring.reap())
-        except OSError as exc:
-            log.warning("close events: reaping failed: %s", exc.strerror)
-            return False
-        return True
+    def ring_detach(self, replaced: bool) -> None:
+        """The host is about to free its ring: every subscription on it is removed (what it
+        held is kept for the next batch), to be subscribed again on the host's next ring
+        (``replaced``, then ``ring_attach``) or, the host closing, on plain sockets."""
+        subs = [sub for sub in self._subs.values() if sub.sock is None]
+        for sub in subs:
+            self.forget(sub.ns)
+        self._detached += [sub.ns for sub in subs]
+        if replaced:
+            return
+        if self._host is not None:
+            self._host.unshare_ring(self)
+        self._host = None
+        self._own_host = False
+        self.stats.backend = "sockets"
+        detached, self._detached = self._detached, []
+        if not self._closed:
+            for ns in detached:
+                if ns.close_fd >= 0 and ns.net_id not in self._subs:
+                    self._subscribe(ns)
+            self.stats.subscriptions = len(self._subs)
+
+    def ring_attach(self) -> None:
+        """The host's new ring is up: subscribe there what ``ring_detach`` removed."""
+        detached, self._detached = self._detached, []
+        for ns in detached:
+            if ns.close_fd >= 0 and ns.net_id not in self._subs and not self._closed:
+                self._subscribe(ns)
+        self.stats.subscriptions = len(self._subs)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _reap_only(self) -> None:
+        """Have the host reap now (``ring_ready`` then notes what completed)."""
+        if self._host is not None:
+            self._host.reap_now()
 
     def _on_plain(self, sub: _Sub) -> None:
         sock = sub.sock
@@ -300,7 +340,7 @@ class CloseEvents:
         if self._ring is None or sub.index not in self._dirty:
             return []
         self._dirty.discard(sub.index)
-        out = self._ring.take(sub.index)
+        out = self._ring.close_take(sub.index)
         if out is None:
             return []
         self._count_lost(sub.ns, out.lost)
@@ -317,7 +357,11 @@ class CloseEvents:
 
     def flush(self) -> records.Batch | None:
         """Take everything received so far as one batch and queue it (None if nothing came)."""
-        self._reap_only()
+        self._flushing = True
+        try:
+            self._reap_only()
+        finally:
+            self._flushing = False
         pieces, self._orphans = self._orphans, []
         for sub in list(self._subs.values()):
             pieces.extend(self._take(sub))

@@ -149,7 +149,8 @@ class Poller:
             final state of each socket that closes, short-lived ones included. They do not
             come in the poll batches: ``async for batch in poller.close_events`` yields them
             (``batch.event == "close"``), flushed every ``close_flush_interval`` seconds or
-            ``close_flush_records`` records. Read with io_uring, or plain sockets with the
+            ``close_flush_records`` records. Read on the dump ring itself with io_uring (a
+            multishot RECV per namespace, kept armed across polls), or plain sockets with the
             sockets backend. ``close_events_rcvbuf``: each subscription's receive buffer.
 
     Raises:
@@ -335,8 +336,11 @@ class Poller:
             return self._labels(records.encode_labels(timestamp_ns=timestamp_ns), ns, 0)
 
         sockets = isinstance(self._backend, SocketBackend)
+        # On io_uring, the subscriptions live on the dump ring itself (its backend reads both).
+        shares = hasattr(self._backend, "share_ring")
         self._closes = CloseEvents(labels=labels, layout=self._layout,
                                    use_uring=False if sockets else self.use_uring,
+                                   ring_host=self._backend if shares else None,
                                    flush_interval=self._close_options["flush_interval"],
                                    flush_records=self._close_options["flush_records"],
                                    sample=self._sample if self.sample > 1 else None)
@@ -364,10 +368,10 @@ class Poller:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._closes is not None:  # before the backend: its subscriptions may be on the ring
+            await self._closes.close()
         if self._backend is not None:
             self._backend.close()
-        if self._closes is not None:
-            await self._closes.close()
         if self._manager is not None:
             self._manager.close()
         self._ready.clear()

@@ -25,7 +25,7 @@ import pytest
 from xtcp_uring import native, records
 from xtcp_uring.app.metrics import Metrics
 from xtcp_uring.closes import CloseEvents
-from xtcp_uring.native import close_ring
+from xtcp_uring.native import closes as native_closes
 from xtcp_uring.namespaces import NamespaceManager
 from xtcp_uring.poller import Poller
 from xtcp_uring.wire.netlink import NETLINK_SOCK_DIAG
@@ -333,9 +333,9 @@ def test_native_decode_marks_close_records():
                        socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2"), 0, 1, 2, 0, 0, 0, 0, 9)
     msg = lambda seq: struct.pack("=IHHII", 16 + len(body), 20, 0, seq, 0) + body  # noqa: E731
     buf = msg(0) + msg(77)
-    recs, owner, n, stats = close_ring.decode_closes([(buf, 12345)], native.HOST_TCP_INFO_LAYOUT)
+    recs, owner, n, stats = native_closes.decode_closes([(buf, 12345)], native.HOST_TCP_INFO_LAYOUT)
     assert n == 1 and recs[0].event == EVENT_CLOSE and recs[0].event_time_ns == 12345
-    assert close_ring.EVENT_CLOSE == EVENT_CLOSE
+    assert native_closes.EVENT_CLOSE == EVENT_CLOSE
     assert stats.rejected_seq == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from xtcp_uring.native import ring
 from xtcp_uring.native import ffi, lib
-from xtcp_uring.native.ring import (NET_ID_MAX, OP_CANCEL, OP_MAX, OP_NOP, OP_RECV, OP_SEND,
+from xtcp_uring.native.ring import (NET_ID_MAX, OP_CANCEL, OP_CLOSE, OP_MAX, OP_NOP, OP_RECV, OP_SEND,
                              REQUEST_ID_MAX, pack_user_data, unpack_user_data)
 
 OPS = [0, 1, OP_SEND, OP_RECV, OP_CANCEL, OP_NOP, 0x7F, 0x80, OP_MAX - 1, OP_MAX]
@@ -101,11 +101,12 @@ def test_unknown_completions_are_counted_not_fatal(raw_ring):
         pack_user_data(OP_RECV, 5, 9),  # a job index that does not exist
         pack_user_data(OP_SEND, 0, 0),
         pack_user_data(0xEE, 0, 0),  # an op we never issue
+        pack_user_data(OP_CLOSE, 0, 0),  # a close subscription's RECV, with no subscription
     ]
     for u in foreign:
         assert lib.xtcp_ring_queue_nop(raw_ring, u) == 0
     assert lib.xtcp_ring_queue_nop(raw_ring, pack_user_data(OP_NOP, 0, 0)) == 0  # ours
-    assert lib.xtcp_ring_submit(raw_ring) == 5
+    assert lib.xtcp_ring_submit(raw_ring) == 6
     st = _reap_all(raw_ring, 5)
     assert st.unknown_completions == len(foreign)
     assert lib.xtcp_ring_pending(raw_ring) == 0

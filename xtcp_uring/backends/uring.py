@@ -15,6 +15,15 @@ busy process; see benchmarks/README.md.)
 
 The C calls themselves are ``native.ring.Ring``'s; this module decides when to make them.
 
+Close events share the ring (``share_ring``, used by ``closes.CloseEvents``): their multishot
+RECVs stay armed across polls (a reset cancels only the dumps), and this backend is the one
+reader of the ring's eventfd. During a poll every wake-up reaps at once, the poll's dumps and
+whatever close datagrams completed alike (each ~2 us of C decoding), so a poll never waits
+for closes and closes never wait for a poll; between polls it reaps close completions at most
+every ``CLOSE_REAP_COALESCE_S`` (the kernel keeps filling provided buffers meanwhile). After
+each reap the close reader is told (``ring_ready``); before a ring is freed it is told too
+(``ring_detach``), so its subscriptions move to the next ring or to plain sockets.
+
 Memory: each DumpResult's ``dump`` owns its record array and encoded bytes (pooled, see
 ``csrc/bufpool.h``), handed over by the ring when the dump finishes and freed when the last
 view of them goes away, so results stay valid after the next ``dump_all`` and after
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
+import logging
 import time
 import warnings
 from typing import Sequence
@@ -36,7 +46,11 @@ from ..native.ring import ASYNC, ASYNC_RECV, COUNTERS, DECODE_THREAD, NET_ID_MAX
 
 from . import DumpJob, DumpResult
 
-__all__ = ["UringBackend"]
+__all__ = ["UringBackend", "CLOSE_REAP_COALESCE_S"]
+
+log = logging.getLogger("xtcp_uring.backends.uring")
+
+CLOSE_REAP_COALESCE_S = 0.02  # between polls: at most ~50 close reaps a second, however many events
 
 
 class UringBackend:
@@ -88,6 +102,11 @@ class UringBackend:
         self._ring = None
         self._busy = False
         self._abort = None  # ends a running dump_all when close() is called under it
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader_fd = -1  # the eventfd our reader is installed on, -1: none
+        self._poll_ready = None  # the running dump_all's reaper: every wake-up goes to it at once
+        self._closes = None  # the close-event reader sharing the ring (closes.CloseEvents)
+        self._pause: asyncio.TimerHandle | None = None  # between polls: the reader rests
         self._retired: dict = {name: 0 for name in COUNTERS}  # counters of replaced rings
         self._retired["cqe_errors"] = [0] * 256
         self._ring = self._new_ring()
@@ -104,11 +123,100 @@ class UringBackend:
             self._replace_ring()
 
     def _replace_ring(self) -> None:
-        """A ring whose teardown could not reap everything refuses jobs: start a fresh one."""
+        """A ring whose teardown could not reap everything refuses jobs: start a fresh one
+        (the close subscriptions move with it)."""
+        if self._closes is not None:
+            self._closes.ring_detach(replaced=True)
+        self._listen(False)
         old, self._ring = self._ring, None
         self._absorb_stats(old)
-        old.free()
-        self._ring = self._new_ring()
+        if not old.free():
+            self._retired["leaked_buffers"] += 1  # the close subscriptions' buffers: a RECV never ended
+        try:
+            self._ring = self._new_ring()
+        except BaseException:
+            closes, self._closes = self._closes, None
+            if closes is not None:
+                closes.ring_detach(replaced=False)  # no ring to move to: plain sockets
+            raise
+        if self._closes is not None:
+            self._closes.ring_attach()
+        self._listen()
+
+    # --- the eventfd: one reader for the poll's dumps and the close subscriptions ---------
+
+    @property
+    def ring(self) -> Ring | None:
+        """The ring (None once closed); replaced when a reset could not reap (``ring_detach``)."""
+        return self._ring
+
+    def share_ring(self, closes) -> None:
+        """Let ``closes`` (a ``closes.CloseEvents``) keep its subscriptions on this ring, read
+        on the running loop between polls too. It gets ``ring_ready()`` after every reap,
+        ``ring_detach(replaced)`` before the ring is freed and ``ring_attach()`` once a
+        replacement is up.
+
+        Raises:
+            InternalError: the backend is closed.
+        """
+        if self._ring is None:
+            raise InternalError("UringBackend is closed")
+        self._closes = closes
+        self._loop = asyncio.get_running_loop()
+        self._listen()
+
+    def unshare_ring(self, closes) -> None:
+        """``closes`` has removed its subscriptions: stop reading for it between polls."""
+        if self._closes is closes:
+            self._closes = None
+            if self._pause is not None:
+                self._pause.cancel()
+                self._pause = None
+            self._listen()
+
+    def reap_now(self) -> None:
+        """Reap every completion now: dumps go to the running poll, close datagrams are decoded
+        and ``ring_ready`` told."""
+        self._dispatch(rest=False)
+
+    def _listen(self, want: bool | None = None) -> None:
+        """Install or remove our eventfd reader: wanted while a poll runs, and between polls
+        while close events share the ring (except while resting)."""
+        ring, loop = self._ring, self._loop
+        if want is None:
+            want = ring is not None and loop is not None and (
+                self._poll_ready is not None or (self._closes is not None and self._pause is None))
+        fd = ring.fd if want else -1
+        if self._reader_fd == fd:
+            return
+        if self._reader_fd >= 0:
+            loop.remove_reader(self._reader_fd)
+            self._reader_fd = -1
+        if fd >= 0:
+            loop.add_reader(fd, self._dispatch)
+            self._reader_fd = fd
+
+    def _dispatch(self, rest: bool = True) -> None:
+        ring = self._ring
+        if ring is None:
+            return
+        if self._poll_ready is not None:
+            self._poll_ready()  # never coalesced: the poll's dumps, and the closes met on the way
+        else:
+            try:
+                while len(ring.reap(64, self._budget_ns)) == 64:  # no job outside a poll: nothing to report
+                    pass
+            except OSError as exc:  # the eventfd read failed: never expected
+                log.warning("reaping close events failed: %s", exc)
+            if rest and self._closes is not None:
+                self._pause = self._loop.call_later(CLOSE_REAP_COALESCE_S, self._wake)
+                self._listen()
+        if self._closes is not None:
+            self._closes.ring_ready()
+
+    def _wake(self) -> None:
+        self._pause = None
+        self._listen()  # a readable eventfd fires at once
 
     def _absorb_stats(self, ring: Ring) -> None:
         st = ring.stats()
@@ -160,16 +268,18 @@ class UringBackend:
             raise
 
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._listen(False)  # a reader left on another loop (close events share the ring on ours)
+            self._loop = loop
         done = loop.create_future()
         results: list[DumpResult | None] = [None] * n
-        state = {"left": n, "progress": time.monotonic(), "timer": None, "reader": False}
-        efd = ring.fd
+        state = {"left": n, "progress": time.monotonic(), "timer": None}
 
         def stop() -> None:
             """Detach from the loop before the ring (and its eventfd number) can go away."""
-            if state["reader"]:
-                loop.remove_reader(efd)
-                state["reader"] = False
+            if self._poll_ready is on_ready:
+                self._poll_ready = None
+                self._listen()
             if state["timer"] is not None:
                 state["timer"].cancel()
                 state["timer"] = None
@@ -181,18 +291,18 @@ class UringBackend:
             state["progress"] = time.monotonic()
 
         def on_ready() -> None:
-            if done.done():
-                return
             try:
                 while True:
-                    events = ring.reap(n, self._budget_ns)
-                    collect(events)
+                    events = ring.reap(n, self._budget_ns)  # close completions too: never left behind
+                    if not done.done():
+                        collect(events)
                     if len(events) < n:
                         break
             except Exception as exc:  # a loop callback must not swallow it: fail the poll
-                done.set_exception(exc)
+                if not done.done():
+                    done.set_exception(exc)
                 return
-            if state["left"] == 0:
+            if state["left"] == 0 and not done.done():
                 done.set_result(None)
 
         def on_timer() -> None:
@@ -200,7 +310,7 @@ class UringBackend:
             if done.done():
                 return
             next_ns = ring.expire(self._timeout_ns)
-            on_ready()
+            self._dispatch(rest=False)
             if done.done():
                 return
             if time.monotonic() - state["progress"] > 2 * self._timeout_ns / 1e9:
@@ -222,11 +332,14 @@ class UringBackend:
                 done.set_exception(exc)
 
         self._abort = abort
-        loop.add_reader(efd, on_ready)
-        state["reader"] = True
+        self._poll_ready = on_ready
+        if self._pause is not None:  # closes were resting: a poll reads at once
+            self._pause.cancel()
+            self._pause = None
+        self._listen()
         state["timer"] = loop.call_later(self._timeout_ns / 1e9 + 0.001, on_timer)
         try:
-            on_ready()  # dumps built inline by the submit are already in the CQ
+            self._dispatch(rest=False)  # dumps built inline by the submit are already in the CQ
             await done
         finally:
             stop()
@@ -269,13 +382,21 @@ class UringBackend:
 
         Results already returned stay valid: their records belong to them, not to the ring.
         """
-        ring, self._ring = self._ring, None
-        if ring is None:
+        if self._ring is None:
             return
         if self._abort is not None:
             self._abort(InternalError("UringBackend closed during dump_all"))
+        closes, self._closes = self._closes, None
+        if closes is not None:
+            closes.ring_detach(replaced=False)  # its subscriptions move to plain sockets
+        if self._pause is not None:
+            self._pause.cancel()
+            self._pause = None
+        self._listen(False)
+        ring, self._ring = self._ring, None
         self._absorb_stats(ring)
-        ring.free()
+        if not ring.free():
+            self._retired["leaked_buffers"] += 1  # the close subscriptions' buffers: a RECV never ended
 
     def __enter__(self) -> "UringBackend":
         return self

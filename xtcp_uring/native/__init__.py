@@ -6,10 +6,11 @@ turns C return conventions into Python: counts and bytes, ``DecodeStats``, and o
 that only a bug can cause raises ``InternalError``. Its rooms:
 
     codec   decode netlink bytes into record arrays, encode records, split frames
-    ring    class Ring: the io_uring dump driver of csrc/ring.c, one method per C call
+    ring    class Ring: the io_uring driver of csrc/ring.c (dumps, and the close-event
+            subscriptions of csrc/close_events.c), one method per C call
     netns   open a SOCK_DIAG socket inside a namespace (dump or close events), its cookie
-    close_ring  class CloseRing: the close-event ring of csrc/close_events.c; the plain
-            reader's decode of destroy datagrams
+    closes  what a close subscription hands over; the plain reader's decode of destroy
+            datagrams
 
 ``ffi``/``lib`` stay importable for the tests of the C API; library code outside this package
 never uses them (tests/test_layering.py).
@@ -29,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 ffi = _native.ffi
 lib = _native.lib
 
-EXPECTED_ABI = 6
+EXPECTED_ABI = 7
 if lib.xtcp_native_abi() != EXPECTED_ABI:  # pragma: no cover - a stale in-place build
     raise ImportError(
         f"xtcp_uring._native ABI {lib.xtcp_native_abi()} != {EXPECTED_ABI}: rebuild with `make install`"

@@ -5,8 +5,13 @@ The policy (when to reap, expire, reset, replace a ring; how results become reco
 ``OSError`` (``native.errno_error``), io_uring refused by the host a ``RingUnavailableError``,
 and what only a bug can cause an ``InternalError``.
 
-``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index (32..55) |
-net id (0..31); ``pack_user_data``/``unpack_user_data`` are the Python side of that codec.
+``user_data`` of every SQE packs ``op`` (bits 56..63) | request id = job index, or a close
+subscription's index (32..55) | net id (0..31); ``pack_user_data``/``unpack_user_data`` are the
+Python side of that codec.
+
+The same ring keeps the close-event subscriptions (``close_add`` …, csrc/close_events.c): a
+multishot RECV armed on each namespace's destroy-group socket, spared by ``reset`` (which
+cancels the dumps by user_data), decoded by every ``reap``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from dataclasses import dataclass
 
 from ..errors import InternalError, RingUnavailableError
 from . import codec, errno_error, ffi, lib
+from .closes import OP_CLOSE, OP_CLOSE_CANCEL, CloseOutput, close_output
+from .closes import COUNTERS as CLOSE_COUNTERS
 
 __all__ = [
-    "OP_NONE", "OP_SEND", "OP_RECV", "OP_CANCEL", "OP_NOP", "OP_MAX", "REQUEST_ID_MAX", "NET_ID_MAX",
+    "OP_NONE", "OP_SEND", "OP_RECV", "OP_CANCEL", "OP_NOP", "OP_CLOSE", "OP_CLOSE_CANCEL", "OP_MAX",
+    "REQUEST_ID_MAX", "NET_ID_MAX",
     "DECODE_THREAD", "ASYNC", "ASYNC_RECV", "COUNTERS",
     "pack_user_data", "unpack_user_data", "RingEvent", "RingOutput", "Ring",
 ]
@@ -169,6 +177,8 @@ class Ring:
         self._events = ffi.new("struct xtcp_ring_event[]", 1)
         self._output = ffi.new("struct xtcp_ring_output *")
         self._next_ns = ffi.new("uint64_t *")
+        self._close_ready = ffi.new("uint32_t[]", 1024)
+        self._close_out = ffi.new("struct xtcp_closes_output *")
         self.fd = lib.xtcp_ring_eventfd(ring)  # readable when jobs have finished
 
     def add_job(self, net_id: int, fd: int, request: bytes, family: int, label: bytes) -> int:
@@ -213,8 +223,8 @@ class Ring:
         return ring_output(self._output, encodes=self._encodes)
 
     def reset(self) -> bool:
-        """Cancel, reap and free a poll's leftovers. False: completions never came, the ring
-        leaked buffers and refuses jobs (replace it)."""
+        """Cancel, reap and free a poll's leftovers (close subscriptions stay armed). False:
+        completions never came, the ring leaked buffers and refuses jobs (replace it)."""
         return lib.xtcp_ring_reset(self._ring) >= 0
 
     def stats(self) -> dict:
@@ -225,8 +235,69 @@ class Ring:
         out["cqe_errors"] = list(st.cqe_errors)
         return out
 
-    def free(self) -> None:
-        """Cancel and reap everything in flight, free every buffer the ring owns. Once."""
+    # --- close-event subscriptions (csrc/close_events.c) ---------------------------------
+
+    def close_add(self, net_id: int, fd: int) -> int:
+        """Subscribe ``fd`` (a close socket, kept open by the caller until ``close_remove``)
+        under ``net_id``: its multishot RECV is armed (sent by the next reap). Returns the
+        subscription index.
+
+        Raises:
+            OSError: no slot, or the provided buffers could not be set up.
+        """
+        idx = lib.xtcp_ring_close_add(self._ring, net_id, fd)
+        if idx < 0:
+            raise errno_error(idx, "close-event subscription")
+        return idx
+
+    def close_remove(self, index: int) -> bool:
+        """Stop a subscription while its fd is still open: its RECV is cancelled and waited for,
+        what it delivered and what is left on the socket is decoded for one last
+        ``close_take``. False (never expected): the cancel did not complete, its last records
+        are dropped (counted in ``remove_timeouts``). The caller may close the fd afterwards.
+
+        Raises:
+            InternalError: no such subscription (a bug in the caller's bookkeeping).
+        """
+        rc = lib.xtcp_ring_close_remove(self._ring, index)
+        if rc == -_errno.ETIMEDOUT:
+            return False
+        if rc < 0:
+            raise InternalError(f"close-event subscription {index} could not be removed: {errno_error(rc)}")
+        return True
+
+    def close_ready(self) -> list[int]:
+        """The subscriptions with something to take (records, losses, an error) since the last
+        call; what the reaps decoded."""
+        ready: list[int] = []
+        buf = self._close_ready
+        while True:
+            n = lib.xtcp_ring_close_ready(self._ring, buf, len(buf))
+            ready += [buf[i] for i in range(n)]
+            if n < len(buf):
+                return ready
+
+    def close_take(self, index: int) -> CloseOutput | None:
+        """A subscription's records and counters since the last take (None: no such slot)."""
+        if lib.xtcp_ring_close_take(self._ring, index, self._close_out) < 0:
+            return None
+        return close_output(self._close_out)
+
+    def close_pending(self) -> int:
+        """Records held by every subscription, not taken yet."""
+        return lib.xtcp_ring_close_pending(self._ring)
+
+    def close_stats(self) -> dict:
+        """The subscriptions' counters since creation (``closes.COUNTERS``)."""
+        st = ffi.new("struct xtcp_closes_stats *")
+        lib.xtcp_ring_close_stats(self._ring, st)
+        return {name: getattr(st, name) for name in CLOSE_COUNTERS}
+
+    def free(self) -> bool:
+        """Cancel and reap everything in flight (close subscriptions too), free every buffer
+        the ring owns. Once. False: some completion never came, its buffers were leaked
+        (never freed under the kernel)."""
         ring, self._ring = self._ring, None
         if ring is not None:
-            lib.xtcp_ring_free(ring)
+            return lib.xtcp_ring_free(ring) >= 0
+        return True
