@@ -73,7 +73,9 @@ class Store:
 
     def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None, retention_s: int | None = None) -> None:
         """Create (or bring up to date: new columns, layout) the record table, its retention and
-        the rollups (``retention.prepare_tables``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        the rollups (``retention.prepare_tables``), with the embedded store's part and merge
+        settings (``footprint``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        from .footprint import table_settings_sql
         from .retention import prepare_tables
 
         if retention_s is None and ttl_days is not None:
@@ -81,6 +83,7 @@ class Store:
                 raise ConfigError(f"ttl_days must be positive, got {ttl_days}")
             retention_s = int(ttl_days) * 86400
         prepare_tables(self, db, retention_s)
+        self.query(table_settings_sql(db, TABLE))
 
     def insert_arrow(self, table, db: str = DATABASE) -> int:
         """Insert a table made by ``arrow_table()``; returns its row count."""

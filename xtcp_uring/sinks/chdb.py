@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .. import clickhouse
-from ..clickhouse import retention, rollups
+from ..clickhouse import footprint, retention, rollups
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
 from .base import Payload, Sink, SinkStats
@@ -73,6 +73,7 @@ class ChdbSink(Sink):
         self.stats = StoreStats()
         self._size_checked = 0.0
         self._pruned = time.monotonic()
+        self._paged_out = False
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
         table = encoded.arrow()
@@ -86,6 +87,9 @@ class ChdbSink(Sink):
 
     async def _write(self, table) -> None:
         await asyncio.to_thread(self._insert, table)
+        if not self._paged_out:  # once: what start-up and the first insert touched of chDB's code
+            self._paged_out = True
+            await asyncio.to_thread(footprint.page_out_library)
         await asyncio.to_thread(self._hold_size)
         await asyncio.to_thread(self._prune_last_samples)
 
