@@ -105,6 +105,22 @@ def test_arrow_table_is_the_numpy_view():
     assert set(table["congestion_algorithm_string"].to_pylist()) == {"cubic", "bbr"}
 
 
+def test_arrow_reader_is_the_table_in_pieces_across_dumps(store):
+    # Pieces of 7 rows cut across the dumps of 3 namespaces: every row and label in order, and
+    # the store takes the stream as one insert, rows equal to the whole table's.
+    batch, whole = make_batch(111, copies=3), make_batch(112, copies=3)
+    table = clickhouse.arrow_table(batch)
+    assert len(batch) > 14 and batch.dumps[0].count % 7  # a piece straddles two dumps
+    streamed = clickhouse.arrow_reader(batch, rows=7).read_all()
+    assert streamed.num_rows == table.num_rows and streamed.column_names == table.column_names
+    for name in table.column_names:
+        assert streamed[name].to_pylist() == table[name].to_pylist(), name
+    assert max(len(b) for b in clickhouse.arrow_reader(batch, rows=7).read_all().to_batches()) == 7
+    assert store.insert_batch(batch) == len(batch)
+    store.insert_arrow(clickhouse.arrow_table(whole))
+    assert rows_of(store, 111) == rows_of(store, 112)
+
+
 def test_clickhouse_reads_our_protobuf_list_bytes_as_the_arrow_rows(store):
     by_protobuf, by_arrow = make_batch(101), make_batch(102)
     message = clickhouse.protobuf_list(by_protobuf.envelope())

@@ -86,12 +86,25 @@ class Store:
         self.query(table_settings_sql(db, TABLE))
 
     def insert_arrow(self, table, db: str = DATABASE) -> int:
-        """Insert a table made by ``arrow_table()``; returns its row count."""
-        cols = ", ".join(f"`{c}`" for c in table.column_names)
+        """Insert a table made by ``arrow_table()`` (or a reader, ``arrow_reader()``); returns
+        its row count (a reader's: what it held, counted as chDB read it)."""
+        cols = ", ".join(f"`{c}`" for c in table.schema.names)
         # chDB's Python() table function finds the object by its name in this frame.
         xtcp_arrow_rows = table  # noqa: F841
         self.query(f"INSERT INTO {db}.{TABLE} ({cols}) SELECT * FROM Python(xtcp_arrow_rows)")
         return table.num_rows
+
+    def insert_batch(self, batch, db: str = DATABASE) -> int:
+        """Insert every record of a batch, streamed (``arrow_reader``); returns their count."""
+        from .arrow import arrow_reader
+
+        if not len(batch):
+            return 0
+        reader = arrow_reader(batch)
+        cols = ", ".join(f"`{c}`" for c in reader.schema.names)
+        xtcp_arrow_rows = reader  # noqa: F841 - found by name, as above
+        self.query(f"INSERT INTO {db}.{TABLE} ({cols}) SELECT * FROM Python(xtcp_arrow_rows)")
+        return len(batch)
 
     def insert_protobuf_list(self, message: bytes, db: str = DATABASE, table: str = TABLE) -> int:
         """Insert one ``protobuf_list()`` message with the .proto as format schema."""

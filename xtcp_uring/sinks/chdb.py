@@ -3,8 +3,10 @@
 Creates database ``xtcp``, the record table and the rollups from the generated DDL on connect,
 with the retention (default 7 days; ``retention=off`` keeps all; ``ttl_days=N`` is the older
 spelling) applied to a store that exists too (``clickhouse.retention``), then inserts each
-batch as one Arrow table built from numpy columns of the C records (``clickhouse.arrow_table``),
-in a thread: the insert is ClickHouse work that releases the GIL, and the loop keeps polling.
+batch as Arrow record batches built from numpy columns of the C records as chDB reads them
+(``clickhouse.arrow_reader``), in a thread: the insert is ClickHouse work that releases the
+GIL, and the loop keeps polling. What this costs the daemon, and the store settings that cut
+it, is in ``clickhouse.footprint``.
 
 A table (or database) that went missing (someone dropped it) is created again and the insert
 retried; every other chDB error but a refused schema is retried by the base with backoff
@@ -22,6 +24,7 @@ from .. import clickhouse
 from ..clickhouse import footprint, retention, rollups
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
+from ..native import RECORD_SIZE
 from .base import Payload, Sink, SinkStats
 from .config import SinkConfig
 from .encoded import Encoded
@@ -76,8 +79,10 @@ class ChdbSink(Sink):
         self._paged_out = False
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
-        table = encoded.arrow()
-        return [Payload(table, table.nbytes, table.num_rows)]
+        # The batch itself: its Arrow columns are made as chDB reads them (clickhouse.arrow_reader),
+        # a fresh reader per attempt. Its size is that of its C records, which it keeps alive.
+        batch = encoded.batch
+        return [Payload(batch, len(batch) * RECORD_SIZE, len(batch))]
 
     async def _connect(self) -> None:
         self.store = await asyncio.to_thread(clickhouse.open_store, self.config.path)
@@ -85,8 +90,8 @@ class ChdbSink(Sink):
                                 retention_s=self.config.retention_s)
         await asyncio.to_thread(self._hold_size, True)
 
-    async def _write(self, table) -> None:
-        await asyncio.to_thread(self._insert, table)
+    async def _write(self, batch) -> None:
+        await asyncio.to_thread(self._insert, batch)
         if not self._paged_out:  # once: what start-up and the first insert touched of chDB's code
             self._paged_out = True
             await asyncio.to_thread(footprint.page_out_library)
@@ -122,16 +127,16 @@ class ChdbSink(Sink):
                         "above max_store_bytes (%.1f MB): raise --max-store-bytes", self.name, left / 1e6,
                         limit / 1e6)
 
-    def _insert(self, table) -> None:
+    def _insert(self, batch) -> None:
         try:
-            self.store.insert_arrow(table, self.config.database)
+            self.store.insert_batch(batch, self.config.database)
         except ClickHouseError as exc:
             if not exc.table_missing:
                 raise
             log.warning("%s: %s.%s is missing (%s): creating it again", self.name, self.config.database,
                         clickhouse.TABLE, exc)
             self.store.ensure_table(self.config.database, retention_s=self.config.retention_s)
-            self.store.insert_arrow(table, self.config.database)
+            self.store.insert_batch(batch, self.config.database)
 
     async def _disconnect(self) -> None:
         store, self.store = self.store, None
