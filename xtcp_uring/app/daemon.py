@@ -182,6 +182,10 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
                         # collector, whose full passes over it were ~7% of a Kafka daemon's CPU.
                         frozen = True
                         gc.freeze()
+                    # Let go of this poll's records and encoded bytes before the next poll
+                    # decodes: their blocks go back to the pool and are reused, rather than a
+                    # second set (~80 MB at 100k sockets) being made while this one is held.
+                    del batch
                 if poller.close_events is not None:  # what arrived since the last flush goes out too
                     await poller.close_events.close()
                     await asyncio.wait({closes}, timeout=30)  # it sends the last batches, then ends
