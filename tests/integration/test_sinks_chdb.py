@@ -159,6 +159,35 @@ async def test_chdb_sink(data_dir, store):
     assert got.bytes().decode().split() == ["201,909", "202,2727"]
 
 
+async def test_chdb_sink_keeps_the_previous_samples_join_to_one_row_per_socket(data_dir, store, monkeypatch):
+    # The Join engine behind the rollups' deltas keeps every row inserted into it until rebuilt;
+    # the sink's prune rebuilds it, so polling the same sockets again and again holds it at one
+    # poll's worth, not one per poll.
+    from xtcp_uring.sinks import chdb as chdb_sink
+
+    def join_bytes() -> int:
+        got = store.query("SELECT total_rows, total_bytes FROM system.tables WHERE database = 'xtcp' "
+                          "AND name = 'xtcp_socket_last'", "TabSeparatedRaw").bytes().decode().split()
+        return int(got[1])
+
+    monkeypatch.setattr(chdb_sink, "PRUNE_EVERY_S", 0.0)
+    async with open_sink(f"chdb://{data_dir}") as sink:
+        await sink.send(make_batch(601, copies=3))
+        await sink.flush(timeout=30)
+        one_poll = join_bytes()
+        for poll_id in range(602, 608):
+            await sink.send(make_batch(poll_id, copies=3))
+            await sink.flush(timeout=30)
+        assert sink.stats.sent_records == 7 * 3 * 909
+    assert join_bytes() <= 1.2 * one_poll
+    monkeypatch.setattr(chdb_sink, "PRUNE_EVERY_S", 3600.0)  # without the rebuild, it grows per poll
+    async with open_sink(f"chdb://{data_dir}") as sink:
+        for poll_id in range(608, 611):
+            await sink.send(make_batch(poll_id, copies=3))
+            await sink.flush(timeout=30)
+    assert join_bytes() >= 2.5 * one_poll
+
+
 def test_query_helper(data_dir, store, capsys):
     store.insert_arrow(clickhouse.arrow_table(make_batch(301)))
     sql = "SELECT count() AS n FROM xtcp.xtcp_records WHERE poll_id = 301"
