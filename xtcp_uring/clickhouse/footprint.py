@@ -17,7 +17,8 @@ These apply to the embedded store only (``Store.ensure_table``); a server's DDL 
 operator's (``examples/clickhouse/``).
 
 **Code pages.** chDB is one 555 MB library; loading it and the first inserts touch ~290 MB of
-its code and read-only data, most of it (start-up, DDL) never again. ``page_out_library()``
+its code and read-only data, most of it (start-up, DDL) never again; pyarrow's libraries add
+~55 MB the same way. ``page_out_libraries()``
 asks the kernel to reclaim those clean file pages (``MADV_PAGEOUT``; nothing is lost, a page
 touched again is read back) and to fetch single pages from then on (``MADV_RANDOM``, no
 read-around), so the resident set is what the inserts actually run.
@@ -49,21 +50,27 @@ def table_settings_sql(db: str, table: str) -> str:
                                                                   RECORD_TABLE_SETTINGS.items())
 
 
-def library_mappings(name: str = "_chdb", maps: str = "/proc/self/maps") -> list[tuple[int, int]]:
-    """(start, end) of this process's read-only file mappings of the library named ``name``:
-    its code and constants, never its writable data."""
+# Libraries the embedded store loads whose pages are mostly start-up's: chDB, and pyarrow's
+# (loading it maps and touches its S3, Parquet and Substrait libraries, which we never call).
+STORE_LIBRARIES = ("_chdb", "libarrow", "libparquet")
+
+
+def library_mappings(names=STORE_LIBRARIES, maps: str = "/proc/self/maps") -> list[tuple[int, int]]:
+    """(start, end) of this process's read-only file mappings of the libraries whose file
+    names contain one of ``names``: their code and constants, never their writable data."""
     out = []
     with open(maps) as f:
         for line in f:
             fields = line.split()
-            if len(fields) >= 6 and name in os.path.basename(fields[5]) and "w" not in fields[1]:
+            if (len(fields) >= 6 and "w" not in fields[1]
+                    and any(n in os.path.basename(fields[5]) for n in names)):
                 start, end = (int(x, 16) for x in fields[0].split("-"))
                 out.append((start, end))
     return out
 
 
-def page_out_library(name: str = "_chdb") -> int:
-    """Reclaim the resident clean pages of the library's read-only mappings; returns the bytes
+def page_out_libraries(names=STORE_LIBRARIES) -> int:
+    """Reclaim the resident clean pages of the libraries' read-only mappings; returns the bytes
     of mappings advised (0 where the kernel lacks MADV_PAGEOUT: nothing changes then)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -71,9 +78,9 @@ def page_out_library(name: str = "_chdb") -> int:
         return 0
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     advised = 0
-    for start, end in library_mappings(name):
+    for start, end in library_mappings(names):
         if libc.madvise(start, end - start, _MADV_PAGEOUT) != 0:
-            log.debug("madvise(MADV_PAGEOUT) on %s: %s", name, os.strerror(ctypes.get_errno()))
+            log.debug("madvise(MADV_PAGEOUT): %s", os.strerror(ctypes.get_errno()))
             return advised
         libc.madvise(start, end - start, _MADV_RANDOM)
         advised += end - start

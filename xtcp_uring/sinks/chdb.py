@@ -97,9 +97,9 @@ class ChdbSink(Sink):
 
     async def _write(self, batch) -> None:
         await asyncio.to_thread(self._insert, batch)
-        if not self._paged_out:  # once: what start-up and the first insert touched of chDB's code
+        if not self._paged_out:  # once: what start-up and the first insert touched of chDB's and pyarrow's code
             self._paged_out = True
-            await asyncio.to_thread(footprint.page_out_library)
+            await asyncio.to_thread(footprint.page_out_libraries)
         await asyncio.to_thread(self._hold_size)
         await asyncio.to_thread(self._prune_last_samples)
 
