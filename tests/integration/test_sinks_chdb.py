@@ -188,6 +188,41 @@ async def test_chdb_sink_keeps_the_previous_samples_join_to_one_row_per_socket(d
     assert join_bytes() >= 2.5 * one_poll
 
 
+def test_store_writes_small_parts_compact_and_gives_back_library_pages(store):
+    # Each poll's part is one data file, not two per column (footprint.RECORD_TABLE_SETTINGS).
+    from xtcp_uring.clickhouse import footprint
+
+    store.insert_batch(make_batch(701))
+    got = store.query("SELECT DISTINCT part_type FROM system.parts WHERE database = 'xtcp' AND "
+                      "table = 'xtcp_records' AND active AND rows < 1000000", "TabSeparatedRaw")
+    assert got.bytes().decode().split() == ["Compact"]
+    engine = store.query("SELECT engine_full FROM system.tables WHERE database = 'xtcp' AND name = "
+                         "'xtcp_records'", "TabSeparatedRaw").bytes().decode()
+    assert f"min_parts_to_merge_at_once = {footprint.MIN_PARTS_TO_MERGE}" in engine
+
+    # chDB's code: read-only mappings only, fewer of their pages resident after, and still working.
+    mappings = footprint.library_mappings()
+    assert mappings and all(end > start for start, end in mappings)
+
+    def resident_kb() -> int:
+        total, inside = 0, False
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                head = line.split()[0]
+                if "-" in head and not head.endswith(":"):
+                    start, end = (int(x, 16) for x in head.split("-"))
+                    inside = (start, end) in mappings
+                elif inside and head == "Rss:":
+                    total += int(line.split()[1])
+        return total
+
+    before = resident_kb()
+    assert footprint.page_out_libraries() == sum(end - start for start, end in mappings)
+    assert resident_kb() < before / 2
+    assert store.insert_batch(make_batch(702)) == 909
+    assert rows_of(store, 702) == rows_of(store, 701)
+
+
 def test_query_helper(data_dir, store, capsys):
     store.insert_arrow(clickhouse.arrow_table(make_batch(301)))
     sql = "SELECT count() AS n FROM xtcp.xtcp_records WHERE poll_id = 301"
