@@ -6,8 +6,11 @@ chDB store, and Kafka through the test suite's broker). Its CPU time (``/proc/<p
 every thread, chDB's included) is read each time it logs a poll; CPU per poll is the CPU spent
 between the second and the last poll's line divided by the polls between (start-up and the
 first poll, which opens every namespace and creates the store, are left out), and steady RSS
-is the largest ``VmRSS`` seen after the second poll. The raw dump (``raw_dump.c``, the floor)
-is timed on the same farm. Needs root (the farm).
+is the largest ``VmRSS`` seen after the second poll, with its anonymous and file-backed parts
+(``RssAnon``, ``RssFile``: chDB's library is file-backed). The raw dump (``raw_dump.c``, the
+floor) is timed on the same farm. ``--checkout DIR`` (repeatable) runs each sink of each
+checkout's daemon on the same farm, one after the other: before and after in one run. Needs
+root (the farm).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from .farm import SocketFarm
-from .harness import RawTool, rss_kb_of
+from .harness import RawTool
 
 _POLL_LINE = re.compile(r"xtcp_uring\.daemon: poll (\d+): ")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -35,13 +38,27 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
-def run_daemon(glob: str, sink: str | None, args, data_dir: str) -> dict:
-    python = f"{args.checkout}/.venv/bin/python" if args.checkout else sys.executable
+def rss_parts_kb(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of ``pid`` in kB (0 for what cannot be read)."""
+    out = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in out:
+                    out[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def run_daemon(glob: str, sink: str | None, args, data_dir: str, checkout: str | None) -> dict:
+    python = f"{checkout}/.venv/bin/python" if checkout else sys.executable
     cmd = [python, "-m", "xtcp_uring", "--namespaces", glob, "--interval", str(args.interval),
            "--jitter", "0", "--max-polls", str(args.polls), "--metrics-listen", "off", "--data-dir", data_dir,
            *(["--sink", sink] if sink else []), *args.daemon_args]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            cwd=args.checkout or None)
+                            cwd=checkout or None)
     marks, rss = [], []
     for line in proc.stderr:
         m = _POLL_LINE.search(line)
@@ -49,13 +66,17 @@ def run_daemon(glob: str, sink: str | None, args, data_dir: str) -> dict:
             n = int(m.group(1))
             marks.append((n, cpu_s(proc.pid)))
             if n >= 2:
-                rss.append(rss_kb_of(proc.pid))
+                rss.append(rss_parts_kb(proc.pid))
     rc = proc.wait()
     steady = [(n, c) for n, c in marks if n >= 2]
     per_poll = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0]) if len(steady) > 1 else None
-    return {"sink": sink or "chdb (default)", "exit": rc, "polls": len(marks),
+    peak = max(rss, key=lambda r: r["VmRSS"]) if rss else None
+    name = sink.split("://")[0] if sink else "chdb (default)"
+    return {"sink": f"{name} [{checkout or 'this checkout'}]", "exit": rc, "polls": len(marks),
             "cpu_s_per_poll": round(per_poll, 3) if per_poll is not None else None,
-            "steady_rss_mb": round(max(rss) / 1024, 1) if rss else None}
+            "steady_rss_mb": round(peak["VmRSS"] / 1024, 1) if peak else None,
+            "rss_anon_mb": round(peak["RssAnon"] / 1024, 1) if peak else None,
+            "rss_file_mb": round(peak["RssFile"] / 1024, 1) if peak else None}
 
 
 def main(argv=None) -> int:
@@ -66,7 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("--interval", type=float, default=5.0)
     p.add_argument("--polls", type=int, default=8)
     p.add_argument("--sinks", default="chdb,kafka", help="comma list of chdb, kafka")
-    p.add_argument("--checkout", help="run the daemon of another checkout (its .venv), e.g. to compare with main")
+    p.add_argument("--checkout", action="append",
+                   help="run the daemon of this checkout (its .venv); repeat to compare, e.g. /work/main and .")
     p.add_argument("--daemon-args", nargs=argparse.REMAINDER, default=[], help="more daemon flags (last)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -85,21 +107,24 @@ def main(argv=None) -> int:
                                                                    / 1e9, 3),
                         "steady_rss_mb": round(max(r["rss_kb"] for r in rounds) / 1024, 1)})
         for sink in args.sinks.split(","):
-            with tempfile.TemporaryDirectory(prefix="xtcp-daemon-bench-") as data_dir:
-                if sink == "kafka":
-                    from kafka_broker import kafka_broker
+            for checkout in args.checkout or [None]:
+                with tempfile.TemporaryDirectory(prefix="xtcp-daemon-bench-") as data_dir:
+                    if sink == "kafka":
+                        from kafka_broker import kafka_broker
 
-                    with kafka_broker() as broker:
-                        results.append(run_daemon(farm.glob, f"kafka://{broker.bootstrap}/bench", args, data_dir))
-                else:
-                    results.append(run_daemon(farm.glob, None, args, f"{data_dir}/store"))
+                        with kafka_broker() as broker:
+                            results.append(run_daemon(farm.glob, f"kafka://{broker.bootstrap}/bench", args,
+                                                      data_dir, checkout))
+                    else:
+                        results.append(run_daemon(farm.glob, None, args, f"{data_dir}/store", checkout))
     floor = results[0]["cpu_s_per_poll"]
     for r in results:
         if r.get("cpu_s_per_poll") is not None and floor:
             r["cpu_vs_raw"] = round(r["cpu_s_per_poll"] / floor, 2)
         print(json.dumps(r) if args.json else
               f"{r['sink']:>22}: {r.get('cpu_s_per_poll')} s CPU per poll ({r.get('cpu_vs_raw')}x raw), "
-              f"steady RSS {r.get('steady_rss_mb')} MB")
+              f"steady RSS {r.get('steady_rss_mb')} MB"
+              + (f" (anon {r['rss_anon_mb']}, file {r['rss_file_mb']})" if r.get("rss_anon_mb") is not None else ""))
     return 0
 
 

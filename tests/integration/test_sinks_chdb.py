@@ -105,6 +105,22 @@ def test_arrow_table_is_the_numpy_view():
     assert set(table["congestion_algorithm_string"].to_pylist()) == {"cubic", "bbr"}
 
 
+def test_arrow_reader_is_the_table_in_pieces_across_dumps(store):
+    # Pieces of 7 rows cut across the dumps of 3 namespaces: every row and label in order, and
+    # the store takes the stream as one insert, rows equal to the whole table's.
+    batch, whole = make_batch(111, copies=3), make_batch(112, copies=3)
+    table = clickhouse.arrow_table(batch)
+    assert len(batch) > 14 and batch.dumps[0].count % 7  # a piece straddles two dumps
+    streamed = clickhouse.arrow_reader(batch, rows=7).read_all()
+    assert streamed.num_rows == table.num_rows and streamed.column_names == table.column_names
+    for name in table.column_names:
+        assert streamed[name].to_pylist() == table[name].to_pylist(), name
+    assert max(len(b) for b in clickhouse.arrow_reader(batch, rows=7).read_all().to_batches()) == 7
+    assert store.insert_batch(batch) == len(batch)
+    store.insert_arrow(clickhouse.arrow_table(whole))
+    assert rows_of(store, 111) == rows_of(store, 112)
+
+
 def test_clickhouse_reads_our_protobuf_list_bytes_as_the_arrow_rows(store):
     by_protobuf, by_arrow = make_batch(101), make_batch(102)
     message = clickhouse.protobuf_list(by_protobuf.envelope())
@@ -141,6 +157,70 @@ async def test_chdb_sink(data_dir, store):
     got = store.query("SELECT poll_id, count() FROM xtcp.xtcp_records WHERE poll_id IN (201, 202) "
                       "GROUP BY poll_id ORDER BY poll_id")
     assert got.bytes().decode().split() == ["201,909", "202,2727"]
+
+
+async def test_chdb_sink_keeps_the_previous_samples_join_to_one_row_per_socket(data_dir, store, monkeypatch):
+    # The Join engine behind the rollups' deltas keeps every row inserted into it until rebuilt;
+    # the sink's prune rebuilds it, so polling the same sockets again and again holds it at one
+    # poll's worth, not one per poll.
+    from xtcp_uring.sinks import chdb as chdb_sink
+
+    def join_bytes() -> int:
+        got = store.query("SELECT total_rows, total_bytes FROM system.tables WHERE database = 'xtcp' "
+                          "AND name = 'xtcp_socket_last'", "TabSeparatedRaw").bytes().decode().split()
+        return int(got[1])
+
+    monkeypatch.setattr(chdb_sink, "PRUNE_EVERY_S", 0.0)
+    async with open_sink(f"chdb://{data_dir}") as sink:
+        await sink.send(make_batch(601, copies=3))
+        await sink.flush(timeout=30)
+        one_poll = join_bytes()
+        for poll_id in range(602, 608):
+            await sink.send(make_batch(poll_id, copies=3))
+            await sink.flush(timeout=30)
+        assert sink.stats.sent_records == 7 * 3 * 909
+    assert join_bytes() <= 1.2 * one_poll
+    monkeypatch.setattr(chdb_sink, "PRUNE_EVERY_S", 3600.0)  # without the rebuild, it grows per poll
+    async with open_sink(f"chdb://{data_dir}") as sink:
+        for poll_id in range(608, 611):
+            await sink.send(make_batch(poll_id, copies=3))
+            await sink.flush(timeout=30)
+    assert join_bytes() >= 2.5 * one_poll
+
+
+def test_store_writes_small_parts_compact_and_gives_back_library_pages(store):
+    # Each poll's part is one data file, not two per column (footprint.RECORD_TABLE_SETTINGS).
+    from xtcp_uring.clickhouse import footprint
+
+    store.insert_batch(make_batch(701))
+    got = store.query("SELECT DISTINCT part_type FROM system.parts WHERE database = 'xtcp' AND "
+                      "table = 'xtcp_records' AND active AND rows < 1000000", "TabSeparatedRaw")
+    assert got.bytes().decode().split() == ["Compact"]
+    engine = store.query("SELECT engine_full FROM system.tables WHERE database = 'xtcp' AND name = "
+                         "'xtcp_records'", "TabSeparatedRaw").bytes().decode()
+    assert f"min_parts_to_merge_at_once = {footprint.MIN_PARTS_TO_MERGE}" in engine
+
+    # chDB's code: read-only mappings only, fewer of their pages resident after, and still working.
+    mappings = footprint.library_mappings()
+    assert mappings and all(end > start for start, end in mappings)
+
+    def resident_kb() -> int:
+        total, inside = 0, False
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                head = line.split()[0]
+                if "-" in head and not head.endswith(":"):
+                    start, end = (int(x, 16) for x in head.split("-"))
+                    inside = (start, end) in mappings
+                elif inside and head == "Rss:":
+                    total += int(line.split()[1])
+        return total
+
+    before = resident_kb()
+    assert footprint.page_out_libraries() == sum(end - start for start, end in mappings)
+    assert resident_kb() < before / 2
+    assert store.insert_batch(make_batch(702)) == 909
+    assert rows_of(store, 702) == rows_of(store, 701)
 
 
 def test_query_helper(data_dir, store, capsys):

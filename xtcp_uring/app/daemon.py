@@ -16,6 +16,7 @@ those sinks, flushed, with the same exit code, and no listener.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -170,11 +171,21 @@ async def _run(args, group, poller, metrics, observe_sinks, query_opts: dict, on
                 log.info("polling %s every %.1fs with %s into %s", poller.selection, args.interval,
                          poller.stats.backend, ", ".join(s.name for s in group.sinks))
                 closes = asyncio.create_task(forward_closes(poller, group, metrics), name="xtcp-close-events")
+                frozen = False
                 async for batch in poller:
                     await group.send(batch)
                     _log_poll(batch, poller, warnings)
                     metrics.observe_poll(batch, poller.stats)
                     observe_sinks()
+                    if not frozen:
+                        # What start-up made lives as long as we do: keep it out of the cyclic
+                        # collector, whose full passes over it were ~7% of a Kafka daemon's CPU.
+                        frozen = True
+                        gc.freeze()
+                    # Let go of this poll's records and encoded bytes before the next poll
+                    # decodes: their blocks go back to the pool and are reused, rather than a
+                    # second set (~80 MB at 100k sockets) being made while this one is held.
+                    del batch
                 if poller.close_events is not None:  # what arrived since the last flush goes out too
                     await poller.close_events.close()
                     await asyncio.wait({closes}, timeout=30)  # it sends the last batches, then ends

@@ -18,7 +18,7 @@ client side), ``query_server`` (the daemon's ``query.sock``).
 
 from __future__ import annotations
 
-from .arrow import arrow_table
+from .arrow import arrow_reader, arrow_table
 from .ddl import (
     DATABASE,
     DDL_PATH,
@@ -42,6 +42,7 @@ __all__ = [
     "QueryServer",
     "TABLE",
     "Store",
+    "arrow_reader",
     "arrow_table",
     "format_schema",
     "open_store",

@@ -73,7 +73,9 @@ class Store:
 
     def ensure_table(self, db: str = DATABASE, ttl_days: int | None = None, retention_s: int | None = None) -> None:
         """Create (or bring up to date: new columns, layout) the record table, its retention and
-        the rollups (``retention.prepare_tables``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        the rollups (``retention.prepare_tables``), with the embedded store's part and merge
+        settings (``footprint``); ``retention_s`` (or ``ttl_days``) None keeps rows forever."""
+        from .footprint import table_settings_sql
         from .retention import prepare_tables
 
         if retention_s is None and ttl_days is not None:
@@ -81,14 +83,28 @@ class Store:
                 raise ConfigError(f"ttl_days must be positive, got {ttl_days}")
             retention_s = int(ttl_days) * 86400
         prepare_tables(self, db, retention_s)
+        self.query(table_settings_sql(db, TABLE))
 
     def insert_arrow(self, table, db: str = DATABASE) -> int:
-        """Insert a table made by ``arrow_table()``; returns its row count."""
-        cols = ", ".join(f"`{c}`" for c in table.column_names)
+        """Insert a table made by ``arrow_table()`` (or a reader, ``arrow_reader()``); returns
+        its row count (a reader's: what it held, counted as chDB read it)."""
+        cols = ", ".join(f"`{c}`" for c in table.schema.names)
         # chDB's Python() table function finds the object by its name in this frame.
         xtcp_arrow_rows = table  # noqa: F841
         self.query(f"INSERT INTO {db}.{TABLE} ({cols}) SELECT * FROM Python(xtcp_arrow_rows)")
         return table.num_rows
+
+    def insert_batch(self, batch, db: str = DATABASE) -> int:
+        """Insert every record of a batch, streamed (``arrow_reader``); returns their count."""
+        from .arrow import arrow_reader
+
+        if not len(batch):
+            return 0
+        reader = arrow_reader(batch)
+        cols = ", ".join(f"`{c}`" for c in reader.schema.names)
+        xtcp_arrow_rows = reader  # noqa: F841 - found by name, as above
+        self.query(f"INSERT INTO {db}.{TABLE} ({cols}) SELECT * FROM Python(xtcp_arrow_rows)")
+        return len(batch)
 
     def insert_protobuf_list(self, message: bytes, db: str = DATABASE, table: str = TABLE) -> int:
         """Insert one ``protobuf_list()`` message with the .proto as format schema."""

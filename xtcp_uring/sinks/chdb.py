@@ -3,8 +3,10 @@
 Creates database ``xtcp``, the record table and the rollups from the generated DDL on connect,
 with the retention (default 7 days; ``retention=off`` keeps all; ``ttl_days=N`` is the older
 spelling) applied to a store that exists too (``clickhouse.retention``), then inserts each
-batch as one Arrow table built from numpy columns of the C records (``clickhouse.arrow_table``),
-in a thread: the insert is ClickHouse work that releases the GIL, and the loop keeps polling.
+batch as Arrow record batches built from numpy columns of the C records as chDB reads them
+(``clickhouse.arrow_reader``), in a thread: the insert is ClickHouse work that releases the
+GIL, and the loop keeps polling. What this costs the daemon, and the store settings that cut
+it, is in ``clickhouse.footprint``.
 
 A table (or database) that went missing (someone dropped it) is created again and the insert
 retried; every other chDB error but a refused schema is retried by the base with backoff
@@ -19,9 +21,10 @@ import time
 from dataclasses import dataclass
 
 from .. import clickhouse
-from ..clickhouse import retention, rollups
+from ..clickhouse import footprint, retention, rollups
 from ..clickhouse.errors import ClickHouseError
 from ..errors import ConfigError
+from ..native import RECORD_SIZE
 from .base import Payload, Sink, SinkStats
 from .config import SinkConfig
 from .encoded import Encoded
@@ -29,6 +32,11 @@ from .encoded import Encoded
 log = logging.getLogger("xtcp_uring.sinks")
 
 SIZE_CHECK_EVERY_S = 30.0  # how often the store's size is held to max_store_bytes
+# How often rollups.PRUNE_LAST runs. The Join engine behind xtcp_socket_last keeps every row
+# inserted into it, superseded ones too (~55 bytes per record: 5.6 MB per 100k-socket poll,
+# measured from system.tables.total_bytes), until a mutation rebuilds it from its live entries;
+# hourly that was gigabytes. The rebuild costs ~10 ms per 30k sockets.
+PRUNE_EVERY_S = 30.0
 
 
 @dataclass(kw_only=True)
@@ -73,10 +81,13 @@ class ChdbSink(Sink):
         self.stats = StoreStats()
         self._size_checked = 0.0
         self._pruned = time.monotonic()
+        self._paged_out = False
 
     def prepare(self, encoded: Encoded) -> list[Payload]:
-        table = encoded.arrow()
-        return [Payload(table, table.nbytes, table.num_rows)]
+        # The batch itself: its Arrow columns are made as chDB reads them (clickhouse.arrow_reader),
+        # a fresh reader per attempt. Its size is that of its C records, which it keeps alive.
+        batch = encoded.batch
+        return [Payload(batch, len(batch) * RECORD_SIZE, len(batch))]
 
     async def _connect(self) -> None:
         self.store = await asyncio.to_thread(clickhouse.open_store, self.config.path)
@@ -84,14 +95,19 @@ class ChdbSink(Sink):
                                 retention_s=self.config.retention_s)
         await asyncio.to_thread(self._hold_size, True)
 
-    async def _write(self, table) -> None:
-        await asyncio.to_thread(self._insert, table)
+    async def _write(self, batch) -> None:
+        await asyncio.to_thread(self._insert, batch)
+        if not self._paged_out:  # once: what start-up and the first insert touched of chDB's and pyarrow's code
+            self._paged_out = True
+            await asyncio.to_thread(footprint.page_out_libraries)
         await asyncio.to_thread(self._hold_size)
         await asyncio.to_thread(self._prune_last_samples)
 
     def _prune_last_samples(self) -> None:
-        """Hourly: forget the previous samples of sockets gone for an hour (rollups.PRUNE_LAST)."""
-        if time.monotonic() - self._pruned < rollups.LAST_SAMPLE_TTL_S:
+        """Every PRUNE_EVERY_S: forget the previous samples of sockets gone for an hour
+        (rollups.PRUNE_LAST), which also rebuilds the in-memory Join without the rows later
+        samples replaced (see PRUNE_EVERY_S)."""
+        if time.monotonic() - self._pruned < PRUNE_EVERY_S:
             return
         self._pruned = time.monotonic()
         try:
@@ -118,16 +134,16 @@ class ChdbSink(Sink):
                         "above max_store_bytes (%.1f MB): raise --max-store-bytes", self.name, left / 1e6,
                         limit / 1e6)
 
-    def _insert(self, table) -> None:
+    def _insert(self, batch) -> None:
         try:
-            self.store.insert_arrow(table, self.config.database)
+            self.store.insert_batch(batch, self.config.database)
         except ClickHouseError as exc:
             if not exc.table_missing:
                 raise
             log.warning("%s: %s.%s is missing (%s): creating it again", self.name, self.config.database,
                         clickhouse.TABLE, exc)
             self.store.ensure_table(self.config.database, retention_s=self.config.retention_s)
-            self.store.insert_arrow(table, self.config.database)
+            self.store.insert_batch(batch, self.config.database)
 
     async def _disconnect(self) -> None:
         store, self.store = self.store, None
