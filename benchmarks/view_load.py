@@ -90,8 +90,20 @@ def page_load(url: str, span: str) -> float:
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400}
 
 
+def chart_times(url: str, span: str) -> dict[str, tuple[str, float]]:
+    """Each chart alone, one after the other: (its source, seconds)."""
+    out = {}
+    for name in ["filters", *CHARTS]:
+        path = f"api/filters?{span}" if name == "filters" else f"api/chart/{name}?{span}"
+        started = time.monotonic()
+        with urllib.request.urlopen(url + path, timeout=300) as r:
+            doc = json.load(r)
+        out[name] = (doc.get("source", "raw"), time.monotonic() - started)
+    return out
+
+
 async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int, end: int,
-                            rollups: bool) -> dict[str, list[float]]:
+                            rollups: bool, per_chart: bool = False) -> dict[str, list[float]]:
     backend = StoreBackend(data_dir)
     server = ViewServer(backend, "127.0.0.1", 0, rollups=rollups)
     await server.start()
@@ -100,6 +112,10 @@ async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int, end: 
         for rng in ranges:
             span = f"from={end - RANGES[rng]}&to={end}"  # as range= would, had the last poll been now
             out[rng] = [await asyncio.to_thread(page_load, server.url, span) for _ in range(repeat)]
+            if per_chart:
+                each = await asyncio.to_thread(chart_times, server.url, span)
+                print(f"range={rng}, one chart at a time: " + ", ".join(f"{n} {t:.2f} s ({src})"
+                                                                     for n, (src, t) in each.items()), flush=True)
         return out
     finally:
         await server.close()
@@ -116,6 +132,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rollup", action="store_true", help="the page reads the store's rollups xtcp_1m/xtcp_1h where "
                     "they answer (xtcp_uring/view/rollup.py), as `view` does; without it, the records alone")
+    ap.add_argument("--per-chart", action="store_true", help="also time each chart alone (and the filters)")
     args = ap.parse_args()
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="xtcp-view-bench-")
     polls = int(args.hours * 3600 // args.interval)
@@ -137,7 +154,8 @@ def main() -> None:
         sizes = {t: _table_size(store, t) for t in (TABLE, MINUTE_TABLE, HOUR_TABLE)}
     finally:
         store.release()
-    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup))
+    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup,
+                                     args.per_chart))
     rows, disk = sizes[TABLE]
     print(f"store: {rows:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
           f"every {args.interval} s); rollups: " + ", ".join(f"{t} {n:,} rows {b / 1e9:.2f} GB"

@@ -9,7 +9,19 @@ materialized views, in the database, for chDB and servers alike::
     xtcp_records --xtcp_socket_deltas_mv--> xtcp_socket_deltas (Null: nothing stored)
         xtcp_socket_deltas --xtcp_1m_mv--> xtcp_1m     (AggregatingMergeTree, per minute)
         xtcp_socket_deltas --xtcp_socket_last_mv--> xtcp_socket_last (Join engine, in memory)
+        xtcp_socket_deltas --xtcp_host_1m_mv--> xtcp_host_1m     (narrow, per minute: the time charts)
+        xtcp_socket_deltas --xtcp_prefix_1m_mv--> xtcp_prefix_1m (narrow, per minute: prefix tables)
     xtcp_1m --xtcp_1h_mv--> xtcp_1h                    (AggregatingMergeTree, per hour)
+    xtcp_host_1m --> xtcp_host_1h, xtcp_prefix_1m --> xtcp_prefix_1h
+
+**Why three.** ``xtcp_1m``/``xtcp_1h`` are keyed by every dimension (host, location, namespace,
+remote /24|/48, state, congestion control): they answer any question over those, but on a host
+with many namespaces and prefixes a row holds about one socket, so they are nearly as big as the
+records. The narrow ones answer xTCPView's charts over long ranges: ``xtcp_host_*`` per (host,
+location, state) for the charts over time (plus a log2 RTT histogram for the heatmap), a few
+rows a minute; ``xtcp_prefix_*`` per (host, location, remote prefix, congestion control) for
+the prefix tables, without namespaces or states. Each adds its view to every insert
+(``python -m benchmarks.store --rollups`` measures what all of them cost together).
 
 **Counters.** tcp_info's byte, segment and retransmit counters are cumulative since the
 socket opened, so summing them per minute means nothing (a socket polled 6 times a minute
@@ -31,8 +43,14 @@ poll, and a store on a disk that filled up or went read-only needs nothing repai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MINUTE_TABLE = "xtcp_1m"
 HOUR_TABLE = "xtcp_1h"
+HOST_MINUTE_TABLE = "xtcp_host_1m"
+HOST_HOUR_TABLE = "xtcp_host_1h"
+PREFIX_MINUTE_TABLE = "xtcp_prefix_1m"
+PREFIX_HOUR_TABLE = "xtcp_prefix_1h"
 DELTAS_TABLE = "xtcp_socket_deltas"
 LAST_TABLE = "xtcp_socket_last"
 RECORDS_TABLE = "xtcp_records"
@@ -83,17 +101,52 @@ QUANTILE_COLUMNS = (
      "tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0"),
 )
 
-# The rollup tables' columns, in order: `time` (the minute or hour), the dimensions, then
-# what is aggregated. How to read each one back is in ``READ``.
-COLUMNS = (
-    ("time", "DateTime"),
-    *((name, typ) for name, typ, _ in DIMENSIONS),
-    ("samples", "SimpleAggregateFunction(sum, UInt64)"),  # rows (socket polls) in the bucket
-    ("sockets", "AggregateFunction(uniq, UInt64)"),  # distinct sockets
-    *((name, f"AggregateFunction(quantilesBFloat16({QUANTILE_LEVELS}), {typ})")
-      for name, _, typ, _ in QUANTILE_COLUMNS),
-    *((name, "SimpleAggregateFunction(sum, UInt64)") for name, _ in COUNTERS),
-)
+# The heatmap's histogram: samples per log2 bucket of tcp_info_rtt (microseconds), as
+# (buckets, counts) arrays; only the xtcp_host_* tables have it.
+HEATMAP = "rtt_log2"
+HEATMAP_TYPE = "AggregateFunction(sumMap, Array(UInt8), Array(UInt64))"
+HEATMAP_STATE = "sumMapStateIf([toUInt8(floor(log2(tcp_info_rtt)))], [toUInt64(1)], tcp_info_rtt > 0)"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A minute table and the hour table made from it, keyed by ``dimensions`` (names of
+    ``DIMENSIONS``), holding the quantile columns ``quantiles`` (names of ``QUANTILE_COLUMNS``)."""
+
+    minute: str
+    hour: str
+    dimensions: tuple[str, ...]
+    quantiles: tuple[str, ...]
+    heatmap: bool = False
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The tables' columns, in order: `time` (the minute or hour), the dimensions, then what
+        is aggregated. How to read each one back is in ``READ``."""
+        types = {name: typ for name, typ, _ in DIMENSIONS}
+        return (
+            ("time", "DateTime"),
+            *((name, types[name]) for name in self.dimensions),
+            ("samples", "SimpleAggregateFunction(sum, UInt64)"),  # rows (socket polls) in the bucket
+            ("sockets", "AggregateFunction(uniq, UInt64)"),  # distinct sockets
+            *((name, f"AggregateFunction(quantilesBFloat16({QUANTILE_LEVELS}), {typ})")
+              for name, _, typ, _ in QUANTILE_COLUMNS if name in self.quantiles),
+            *((name, "SimpleAggregateFunction(sum, UInt64)") for name, _ in COUNTERS),
+            *(((HEATMAP, HEATMAP_TYPE),) if self.heatmap else ()),
+        )
+
+
+_ALL_QUANTILES = tuple(name for name, _, _, _ in QUANTILE_COLUMNS)
+# Issue #14's rollups: every dimension.
+WIDE = Rollup(MINUTE_TABLE, HOUR_TABLE, tuple(name for name, _, _ in DIMENSIONS), _ALL_QUANTILES)
+# xTCPView's charts over time: a few rows a minute per host.
+HOST = Rollup(HOST_MINUTE_TABLE, HOST_HOUR_TABLE, ("hostname", "location", "state"), _ALL_QUANTILES, heatmap=True)
+# xTCPView's prefix tables (worst prefixes, congestion controls on shared prefixes).
+PREFIX = Rollup(PREFIX_MINUTE_TABLE, PREFIX_HOUR_TABLE, ("hostname", "location", "remote_prefix", "congestion_algorithm"),
+                ("rtt_us", "delivery_rate"))
+ROLLUPS = (WIDE, HOST, PREFIX)
+
+COLUMNS = WIDE.columns  # the wide tables' columns
 
 # How a query reads each aggregated column back (a GROUP BY over any dimensions and time).
 READ = {
@@ -101,7 +154,8 @@ READ = {
     "sockets": "uniqMerge(sockets)",
     **{name: f"quantilesBFloat16Merge({QUANTILE_LEVELS})({name})" for name, _, _, _ in QUANTILE_COLUMNS},
     **{name: f"sum({name})" for name, _ in COUNTERS},
+    HEATMAP: f"sumMapMerge({HEATMAP})",  # a tuple (buckets, counts)
 }
 
-TABLES = (MINUTE_TABLE, HOUR_TABLE)
-RETENTION_DAYS = {MINUTE_TABLE: MINUTE_RETENTION_DAYS, HOUR_TABLE: HOUR_RETENTION_DAYS}
+TABLES = tuple(t for r in ROLLUPS for t in (r.minute, r.hour))
+RETENTION_DAYS = {**{r.minute: MINUTE_RETENTION_DAYS for r in ROLLUPS}, **{r.hour: HOUR_RETENTION_DAYS for r in ROLLUPS}}

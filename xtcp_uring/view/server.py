@@ -18,6 +18,7 @@ in the user's browser cannot read the store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -63,6 +64,7 @@ class ViewServer:
                         for p in STATIC_DIR.rglob("*") if p.is_file() and p.suffix in STATIC_TYPES}
         self._asn: tuple[float, str | None] = (0.0, None)
         self._columns: dict[str, tuple[float, frozenset[str]]] = {}
+        self._coverage: tuple[float, rollup.Coverage | None] = (-60.0, None)
         self.requests = 0
         self.errors = 0
 
@@ -202,25 +204,55 @@ class ViewServer:
     async def chart(self, chart: charts.Chart, f: filters.Filters) -> dict:
         asn = await self._asn_dictionary() if chart.name == "prefixes" else None
         params = f.params() | ({"asn_dict": asn} if asn else {})
-        sql = None
+        plan = None
         if self.rollups and chart.name in rollup.SQL:
-            columns = {t: await self._columns_of(t) for t in rollup.TABLES}
-            if rollup.answers(chart, f, columns):
-                sql = rollup.rollup_sql(chart, f, asn)
-                params |= rollup.params(f)
-        source = "raw" if sql is None else "rollup"
+            plan = rollup.plan(chart, f, await self.coverage(), asn)
         started = time.monotonic()
-        names, rows = await self._run(sql or charts.chart_sql(chart, f, asn), params)
-        return {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit, "source": source,
-                "from": f.t0, "to": f.t1, "step": f.step_s, "ms": round((time.monotonic() - started) * 1000, 1),
-                **chart.shape(rows, names, f)}
+        if plan is None:
+            names, rows = await self._run(charts.chart_sql(chart, f, asn), params)
+        else:
+            names, rows = await self._run(plan.sql, params | plan.params)
+        doc = {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit,
+               "source": "raw" if plan is None else "rollup", "from": f.t0 if plan is None else plan.t0,
+               "to": f.t1 if plan is None else plan.t1, "step": f.step_s,
+               "ms": round((time.monotonic() - started) * 1000, 1), **chart.shape(rows, names, f)}
+        if plan is not None and plan.note:
+            doc["note"] = plan.note
+        return doc
 
     async def choices(self, f: filters.Filters) -> dict:
         out = {}
+        fast = rollup.choices_plan(f, await self.coverage()) if self.rollups else None
+        records = f
+        if fast is not None:  # a long range: locations and states from the rollup, namespaces of its last hour
+            statements, params, netns_from = fast
+            for name, sql in statements.items():
+                _, rows = await self._run(sql, f.params() | params)
+                out[name] = rows
+            records = dataclasses.replace(f, t0=netns_from)
         for name, sql in charts.CHOICES_SQL.items():
-            _, rows = await self._run(sql.replace("{where}", f.where()), f.params())
-            out[name] = [filters.STATE_NAMES.get(v, str(v)) if name == "state" else v for v, _ in rows]
-        return out
+            if name not in out:
+                _, out[name] = await self._run(sql.replace("{where}", records.where()), records.params())
+        return {name: [filters.STATE_NAMES.get(v, str(v)) if name == "state" else v for v, _ in rows]
+                for name, rows in out.items()}
+
+    async def coverage(self) -> rollup.Coverage:
+        """The rollup tables' columns and first minutes, checked once a minute."""
+        checked, cov = self._coverage
+        if cov is not None and time.monotonic() - checked < 60:
+            return cov
+        columns = {t: await self._columns_of(t) for t in rollup.TABLES}
+        minutes = [r.minute for r in rollup.ROLLUPS if rollup.NEEDS[r] <= columns[r.minute]]
+        since: dict[str, int | None] = dict.fromkeys(minutes)
+        if minutes:
+            _, rows = await self._run(
+                "SELECT table, toUInt32(min(min_time)) FROM system.parts WHERE database = {db:String} AND active "
+                "AND rows > 0 AND has(splitByChar(',', {tables:String}), table) GROUP BY table",
+                {"db": self.backend.database, "tables": ",".join(minutes)})
+            since.update({table: int(first) for table, first in rows})
+        cov = rollup.Coverage(columns, since)
+        self._coverage = (time.monotonic(), cov)
+        return cov
 
     async def connection(self, f: filters.Filters) -> dict:
         close_expr = ""
