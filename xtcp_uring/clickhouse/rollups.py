@@ -105,7 +105,8 @@ QUANTILE_COLUMNS = (
 # (buckets, counts) arrays; only the xtcp_host_* tables have it.
 HEATMAP = "rtt_log2"
 HEATMAP_TYPE = "AggregateFunction(sumMap, Array(UInt8), Array(UInt64))"
-HEATMAP_STATE = "sumMapStateIf([toUInt8(floor(log2(tcp_info_rtt)))], [toUInt64(1)], tcp_info_rtt > 0)"
+# greatest(): the bucket is computed for every row, and log2(0) is no integer.
+HEATMAP_STATE = "sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0)"
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,14 @@ CHARTS: dict[str, Chart] = {c.name: c for c in [
         GROUP BY cc ORDER BY cc LIMIT {TOP_N}""", _table),
 ]}
 
+# Charts that keep state per socket (counter deltas or growth, quantile states) read at most the
+# last RECORDS_MAX_S of a longer range from the records: over a day of a big host they would
+# outgrow the query's memory limit. The rollups answer them over any range (rollup.py).
+PER_SOCKET = frozenset({"retrans", "talkers", "prefixes", "cc"})
+RECORDS_MAX_S = 6 * 3600
+RECORDS_NOTE = ("the records answer this chart over the range's last 6 h only (it keeps state per socket); the rollups "
+                "answer it over the whole range when the filters allow (no namespace/pod, one /24 or /48 prefix)")
+
 # One connection by its cookie: its samples, and its close record when the table has them.
 CONNECTION_SQL = f"""
     SELECT intDiv(timestamp_ns, 1000000) / 1000 AS t, tcp_info_rtt / 1000 AS rtt_ms, tcp_info_rtt_var / 1000 AS rtt_var_ms,

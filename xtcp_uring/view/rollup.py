@@ -164,6 +164,7 @@ class Plan:
     params: dict[str, str]
     t0: int  # the span the rollup rows cover (may be wider than the range: whole minutes/hours)
     t1: int
+    table: str  # the rollup table read (the wide union: its hour table)
     note: str = ""
 
 
@@ -210,7 +211,7 @@ def plan(chart: Chart, f: Filters, cov: Coverage, asn_dictionary: str | None = N
     if h1 <= h0:
         h0 = h1 = 0
     params = {"rt0": str(f.t0), "rt1": str(f.t1), "rh0": str(h0), "rh1": str(h1)}
-    return Plan(_sql(chart, f, WIDE, _SRC_UNION, asn_dictionary), params, f.t0, f.t1)
+    return Plan(_sql(chart, f, WIDE, _SRC_UNION, asn_dictionary), params, f.t0, f.t1, WIDE.hour)
 
 
 def _time_plan(chart: Chart, f: Filters, cov: Coverage) -> Plan | None:
@@ -229,7 +230,7 @@ def _time_plan(chart: Chart, f: Filters, cov: Coverage) -> Plan | None:
 def _plan(chart: Chart, f: Filters, r: Rollup, table: str, t0: int, t1: int, note: str = "",
           asn_dictionary: str | None = None) -> Plan:
     src = _SRC_ONE.replace("{table}", table)
-    return Plan(_sql(chart, f, r, src, asn_dictionary), {"rt0": str(t0), "rt1": str(t1)}, t0, t1, note)
+    return Plan(_sql(chart, f, r, src, asn_dictionary), {"rt0": str(t0), "rt1": str(t1)}, t0, t1, table, note)
 
 
 def _sql(chart: Chart, f: Filters, r: Rollup, src: str, asn_dictionary: str | None) -> str:

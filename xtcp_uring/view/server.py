@@ -53,11 +53,13 @@ class HttpError(Exception):
 
 class ViewServer:
     """Serves the dashboard from ``backend`` on ``host:port`` (port 0: any free port);
-    ``rollups=False`` answers every chart from the records (to compare, or to measure them)."""
+    ``rollups=False`` answers every chart from the records (to compare, or to measure them);
+    ``records_max_s``: the span of the records the per-socket charts read at most (None: all)."""
 
     def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 9109, flag: str = "--listen",
-                 rollups: bool = True):
+                 rollups: bool = True, records_max_s: int | None = charts.RECORDS_MAX_S):
         self.backend, self.host, self.port, self.flag, self.rollups = backend, host, port, flag, rollups
+        self.records_max_s = records_max_s
         self._server: asyncio.AbstractServer | None = None
         self._connections = 0
         self._static = {p.relative_to(STATIC_DIR).as_posix(): p.read_bytes()
@@ -207,6 +209,11 @@ class ViewServer:
         plan = None
         if self.rollups and chart.name in rollup.SQL:
             plan = rollup.plan(chart, f, await self.coverage(), asn)
+        note = plan.note if plan is not None else ""
+        bound = self.records_max_s
+        if plan is None and chart.name in charts.PER_SOCKET and bound is not None and f.t1 - f.t0 > bound:
+            f = dataclasses.replace(f, t0=f.t1 - bound)  # bounded: see charts.RECORDS_MAX_S
+            params, note = f.params() | ({"asn_dict": asn} if asn else {}), charts.RECORDS_NOTE
         started = time.monotonic()
         if plan is None:
             names, rows = await self._run(charts.chart_sql(chart, f, asn), params)
@@ -216,8 +223,10 @@ class ViewServer:
                "source": "raw" if plan is None else "rollup", "from": f.t0 if plan is None else plan.t0,
                "to": f.t1 if plan is None else plan.t1, "step": f.step_s,
                "ms": round((time.monotonic() - started) * 1000, 1), **chart.shape(rows, names, f)}
-        if plan is not None and plan.note:
-            doc["note"] = plan.note
+        if plan is not None:
+            doc["table"] = plan.table
+        if note:
+            doc["note"] = note
         return doc
 
     async def choices(self, f: filters.Filters) -> dict:

@@ -456,7 +456,7 @@ SELECT
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
     sum(retrans_segs_delta) AS retrans_segs,
-    sumMapStateIf([toUInt8(floor(log2(tcp_info_rtt)))], [toUInt64(1)], tcp_info_rtt > 0) AS rtt_log2
+    sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0) AS rtt_log2
 FROM xtcp.xtcp_socket_deltas
 GROUP BY time, hostname, location, state;
 
