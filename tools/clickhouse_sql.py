@@ -245,16 +245,16 @@ def _rollup_tables(ru, fl: Flavour, rollup, deltas: str) -> list[str]:
             "SETTINGS ttl_only_drop_parts = 1",
         ]))
         if source == deltas:
-            aggregates = ["count() AS samples", "uniqState(socket_key) AS sockets",
+            aggregates = ["count() AS samples", *(["uniqState(socket_key) AS sockets"] if rollup.sockets else []),
                           *(f"quantilesBFloat16StateIf({ru.QUANTILE_LEVELS})({rec}, {cond}) AS {n}"
                             for n, rec, _, cond in quantiles),
                           *(f"sum({n}_delta) AS {n}" for n, _ in ru.COUNTERS),
-                          *([f"{ru.HEATMAP_STATE} AS {ru.HEATMAP}"] if rollup.heatmap else [])]
+                          *(f"{ru.EXTRA_COLUMNS[n][1]} AS {n}" for n in rollup.extras)]
         else:
-            aggregates = ["sum(samples) AS samples", "uniqMergeState(sockets) AS sockets",
+            aggregates = ["sum(samples) AS samples", *(["uniqMergeState(sockets) AS sockets"] if rollup.sockets else []),
                           *(f"quantilesBFloat16MergeState({ru.QUANTILE_LEVELS})({n}) AS {n}" for n, _, _, _ in quantiles),
                           *(f"sum({n}) AS {n}" for n, _ in ru.COUNTERS),
-                          *([f"sumMapMergeState({ru.HEATMAP}) AS {ru.HEATMAP}"] if rollup.heatmap else [])]
+                          *(f"{ru.EXTRA_COLUMNS[n][2]} AS {n}" for n in rollup.extras)]
         out.append("\n".join([
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {fl.table(table)}_mv{fl.on_cluster} TO {fl.table(table)} AS",
             "SELECT",

@@ -101,24 +101,38 @@ QUANTILE_COLUMNS = (
      "tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0"),
 )
 
-# The heatmap's histogram: samples per log2 bucket of tcp_info_rtt (microseconds), as
-# (buckets, counts) arrays; only the xtcp_host_* tables have it.
+# Columns only some rollups have: (type, state at the minute table, state at the hour table, read).
+EXTRA_COLUMNS = {
+    # The heatmap's histogram: samples per log2 bucket of tcp_info_rtt (microseconds), as
+    # (buckets, counts) arrays. greatest(): the bucket is computed for every row, and log2(0)
+    # is no integer.
+    "rtt_log2": ("AggregateFunction(sumMap, Array(UInt8), Array(UInt64))",
+                 "sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0)",
+                 "sumMapMergeState(rtt_log2)", "sumMapMerge(rtt_log2)"),
+    # Distinct sockets as a HyperLogLog of 4,096 cells (exact while small, ~1.6% error beyond,
+    # at most ~3 KB a state): `uniq` keeps up to 65,536 hashes (256 KB) per row, and a minute
+    # row of a big host holds most of its sockets.
+    "sockets_hll": ("AggregateFunction(uniqCombined(12), UInt64)", "uniqCombinedState(12)(socket_key)",
+                    "uniqCombinedMergeState(12)(sockets_hll)", "uniqCombinedMerge(12)(sockets_hll)"),
+    # The largest RTT sample: no quantile of a prefix exceeds it, so the worst-prefix table merges
+    # quantile states only of prefixes that can make it (xtcp_uring/view/rollup.py).
+    "rtt_max_us": ("SimpleAggregateFunction(max, UInt32)", "max(tcp_info_rtt)", "max(rtt_max_us)", "max(rtt_max_us)"),
+}
 HEATMAP = "rtt_log2"
-HEATMAP_TYPE = "AggregateFunction(sumMap, Array(UInt8), Array(UInt64))"
-# greatest(): the bucket is computed for every row, and log2(0) is no integer.
-HEATMAP_STATE = "sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0)"
 
 
 @dataclass(frozen=True)
 class Rollup:
     """A minute table and the hour table made from it, keyed by ``dimensions`` (names of
-    ``DIMENSIONS``), holding the quantile columns ``quantiles`` (names of ``QUANTILE_COLUMNS``)."""
+    ``DIMENSIONS``), holding the quantile columns ``quantiles`` (names of ``QUANTILE_COLUMNS``),
+    the distinct-socket count ``sockets`` (uniq) unless False, and ``extras`` (``EXTRA_COLUMNS``)."""
 
     minute: str
     hour: str
     dimensions: tuple[str, ...]
     quantiles: tuple[str, ...]
-    heatmap: bool = False
+    sockets: bool = True
+    extras: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[tuple[str, str], ...]:
@@ -129,11 +143,11 @@ class Rollup:
             ("time", "DateTime"),
             *((name, types[name]) for name in self.dimensions),
             ("samples", "SimpleAggregateFunction(sum, UInt64)"),  # rows (socket polls) in the bucket
-            ("sockets", "AggregateFunction(uniq, UInt64)"),  # distinct sockets
+            *((("sockets", "AggregateFunction(uniq, UInt64)"),) if self.sockets else ()),  # distinct sockets
             *((name, f"AggregateFunction(quantilesBFloat16({QUANTILE_LEVELS}), {typ})")
               for name, _, typ, _ in QUANTILE_COLUMNS if name in self.quantiles),
             *((name, "SimpleAggregateFunction(sum, UInt64)") for name, _ in COUNTERS),
-            *(((HEATMAP, HEATMAP_TYPE),) if self.heatmap else ()),
+            *((name, EXTRA_COLUMNS[name][0]) for name in self.extras),
         )
 
 
@@ -141,10 +155,11 @@ _ALL_QUANTILES = tuple(name for name, _, _, _ in QUANTILE_COLUMNS)
 # Issue #14's rollups: every dimension.
 WIDE = Rollup(MINUTE_TABLE, HOUR_TABLE, tuple(name for name, _, _ in DIMENSIONS), _ALL_QUANTILES)
 # xTCPView's charts over time: a few rows a minute per host.
-HOST = Rollup(HOST_MINUTE_TABLE, HOST_HOUR_TABLE, ("hostname", "location", "state"), _ALL_QUANTILES, heatmap=True)
+HOST = Rollup(HOST_MINUTE_TABLE, HOST_HOUR_TABLE, ("hostname", "location", "state"), _ALL_QUANTILES, sockets=False,
+              extras=("sockets_hll", "rtt_log2"))
 # xTCPView's prefix tables (worst prefixes, congestion controls on shared prefixes).
 PREFIX = Rollup(PREFIX_MINUTE_TABLE, PREFIX_HOUR_TABLE, ("hostname", "location", "remote_prefix", "congestion_algorithm"),
-                ("rtt_us", "delivery_rate"))
+                ("rtt_us", "delivery_rate"), extras=("rtt_max_us",))
 ROLLUPS = (WIDE, HOST, PREFIX)
 
 COLUMNS = WIDE.columns  # the wide tables' columns
@@ -155,7 +170,7 @@ READ = {
     "sockets": "uniqMerge(sockets)",
     **{name: f"quantilesBFloat16Merge({QUANTILE_LEVELS})({name})" for name, _, _, _ in QUANTILE_COLUMNS},
     **{name: f"sum({name})" for name, _ in COUNTERS},
-    HEATMAP: f"sumMapMerge({HEATMAP})",  # a tuple (buckets, counts)
+    **{name: read for name, (_, _, _, read) in EXTRA_COLUMNS.items()},  # rtt_log2: a tuple (buckets, counts)
 }
 
 TABLES = tuple(t for r in ROLLUPS for t in (r.minute, r.hour))

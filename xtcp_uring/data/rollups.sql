@@ -222,7 +222,6 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1m
     `location` LowCardinality(String),
     `state` UInt8,
     `samples` SimpleAggregateFunction(sum, UInt64),
-    `sockets` AggregateFunction(uniq, UInt64),
     `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
@@ -233,6 +232,7 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1m
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
     `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
     `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
 )
 ENGINE = AggregatingMergeTree
@@ -248,7 +248,6 @@ SELECT
     location,
     state,
     count() AS samples,
-    uniqState(socket_key) AS sockets,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_min_rtt, tcp_info_min_rtt > 0) AS min_rtt_us,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt_var, tcp_info_rtt > 0) AS rtt_var_us,
@@ -259,6 +258,7 @@ SELECT
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
     sum(retrans_segs_delta) AS retrans_segs,
+    uniqCombinedState(12)(socket_key) AS sockets_hll,
     sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0) AS rtt_log2
 FROM {db}.xtcp_socket_deltas
 GROUP BY time, hostname, location, state;
@@ -270,7 +270,6 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1h
     `location` LowCardinality(String),
     `state` UInt8,
     `samples` SimpleAggregateFunction(sum, UInt64),
-    `sockets` AggregateFunction(uniq, UInt64),
     `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
@@ -281,6 +280,7 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1h
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
     `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
     `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
 )
 ENGINE = AggregatingMergeTree
@@ -296,7 +296,6 @@ SELECT
     location,
     state,
     sum(samples) AS samples,
-    uniqMergeState(sockets) AS sockets,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_us) AS rtt_us,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(min_rtt_us) AS min_rtt_us,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_var_us) AS rtt_var_us,
@@ -307,6 +306,7 @@ SELECT
     sum(segs_out) AS segs_out,
     sum(segs_in) AS segs_in,
     sum(retrans_segs) AS retrans_segs,
+    uniqCombinedMergeState(12)(sockets_hll) AS sockets_hll,
     sumMapMergeState(rtt_log2) AS rtt_log2
 FROM {db}.xtcp_host_1m
 GROUP BY time, hostname, location, state;
@@ -327,7 +327,8 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1m
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(time)
@@ -351,7 +352,8 @@ SELECT
     sum(bytes_retrans_delta) AS bytes_retrans,
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
-    sum(retrans_segs_delta) AS retrans_segs
+    sum(retrans_segs_delta) AS retrans_segs,
+    max(tcp_info_rtt) AS rtt_max_us
 FROM {db}.xtcp_socket_deltas
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;
 
@@ -371,7 +373,8 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1h
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(time)
@@ -395,6 +398,7 @@ SELECT
     sum(bytes_retrans) AS bytes_retrans,
     sum(segs_out) AS segs_out,
     sum(segs_in) AS segs_in,
-    sum(retrans_segs) AS retrans_segs
+    sum(retrans_segs) AS retrans_segs,
+    max(rtt_max_us) AS rtt_max_us
 FROM {db}.xtcp_prefix_1m
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;

@@ -78,11 +78,31 @@ _RETRANS_BYTES = ("if(sum(bytes_acked) + sum(bytes_retrans) = 0, 0, "
 # the order of prefixes of equal p90 (the records' path orders them by address bytes too).
 ASN_KEY = "toFixedString(IPv6StringToNum(splitByChar('/', prefix)[1]), 16)"
 
+_PREFIXES = f"""SELECT remote_prefix AS prefix, {{asn_expr}}
+               round(p90 / 1000, 3) AS p90_rtt_ms, round(p50 / 1000, 3) AS p50_rtt_ms,
+               round(retrans_ratio, 5) AS retrans_ratio, connections
+        FROM (SELECT remote_prefix, {_q('rtt_us', 2, '')} AS p90, {_q('rtt_us', 1, '')} AS p50,
+                     {_RETRANS} AS retrans_ratio, {READ['sockets']} AS connections
+              FROM {{src}} WHERE remote_prefix != ''{{candidates}} GROUP BY remote_prefix HAVING p90 > 0
+              ORDER BY p90 DESC, {ASN_KEY.replace("prefix", "remote_prefix")} LIMIT {TOP_N})
+        ORDER BY p90_rtt_ms DESC, prefix LIMIT {TOP_N}"""
+# Worst prefixes over the prefix rollup, exactly, merging few quantile states: no prefix's p90
+# exceeds its largest sample (rtt_max_us; quantilesBFloat16 answers a sample, rounded down). The
+# p90s of the PROBE prefixes with the largest samples give a floor (the TOP_Nth of them; 0 when
+# fewer), the TOP_N worst are at or above it, so only prefixes whose largest sample reaches it
+# are merged.
+PROBE = 200
+_LARGEST = f"SELECT remote_prefix FROM {{src}} WHERE remote_prefix != '' GROUP BY remote_prefix"
+_FLOOR = (f"SELECT if(count() < {TOP_N}, 0, min(p90)) FROM (SELECT {_q('rtt_us', 2, '')} AS p90 FROM {{src}} "
+          f"WHERE remote_prefix IN ({_LARGEST} ORDER BY max(rtt_max_us) DESC LIMIT {PROBE}) "
+          f"GROUP BY remote_prefix HAVING p90 > 0 ORDER BY p90 DESC LIMIT {TOP_N})")
+_CANDIDATES = f" AND remote_prefix IN ({_LARGEST} HAVING max(rtt_max_us) >= ({_FLOOR}))"
+
 SQL = {
     # Distinct sockets per minute (per bucket when finer), averaged over the bucket: the same on
     # the records (charts.py); a socket polled every 10 s is counted once a minute.
     "states": f"""SELECT t, name AS state, round(avg(n), 1) AS sockets FROM (
-        SELECT {_T} AS t, {_MINUTE} AS m, {STATE} AS name, uniqMerge(sockets) AS n
+        SELECT {_T} AS t, {_MINUTE} AS m, {STATE} AS name, {READ['sockets_hll']} AS n
         FROM {{src}} GROUP BY t, m, name) GROUP BY t, name ORDER BY t, name LIMIT {MAX_ROWS}""",
     "rtt": f"""SELECT {_T} AS t, {_q('rtt_us', 1, _MS)} AS p50, {_q('rtt_us', 2, _MS)} AS p90,
         {_q('rtt_us', 3, _MS)} AS p99 FROM {{src}} GROUP BY t HAVING p50 > 0 ORDER BY t LIMIT {MAX_ROWS}""",
@@ -97,14 +117,7 @@ SQL = {
     # The log2 histogram of each bucket, one row per (bucket, log2 bucket) as on the records.
     "heatmap": f"""SELECT t, bucket, n FROM (SELECT {_T} AS t, {READ[HEATMAP]} AS h FROM {{src}} GROUP BY t)
         ARRAY JOIN h.1 AS bucket, h.2 AS n ORDER BY t, bucket LIMIT {MAX_ROWS}""",
-    "prefixes": f"""SELECT remote_prefix AS prefix, {{asn_expr}}
-               round(p90 / 1000, 3) AS p90_rtt_ms, round(p50 / 1000, 3) AS p50_rtt_ms,
-               round(retrans_ratio, 5) AS retrans_ratio, connections
-        FROM (SELECT remote_prefix, {_q('rtt_us', 2, '')} AS p90, {_q('rtt_us', 1, '')} AS p50,
-                     {_RETRANS} AS retrans_ratio, {READ['sockets']} AS connections
-              FROM {{src}} WHERE remote_prefix != '' GROUP BY remote_prefix HAVING p90 > 0
-              ORDER BY p90 DESC, {ASN_KEY.replace("prefix", "remote_prefix")} LIMIT {TOP_N})
-        ORDER BY p90_rtt_ms DESC, prefix LIMIT {TOP_N}""",
+    "prefixes": _PREFIXES.replace("{candidates}", ""),
     "cc": f"""SELECT congestion_algorithm AS cc, uniqExact(remote_prefix) AS prefixes,
                {READ['sockets']} AS connections,
                round({_q('rtt_us', 1, _MS)}, 3) AS p50_rtt_ms, round({_q('rtt_us', 2, _MS)}, 3) AS p90_rtt_ms,
@@ -119,6 +132,7 @@ SQL = {
         FROM {{src}} WHERE remote_prefix != '' GROUP BY remote HAVING bytes > 0
         ORDER BY bytes DESC, remote LIMIT {TOP_N}""",
 }
+PRUNED = {"prefixes": _PREFIXES.replace("{candidates}", _CANDIDATES)}  # over the prefix rollup
 TIME_CHARTS = frozenset({"states", "rtt", "min_rtt", "rtt_var", "retrans", "delivery", "heatmap"})
 TABLE_CHARTS = frozenset({"prefixes", "cc"})
 # The wide tables (a remote-prefix filter) answer the quantile charts only in hour buckets: a
@@ -220,8 +234,8 @@ def _time_plan(chart: Chart, f: Filters, cov: Coverage) -> Plan | None:
     hours = f.step_s % 3600 == 0 and chart.name != "states"  # sockets by state counts per minute
     if f.prefix is None and cov.usable(HOST, f.t0):
         return _plan(chart, f, HOST, HOST.hour if hours else HOST.minute, f.t0, f.t1)
-    if chart.name == "heatmap" or not cov.usable(WIDE, f.t0):
-        return None
+    if chart.name in ("heatmap", "states") or not cov.usable(WIDE, f.t0):
+        return None  # the wide tables have no heatmap, and count sockets otherwise (uniq)
     if chart.name in WIDE_HOURS_ONLY and not hours:
         return None
     return _plan(chart, f, WIDE, WIDE.hour if hours else WIDE.minute, f.t0, f.t1)
@@ -238,7 +252,8 @@ def _sql(chart: Chart, f: Filters, r: Rollup, src: str, asn_dictionary: str | No
     if asn_dictionary:
         asn = (f"dictGetOrDefault({{asn_dict:String}}, 'asn', {ASN_KEY}, toUInt32(0)) AS asn, "
                f"dictGetOrDefault({{asn_dict:String}}, 'name', {ASN_KEY}, '') AS as_name, ")
-    return SQL[chart.name].replace("{src}", src).replace("{and_where}", _where(f)).replace("{asn_expr}", asn)
+    sql = PRUNED.get(chart.name, SQL[chart.name]) if r is PREFIX else SQL[chart.name]
+    return sql.replace("{src}", src).replace("{and_where}", _where(f)).replace("{asn_expr}", asn)
 
 
 def choices_plan(f: Filters, cov: Coverage) -> tuple[dict[str, str], dict[str, str], int] | None:

@@ -419,7 +419,6 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_host_1m_local ON CLUSTER xtcp_cluster
     `location` LowCardinality(String),
     `state` UInt8,
     `samples` SimpleAggregateFunction(sum, UInt64),
-    `sockets` AggregateFunction(uniq, UInt64),
     `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
@@ -430,6 +429,7 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_host_1m_local ON CLUSTER xtcp_cluster
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
     `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
     `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_host_1m_local', '{replica}')
@@ -445,7 +445,6 @@ SELECT
     location,
     state,
     count() AS samples,
-    uniqState(socket_key) AS sockets,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_min_rtt, tcp_info_min_rtt > 0) AS min_rtt_us,
     quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt_var, tcp_info_rtt > 0) AS rtt_var_us,
@@ -456,6 +455,7 @@ SELECT
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
     sum(retrans_segs_delta) AS retrans_segs,
+    uniqCombinedState(12)(socket_key) AS sockets_hll,
     sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0) AS rtt_log2
 FROM xtcp.xtcp_socket_deltas
 GROUP BY time, hostname, location, state;
@@ -467,7 +467,6 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_host_1h_local ON CLUSTER xtcp_cluster
     `location` LowCardinality(String),
     `state` UInt8,
     `samples` SimpleAggregateFunction(sum, UInt64),
-    `sockets` AggregateFunction(uniq, UInt64),
     `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
     `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
@@ -478,6 +477,7 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_host_1h_local ON CLUSTER xtcp_cluster
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
     `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
     `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_host_1h_local', '{replica}')
@@ -493,7 +493,6 @@ SELECT
     location,
     state,
     sum(samples) AS samples,
-    uniqMergeState(sockets) AS sockets,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_us) AS rtt_us,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(min_rtt_us) AS min_rtt_us,
     quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_var_us) AS rtt_var_us,
@@ -504,6 +503,7 @@ SELECT
     sum(segs_out) AS segs_out,
     sum(segs_in) AS segs_in,
     sum(retrans_segs) AS retrans_segs,
+    uniqCombinedMergeState(12)(sockets_hll) AS sockets_hll,
     sumMapMergeState(rtt_log2) AS rtt_log2
 FROM xtcp.xtcp_host_1m_local
 GROUP BY time, hostname, location, state;
@@ -524,7 +524,8 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_prefix_1m_local ON CLUSTER xtcp_cluster
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_prefix_1m_local', '{replica}')
 PARTITION BY toYYYYMMDD(time)
@@ -548,7 +549,8 @@ SELECT
     sum(bytes_retrans_delta) AS bytes_retrans,
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
-    sum(retrans_segs_delta) AS retrans_segs
+    sum(retrans_segs_delta) AS retrans_segs,
+    max(tcp_info_rtt) AS rtt_max_us
 FROM xtcp.xtcp_socket_deltas
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;
 
@@ -568,7 +570,8 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_prefix_1h_local ON CLUSTER xtcp_cluster
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_prefix_1h_local', '{replica}')
 PARTITION BY toYYYYMM(time)
@@ -592,7 +595,8 @@ SELECT
     sum(bytes_retrans) AS bytes_retrans,
     sum(segs_out) AS segs_out,
     sum(segs_in) AS segs_in,
-    sum(retrans_segs) AS retrans_segs
+    sum(retrans_segs) AS retrans_segs,
+    max(rtt_max_us) AS rtt_max_us
 FROM xtcp.xtcp_prefix_1m_local
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;
 
