@@ -110,6 +110,9 @@ def test_the_rollups_answer_the_filters_they_are_keyed_by(store_dir):
     prefix = chart(store_dir, "prefixes", WHOLE)["rows"][0][0]
     for extra in ({"state": "ESTABLISHED"}, {"location": "pop1"}, {"prefix": prefix}):
         for name in ("states", "retrans", "cc", "prefixes"):
+            if name == "states" and "prefix" in extra:  # the wide tables count sockets with uniq: the records
+                assert chart(store_dir, name, WHOLE | extra)["source"] == "raw"
+                continue
             fast, raw = chart(store_dir, name, WHOLE | extra), chart(store_dir, name, WHOLE | extra, raw=True)
             if name == "cc" and "prefix" in extra:  # one prefix, one algorithm: nothing to compare
                 assert fast["rows"] == raw["rows"] == []
@@ -243,6 +246,6 @@ def test_a_store_from_before_the_narrow_rollups_gets_them_and_reads_them_once_th
     assert chart(path, "states", since_upgrade)["table"] == rollup.HOST.minute
     assert chart(path, "prefixes", since_upgrade)["table"] == rollup.PREFIX.hour
     # A range the narrow rollups do not cover yet: the wide ones answer it, as before the upgrade.
-    assert chart(path, "states", before)["table"] == rollup.WIDE.minute
+    assert chart(path, "retrans", before)["table"] == rollup.WIDE.minute
     assert chart(path, "prefixes", before)["table"] == rollup.WIDE.hour
-    assert chart(path, "heatmap", before)["source"] == "raw"
+    assert chart(path, "heatmap", before)["source"] == chart(path, "states", before)["source"] == "raw"
