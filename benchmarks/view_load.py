@@ -6,8 +6,8 @@ Fills a store with ``sockets`` sockets polled every ``interval`` seconds for ``h
 made in ClickHouse from ``numbers()``: a realistic shape — 90% established, a per-socket RTT
 spread over 0.2-80 ms, CUBIC and BBR, 200 namespaces, 5,000 remote /24s, growing byte counters —
 not a capture). The rows go in one poll per INSERT, in time order, as the daemon inserts them,
-so the store's own materialized views fill the rollups ``xtcp_1m``/``xtcp_1h`` (per-poll
-deltas included) exactly as they do in production; nothing back-fills them. Then serves the
+so the store's own materialized views fill the rollups (``xtcp_1m``/``xtcp_1h`` and the narrow
+``xtcp_host_*``/``xtcp_prefix_*``, per-poll deltas included) exactly as they do in production; nothing back-fills them. Then serves the
 page as ``view`` does and asks for everything the page asks for at once (the chart list, the
 filters and every chart, six requests in flight as a browser does), ``--repeat`` times per
 range; the ranges end at the store's last sample. With ``--rollup`` the page uses the rollups
@@ -29,7 +29,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from xtcp_uring.clickhouse import DATABASE, TABLE, open_store
-from xtcp_uring.clickhouse.rollups import HOUR_TABLE, LAST_TABLE, MINUTE_TABLE
+from xtcp_uring.clickhouse.rollups import LAST_TABLE, TABLES
 from xtcp_uring.view import StoreBackend, ViewServer
 from xtcp_uring.view.charts import CHARTS
 
@@ -142,7 +142,7 @@ def main() -> None:
         store.ensure_table()
         have = int(store.query(f"SELECT count() FROM {DATABASE}.{TABLE}", "CSV").bytes())
         if have != want:
-            for table in (TABLE, MINUTE_TABLE, HOUR_TABLE, LAST_TABLE):  # LAST: the previous samples
+            for table in (TABLE, *TABLES, LAST_TABLE):  # LAST: the previous samples
                 store.query(f"TRUNCATE TABLE {DATABASE}.{table}")
             print(f"filling {want:,} rows ({args.sockets:,} sockets x {polls} polls every {args.interval} s)")
             t0 = (int(time.time()) - polls * args.interval) * 10**9
@@ -151,7 +151,7 @@ def main() -> None:
             print(f"  in {time.monotonic() - started:.0f} s")
         end = int(store.query(f"SELECT intDiv(max(timestamp_ns), 1000000000) + 1 FROM {DATABASE}.{TABLE}",
                               "CSV").bytes())
-        sizes = {t: _table_size(store, t) for t in (TABLE, MINUTE_TABLE, HOUR_TABLE)}
+        sizes = {t: _table_size(store, t) for t in (TABLE, *TABLES)}
     finally:
         store.release()
     times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup,
