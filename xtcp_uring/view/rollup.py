@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..clickhouse.rollups import HEATMAP, HOST, PREFIX, QUANTILE_LEVELS, READ, WIDE, Rollup
+from ..clickhouse.rollups import HEATMAP, HOST, PREFIX, READ, WIDE, Rollup
 from .charts import MAX_ROWS, TOP_N, Chart
 from .filters import TCP_STATES, Filters
 
