@@ -96,6 +96,8 @@ def test_top_talkers_over_long_ranges_are_per_prefix_from_the_rollup(store_dir):
     assert doc["rows"] == expected
     assert chart(store_dir, "talkers", WHOLE)["source"] == "raw"  # 3 h: per address, from the records
     assert chart(store_dir, "talkers", WEEK | {"state": "ESTABLISHED"})["source"] == "raw"
+    one = chart(store_dir, "talkers", WEEK | {"prefix": doc["rows"][0][0]})  # its addresses, from the records
+    assert one["source"] == "raw" and one["rows"] and all(r[0].startswith(doc["rows"][0][0][:-4]) for r in one["rows"])
 
 
 def test_tables_read_the_whole_minutes_or_hours_the_range_touches(store_dir):

@@ -24,7 +24,8 @@ Which one answers (``plan``):
   is returned (``Plan.t0``/``t1``, the page's ``from``/``to``). With a state filter: the wide
   tables (the whole hours inside the range from ``xtcp_1h``, the minutes at its edges from
   ``xtcp_1m``). Top talkers: per remote address from the records, except over ``LONG_S`` and
-  more, where they are per remote prefix from ``xtcp_prefix_1h`` (``TALKERS_NOTE``).
+  more without a state or prefix filter, where they are per remote prefix from
+  ``xtcp_prefix_1h`` (``TALKERS_NOTE``).
 * Never: a namespace/pod filter (the rollups have ``netns`` but no pod name, the filter matches
   either; the records' sort key starts with the namespace), a cookie, a wider prefix.
 
@@ -211,8 +212,8 @@ def plan(chart: Chart, f: Filters, cov: Coverage, asn_dictionary: str | None = N
     if chart.name in TIME_CHARTS:
         return _time_plan(chart, f, cov)
     if chart.name == "talkers":
-        if f.t1 - f.t0 < LONG_S or f.state is not None or not cov.usable(PREFIX, f.t0):
-            return None
+        if f.t1 - f.t0 < LONG_S or f.state is not None or f.prefix is not None or not cov.usable(PREFIX, f.t0):
+            return None  # one prefix chosen: its addresses, from the records (their last 6 h)
         t0, t1 = _touched(f.t0, f.t1, 3600)
         return _plan(chart, f, PREFIX, PREFIX.hour, t0, t1, TALKERS_NOTE)
     if f.state is None and cov.usable(PREFIX, f.t0):
