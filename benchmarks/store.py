@@ -65,7 +65,7 @@ def layouts() -> dict[str, str]:
 
 DATABASES = {"pre-14": "bench_pre14", "codecs-time-first": "bench_time_first", "current-no-rollups": "bench_no_rollups",
              "current-wide-rollups": "bench_wide", "current": "bench_current", "current-protobuf": "bench_protobuf"}
-NARROW = tuple(t for r in (rollups.HOST, rollups.PREFIX) for t in (r.minute, r.hour))
+NARROW = tuple(t for r in (rollups.HOST, rollups.PREFIX) for t in (r.minute, r.hour) if t)
 
 
 async def run(args) -> list[dict]:

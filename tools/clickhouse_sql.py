@@ -229,8 +229,12 @@ def _rollup_tables(ru, fl: Flavour, rollup, deltas: str) -> list[str]:
     out = []
     dims = list(rollup.dimensions)
     quantiles = [q for q in ru.QUANTILE_COLUMNS if q[0] in rollup.quantiles]
-    for table, bucket, source in ((rollup.minute, "toStartOfMinute(sample_time)", deltas),
-                                  (rollup.hour, "toStartOfHour(time)", fl.table(rollup.minute))):
+    if rollup.minute is None:  # the hour table straight from the deltas
+        steps = ((rollup.hour, "toStartOfHour(sample_time)", deltas),)
+    else:
+        steps = ((rollup.minute, "toStartOfMinute(sample_time)", deltas),
+                 (rollup.hour, "toStartOfHour(time)", fl.table(rollup.minute)))
+    for table, bucket, source in steps:
         days = ru.RETENTION_DAYS[table]
         partition = "toYYYYMMDD(time)" if table == rollup.minute else "toYYYYMM(time)"
         out.append("\n".join([

@@ -311,52 +311,6 @@ SELECT
 FROM {db}.xtcp_host_1m
 GROUP BY time, hostname, location, state;
 
-CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1m
-(
-    `time` DateTime,
-    `hostname` LowCardinality(String),
-    `location` LowCardinality(String),
-    `remote_prefix` LowCardinality(String),
-    `congestion_algorithm` LowCardinality(String),
-    `samples` SimpleAggregateFunction(sum, UInt64),
-    `sockets` AggregateFunction(uniq, UInt64),
-    `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
-    `delivery_rate` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt64),
-    `bytes_acked` SimpleAggregateFunction(sum, UInt64),
-    `bytes_received` SimpleAggregateFunction(sum, UInt64),
-    `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
-    `segs_out` SimpleAggregateFunction(sum, UInt64),
-    `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
-    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMMDD(time)
-ORDER BY (time, hostname, location, remote_prefix, congestion_algorithm)
-TTL time + INTERVAL 35 DAY
-SETTINGS ttl_only_drop_parts = 1;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_prefix_1m_mv TO {db}.xtcp_prefix_1m AS
-SELECT
-    toStartOfMinute(sample_time) AS time,
-    hostname,
-    location,
-    remote_prefix,
-    congestion_algorithm,
-    count() AS samples,
-    uniqState(socket_key) AS sockets,
-    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
-    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_delivery_rate, tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0) AS delivery_rate,
-    sum(bytes_acked_delta) AS bytes_acked,
-    sum(bytes_received_delta) AS bytes_received,
-    sum(bytes_retrans_delta) AS bytes_retrans,
-    sum(segs_out_delta) AS segs_out,
-    sum(segs_in_delta) AS segs_in,
-    sum(retrans_segs_delta) AS retrans_segs,
-    max(tcp_info_rtt) AS rtt_max_us
-FROM {db}.xtcp_socket_deltas
-GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;
-
 CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1h
 (
     `time` DateTime,
@@ -384,21 +338,21 @@ SETTINGS ttl_only_drop_parts = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_prefix_1h_mv TO {db}.xtcp_prefix_1h AS
 SELECT
-    toStartOfHour(time) AS time,
+    toStartOfHour(sample_time) AS time,
     hostname,
     location,
     remote_prefix,
     congestion_algorithm,
-    sum(samples) AS samples,
-    uniqMergeState(sockets) AS sockets,
-    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_us) AS rtt_us,
-    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(delivery_rate) AS delivery_rate,
-    sum(bytes_acked) AS bytes_acked,
-    sum(bytes_received) AS bytes_received,
-    sum(bytes_retrans) AS bytes_retrans,
-    sum(segs_out) AS segs_out,
-    sum(segs_in) AS segs_in,
-    sum(retrans_segs) AS retrans_segs,
-    max(rtt_max_us) AS rtt_max_us
-FROM {db}.xtcp_prefix_1m
+    count() AS samples,
+    uniqState(socket_key) AS sockets,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_delivery_rate, tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0) AS delivery_rate,
+    sum(bytes_acked_delta) AS bytes_acked,
+    sum(bytes_received_delta) AS bytes_received,
+    sum(bytes_retrans_delta) AS bytes_retrans,
+    sum(segs_out_delta) AS segs_out,
+    sum(segs_in_delta) AS segs_in,
+    sum(retrans_segs_delta) AS retrans_segs,
+    max(tcp_info_rtt) AS rtt_max_us
+FROM {db}.xtcp_socket_deltas
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;

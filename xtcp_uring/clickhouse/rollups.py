@@ -10,17 +10,19 @@ materialized views, in the database, for chDB and servers alike::
         xtcp_socket_deltas --xtcp_1m_mv--> xtcp_1m     (AggregatingMergeTree, per minute)
         xtcp_socket_deltas --xtcp_socket_last_mv--> xtcp_socket_last (Join engine, in memory)
         xtcp_socket_deltas --xtcp_host_1m_mv--> xtcp_host_1m     (narrow, per minute: the time charts)
-        xtcp_socket_deltas --xtcp_prefix_1m_mv--> xtcp_prefix_1m (narrow, per minute: prefix tables)
+        xtcp_socket_deltas --xtcp_prefix_1h_mv--> xtcp_prefix_1h (narrow, per hour: prefix tables)
     xtcp_1m --xtcp_1h_mv--> xtcp_1h                    (AggregatingMergeTree, per hour)
-    xtcp_host_1m --> xtcp_host_1h, xtcp_prefix_1m --> xtcp_prefix_1h
+    xtcp_host_1m --xtcp_host_1h_mv--> xtcp_host_1h
 
 **Why three.** ``xtcp_1m``/``xtcp_1h`` are keyed by every dimension (host, location, namespace,
 remote /24|/48, state, congestion control): they answer any question over those, but on a host
 with many namespaces and prefixes a row holds about one socket, so they are nearly as big as the
 records. The narrow ones answer xTCPView's charts over long ranges: ``xtcp_host_*`` per (host,
 location, state) for the charts over time (plus a log2 RTT histogram for the heatmap), a few
-rows a minute; ``xtcp_prefix_*`` per (host, location, remote prefix, congestion control) for
-the prefix tables, without namespaces or states. Each adds its view to every insert
+rows a minute; ``xtcp_prefix_1h`` per (host, location, remote prefix, congestion control) for
+the prefix tables over long ranges, without namespaces or states. It has no minute table: with
+thousands of prefixes one would be as big as the records, and over short ranges the records
+answer those tables faster than merging its quantile states (``benchmarks/view_load.py``). Each adds its view to every insert
 (``python -m benchmarks.store --rollups`` measures what all of them cost together).
 
 **Counters.** tcp_info's byte, segment and retransmit counters are cumulative since the
@@ -49,7 +51,6 @@ MINUTE_TABLE = "xtcp_1m"
 HOUR_TABLE = "xtcp_1h"
 HOST_MINUTE_TABLE = "xtcp_host_1m"
 HOST_HOUR_TABLE = "xtcp_host_1h"
-PREFIX_MINUTE_TABLE = "xtcp_prefix_1m"
 PREFIX_HOUR_TABLE = "xtcp_prefix_1h"
 DELTAS_TABLE = "xtcp_socket_deltas"
 LAST_TABLE = "xtcp_socket_last"
@@ -123,11 +124,12 @@ HEATMAP = "rtt_log2"
 
 @dataclass(frozen=True)
 class Rollup:
-    """A minute table and the hour table made from it, keyed by ``dimensions`` (names of
+    """A minute table and the hour table made from it (no minute table: ``minute`` None, the hour
+    table is fed from the deltas itself), keyed by ``dimensions`` (names of
     ``DIMENSIONS``), holding the quantile columns ``quantiles`` (names of ``QUANTILE_COLUMNS``),
     the distinct-socket count ``sockets`` (uniq) unless False, and ``extras`` (``EXTRA_COLUMNS``)."""
 
-    minute: str
+    minute: str | None
     hour: str
     dimensions: tuple[str, ...]
     quantiles: tuple[str, ...]
@@ -158,7 +160,7 @@ WIDE = Rollup(MINUTE_TABLE, HOUR_TABLE, tuple(name for name, _, _ in DIMENSIONS)
 HOST = Rollup(HOST_MINUTE_TABLE, HOST_HOUR_TABLE, ("hostname", "location", "state"), _ALL_QUANTILES, sockets=False,
               extras=("sockets_hll", "rtt_log2"))
 # xTCPView's prefix tables (worst prefixes, congestion controls on shared prefixes).
-PREFIX = Rollup(PREFIX_MINUTE_TABLE, PREFIX_HOUR_TABLE, ("hostname", "location", "remote_prefix", "congestion_algorithm"),
+PREFIX = Rollup(None, PREFIX_HOUR_TABLE, ("hostname", "location", "remote_prefix", "congestion_algorithm"),
                 ("rtt_us", "delivery_rate"), extras=("rtt_max_us",))
 ROLLUPS = (WIDE, HOST, PREFIX)
 
@@ -173,5 +175,6 @@ READ = {
     **{name: read for name, (_, _, _, read) in EXTRA_COLUMNS.items()},  # rtt_log2: a tuple (buckets, counts)
 }
 
-TABLES = tuple(t for r in ROLLUPS for t in (r.minute, r.hour))
-RETENTION_DAYS = {**{r.minute: MINUTE_RETENTION_DAYS for r in ROLLUPS}, **{r.hour: HOUR_RETENTION_DAYS for r in ROLLUPS}}
+TABLES = tuple(t for r in ROLLUPS for t in (r.minute, r.hour) if t)
+RETENTION_DAYS = {**{r.minute: MINUTE_RETENTION_DAYS for r in ROLLUPS if r.minute},
+                  **{r.hour: HOUR_RETENTION_DAYS for r in ROLLUPS}}

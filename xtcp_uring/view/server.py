@@ -246,18 +246,18 @@ class ViewServer:
                 for name, rows in out.items()}
 
     async def coverage(self) -> rollup.Coverage:
-        """The rollup tables' columns and first minutes, checked once a minute."""
+        """The rollup tables' columns and first rows' times, checked once a minute."""
         checked, cov = self._coverage
         if cov is not None and time.monotonic() - checked < 60:
             return cov
         columns = {t: await self._columns_of(t) for t in rollup.TABLES}
-        minutes = [r.minute for r in rollup.ROLLUPS if rollup.NEEDS[r] <= columns[r.minute]]
-        since: dict[str, int | None] = dict.fromkeys(minutes)
-        if minutes:
+        firsts = [t for t in map(rollup.first_table, rollup.ROLLUPS) if columns[t]]
+        since: dict[str, int | None] = dict.fromkeys(firsts)
+        if firsts:
             _, rows = await self._run(
                 "SELECT table, toUInt32(min(min_time)) FROM system.parts WHERE database = {db:String} AND active "
                 "AND rows > 0 AND has(splitByChar(',', {tables:String}), table) GROUP BY table",
-                {"db": self.backend.database, "tables": ",".join(minutes)})
+                {"db": self.backend.database, "tables": ",".join(firsts)})
             since.update({table: int(first) for table, first in rows})
         cov = rollup.Coverage(columns, since)
         self._coverage = (time.monotonic(), cov)
