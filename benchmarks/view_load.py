@@ -7,7 +7,7 @@ made in ClickHouse from ``numbers()``: a realistic shape — 90% established, a 
 spread over 0.2-80 ms, CUBIC and BBR, 200 namespaces, 5,000 remote /24s, growing byte counters —
 not a capture). The rows go in one poll per INSERT, in time order, as the daemon inserts them,
 so the store's own materialized views fill the rollups (``xtcp_1m``/``xtcp_1h`` and the narrow
-``xtcp_host_*``/``xtcp_prefix_*``, per-poll deltas included) exactly as they do in production; nothing back-fills them. Then serves the
+``xtcp_host_*``/``xtcp_prefix_1h``, per-poll deltas included) exactly as they do in production; nothing back-fills them. Then serves the
 page as ``view`` does and asks for everything the page asks for at once (the chart list, the
 filters and every chart, six requests in flight as a browser does), ``--repeat`` times per
 range; the ranges end at the store's last sample. With ``--rollup`` the page uses the rollups
