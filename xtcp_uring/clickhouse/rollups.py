@@ -115,9 +115,6 @@ EXTRA_COLUMNS = {
     # row of a big host holds most of its sockets.
     "sockets_hll": ("AggregateFunction(uniqCombined(12), UInt64)", "uniqCombinedState(12)(socket_key)",
                     "uniqCombinedMergeState(12)(sockets_hll)", "uniqCombinedMerge(12)(sockets_hll)"),
-    # The largest RTT sample: no quantile of a prefix exceeds it, so the worst-prefix table merges
-    # quantile states only of prefixes that can make it (xtcp_uring/view/rollup.py).
-    "rtt_max_us": ("SimpleAggregateFunction(max, UInt32)", "max(tcp_info_rtt)", "max(rtt_max_us)", "max(rtt_max_us)"),
 }
 HEATMAP = "rtt_log2"
 
@@ -161,7 +158,7 @@ HOST = Rollup(HOST_MINUTE_TABLE, HOST_HOUR_TABLE, ("hostname", "location", "stat
               extras=("sockets_hll", "rtt_log2"))
 # xTCPView's prefix tables (worst prefixes, congestion controls on shared prefixes).
 PREFIX = Rollup(None, PREFIX_HOUR_TABLE, ("hostname", "location", "remote_prefix", "congestion_algorithm"),
-                ("rtt_us", "delivery_rate"), extras=("rtt_max_us",))
+                ("rtt_us", "delivery_rate"))
 ROLLUPS = (WIDE, HOST, PREFIX)
 
 COLUMNS = WIDE.columns  # the wide tables' columns

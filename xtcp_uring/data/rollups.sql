@@ -327,8 +327,7 @@ CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1h
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
-    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(time)
@@ -352,7 +351,6 @@ SELECT
     sum(bytes_retrans_delta) AS bytes_retrans,
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
-    sum(retrans_segs_delta) AS retrans_segs,
-    max(tcp_info_rtt) AS rtt_max_us
+    sum(retrans_segs_delta) AS retrans_segs
 FROM {db}.xtcp_socket_deltas
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;

@@ -85,21 +85,9 @@ _PREFIXES = f"""SELECT remote_prefix AS prefix, {{asn_expr}}
                round(retrans_ratio, 5) AS retrans_ratio, connections
         FROM (SELECT remote_prefix, {_q('rtt_us', 2, '')} AS p90, {_q('rtt_us', 1, '')} AS p50,
                      {_RETRANS} AS retrans_ratio, {READ['sockets']} AS connections
-              FROM {{src}} WHERE remote_prefix != ''{{candidates}} GROUP BY remote_prefix HAVING p90 > 0
+              FROM {{src}} WHERE remote_prefix != '' GROUP BY remote_prefix HAVING p90 > 0
               ORDER BY p90 DESC, {ASN_KEY.replace("prefix", "remote_prefix")} LIMIT {TOP_N})
         ORDER BY p90_rtt_ms DESC, prefix LIMIT {TOP_N}"""
-# Worst prefixes over the prefix rollup, exactly, merging few quantile states: no prefix's p90
-# exceeds its largest sample (rtt_max_us; quantilesBFloat16 answers a sample, rounded down). The
-# p90s of the PROBE prefixes with the largest samples give a floor (the TOP_Nth of them; 0 when
-# fewer), the TOP_N worst are at or above it, so only prefixes whose largest sample reaches it
-# are merged.
-PROBE = 200
-_LARGEST = f"SELECT remote_prefix FROM {{src}} WHERE remote_prefix != '' GROUP BY remote_prefix"
-_FLOOR = (f"SELECT if(count() < {TOP_N}, 0, min(p90)) FROM (SELECT {_q('rtt_us', 2, '')} AS p90 FROM {{src}} "
-          f"WHERE remote_prefix IN ({_LARGEST} ORDER BY max(rtt_max_us) DESC LIMIT {PROBE}) "
-          f"GROUP BY remote_prefix HAVING p90 > 0 ORDER BY p90 DESC LIMIT {TOP_N})")
-_CANDIDATES = f" AND remote_prefix IN ({_LARGEST} HAVING max(rtt_max_us) >= ({_FLOOR}))"
-
 SQL = {
     # Distinct sockets per minute (per bucket when finer), averaged over the bucket: the same on
     # the records (charts.py); a socket polled every 10 s is counted once a minute.
@@ -119,7 +107,7 @@ SQL = {
     # The log2 histogram of each bucket, one row per (bucket, log2 bucket) as on the records.
     "heatmap": f"""SELECT t, bucket, n FROM (SELECT {_T} AS t, {READ[HEATMAP]} AS h FROM {{src}} GROUP BY t)
         ARRAY JOIN h.1 AS bucket, h.2 AS n ORDER BY t, bucket LIMIT {MAX_ROWS}""",
-    "prefixes": _PREFIXES.replace("{candidates}", ""),
+    "prefixes": _PREFIXES,
     "cc": f"""SELECT congestion_algorithm AS cc, uniqExact(remote_prefix) AS prefixes,
                {READ['sockets']} AS connections,
                round({_q('rtt_us', 1, _MS)}, 3) AS p50_rtt_ms, round({_q('rtt_us', 2, _MS)}, 3) AS p90_rtt_ms,
@@ -134,7 +122,6 @@ SQL = {
         FROM {{src}} WHERE remote_prefix != '' GROUP BY remote HAVING bytes > 0
         ORDER BY bytes DESC, remote LIMIT {TOP_N}""",
 }
-PRUNED = {"prefixes": _PREFIXES.replace("{candidates}", _CANDIDATES)}  # over the prefix rollup
 TIME_CHARTS = frozenset({"states", "rtt", "min_rtt", "rtt_var", "retrans", "delivery", "heatmap"})
 TABLE_CHARTS = frozenset({"prefixes", "cc"})
 # The wide tables (a remote-prefix filter) answer the quantile charts only in hour buckets: a
@@ -260,8 +247,7 @@ def _sql(chart: Chart, f: Filters, r: Rollup, src: str, asn_dictionary: str | No
     if asn_dictionary:
         asn = (f"dictGetOrDefault({{asn_dict:String}}, 'asn', {ASN_KEY}, toUInt32(0)) AS asn, "
                f"dictGetOrDefault({{asn_dict:String}}, 'name', {ASN_KEY}, '') AS as_name, ")
-    sql = PRUNED.get(chart.name, SQL[chart.name]) if r is PREFIX else SQL[chart.name]
-    return sql.replace("{src}", src).replace("{and_where}", _where(f)).replace("{asn_expr}", asn)
+    return SQL[chart.name].replace("{src}", src).replace("{and_where}", _where(f)).replace("{asn_expr}", asn)
 
 
 def choices_plan(f: Filters, cov: Coverage) -> tuple[dict[str, str], dict[str, str], int] | None:

@@ -524,8 +524,7 @@ CREATE TABLE IF NOT EXISTS xtcp.xtcp_prefix_1h_local ON CLUSTER xtcp_cluster
     `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
     `segs_out` SimpleAggregateFunction(sum, UInt64),
     `segs_in` SimpleAggregateFunction(sum, UInt64),
-    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
-    `rtt_max_us` SimpleAggregateFunction(max, UInt32)
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_prefix_1h_local', '{replica}')
 PARTITION BY toYYYYMM(time)
@@ -549,8 +548,7 @@ SELECT
     sum(bytes_retrans_delta) AS bytes_retrans,
     sum(segs_out_delta) AS segs_out,
     sum(segs_in_delta) AS segs_in,
-    sum(retrans_segs_delta) AS retrans_segs,
-    max(tcp_info_rtt) AS rtt_max_us
+    sum(retrans_segs_delta) AS retrans_segs
 FROM xtcp.xtcp_socket_deltas
 GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;
 
