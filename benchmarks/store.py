@@ -9,8 +9,10 @@ is inserted, as the chDB sink does (Arrow), into one table per layout, all in on
 * ``codecs-time-first``: today's codecs with the old, time-first sort key.
 * ``current-no-rollups``: ``examples/clickhouse/xtcp_records.sql`` as generated (codecs from
   the .proto's ``[ch:...]``, a socket's samples of one hour together), alone.
-* ``current``: the same with the rollups and their views, as the daemon creates it: the
-  difference in insert time between the two is what the views cost.
+* ``current-wide-rollups``: the same with only issue #14's rollups (``xtcp_1m``/``xtcp_1h``,
+  every dimension) and their views, as before xTCPView's narrow ones.
+* ``current``: the same with all the rollups and their views, as the daemon creates it: the
+  differences in insert time between the three are what the views cost.
 * ``current-protobuf``: ``current`` again, fed the poll as one ``ProtobufList`` message (what
   a Kafka engine or an HTTP insert parses), which also gives the encoded bytes per record.
 
@@ -36,7 +38,7 @@ import time
 
 from xtcp_uring import clickhouse
 from xtcp_uring.wire import request
-from xtcp_uring.clickhouse import ddl
+from xtcp_uring.clickhouse import ddl, rollups
 from xtcp_uring.poller import Poller
 
 from .farm import SocketFarm
@@ -56,12 +58,14 @@ def layouts() -> dict[str, str]:
     return {"pre-14": pre14.replace("bench_current.", "bench_pre14."),
             "codecs-time-first": time_first.replace("bench_current.", "bench_time_first."),
             "current-no-rollups": current.replace("bench_current.", "bench_no_rollups."),
+            "current-wide-rollups": current.replace("bench_current.", "bench_wide."),
             "current": current,
             "current-protobuf": current.replace("bench_current.", "bench_protobuf.")}
 
 
 DATABASES = {"pre-14": "bench_pre14", "codecs-time-first": "bench_time_first", "current-no-rollups": "bench_no_rollups",
-             "current": "bench_current", "current-protobuf": "bench_protobuf"}
+             "current-wide-rollups": "bench_wide", "current": "bench_current", "current-protobuf": "bench_protobuf"}
+NARROW = tuple(t for r in (rollups.HOST, rollups.PREFIX) for t in (r.minute, r.hour) if t)
 
 
 async def run(args) -> list[dict]:
@@ -70,9 +74,10 @@ async def run(args) -> list[dict]:
     for name, sql in tables.items():
         store.query(f"CREATE DATABASE IF NOT EXISTS {DATABASES[name]}")
         store.query(sql)
-    for db in ("bench_current", "bench_protobuf"):
+    for db in ("bench_current", "bench_protobuf", "bench_wide"):
         for stmt in ddl.rollup_statements(db):
-            store.query(stmt)
+            if db != "bench_wide" or not any(f".{t}" in stmt for t in NARROW):
+                store.query(stmt)
     encoded_bytes = encoded_rows = 0
     insert_ms = {name: [] for name in tables}
     with SocketFarm(args.sockets // 2, args.namespaces, private_ehash=True, active_fraction=args.active,
@@ -113,7 +118,7 @@ async def run(args) -> list[dict]:
                     **({"protobuf_bytes_per_row": round(encoded_bytes / encoded_rows, 1)}
                        if name == "current-protobuf" else {})})
     if args.rollups:
-        for table in ("xtcp_1m", "xtcp_1h"):
+        for table in rollups.TABLES:
             got = store.query(f"SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = "
                               f"'bench_current' AND table = '{table}' AND active", "TabSeparatedRaw")
             rows, on_disk = (int(x) for x in got.bytes().decode().split())
@@ -143,12 +148,12 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps(r))
         elif "bytes_per_row_on_disk" in r:
-            print(f"{r['layout']:>18}: {r['bytes_per_row_on_disk']:6.2f} B/row on disk "
+            print(f"{r['layout']:>20}: {r['bytes_per_row_on_disk']:6.2f} B/row on disk "
                   f"({r['uncompressed_bytes_per_row']:.0f} uncompressed), {r['rows']} rows in {r['parts']} parts, "
                   f"insert {r['insert_ms_median']:.0f} ms/poll (median)"
                   + (f", {r['protobuf_bytes_per_row']} B/record as protobuf" if "protobuf_bytes_per_row" in r else ""))
         else:
-            print(f"{r['layout']:>18}: {r['rows']} rows, {r['bytes_on_disk']} bytes on disk")
+            print(f"{r['layout']:>20}: {r['rows']} rows, {r['bytes_on_disk']} bytes on disk")
     return 0
 
 

@@ -6,8 +6,8 @@ Fills a store with ``sockets`` sockets polled every ``interval`` seconds for ``h
 made in ClickHouse from ``numbers()``: a realistic shape — 90% established, a per-socket RTT
 spread over 0.2-80 ms, CUBIC and BBR, 200 namespaces, 5,000 remote /24s, growing byte counters —
 not a capture). The rows go in one poll per INSERT, in time order, as the daemon inserts them,
-so the store's own materialized views fill the rollups ``xtcp_1m``/``xtcp_1h`` (per-poll
-deltas included) exactly as they do in production; nothing back-fills them. Then serves the
+so the store's own materialized views fill the rollups (``xtcp_1m``/``xtcp_1h`` and the narrow
+``xtcp_host_*``/``xtcp_prefix_1h``, per-poll deltas included) exactly as they do in production; nothing back-fills them. Then serves the
 page as ``view`` does and asks for everything the page asks for at once (the chart list, the
 filters and every chart, six requests in flight as a browser does), ``--repeat`` times per
 range; the ranges end at the store's last sample. With ``--rollup`` the page uses the rollups
@@ -29,7 +29,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from xtcp_uring.clickhouse import DATABASE, TABLE, open_store
-from xtcp_uring.clickhouse.rollups import HOUR_TABLE, LAST_TABLE, MINUTE_TABLE
+from xtcp_uring.clickhouse.rollups import LAST_TABLE, TABLES
 from xtcp_uring.view import StoreBackend, ViewServer
 from xtcp_uring.view.charts import CHARTS
 
@@ -90,8 +90,20 @@ def page_load(url: str, span: str) -> float:
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400}
 
 
+def chart_times(url: str, span: str) -> dict[str, tuple[str, float]]:
+    """Each chart alone, one after the other: (its source, seconds)."""
+    out = {}
+    for name in ["filters", *CHARTS]:
+        path = f"api/filters?{span}" if name == "filters" else f"api/chart/{name}?{span}"
+        started = time.monotonic()
+        with urllib.request.urlopen(url + path, timeout=300) as r:
+            doc = json.load(r)
+        out[name] = (doc.get("source", "raw"), time.monotonic() - started)
+    return out
+
+
 async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int, end: int,
-                            rollups: bool) -> dict[str, list[float]]:
+                            rollups: bool, per_chart: bool = False) -> dict[str, list[float]]:
     backend = StoreBackend(data_dir)
     server = ViewServer(backend, "127.0.0.1", 0, rollups=rollups)
     await server.start()
@@ -100,6 +112,10 @@ async def serve_and_measure(data_dir: str, ranges: list[str], repeat: int, end: 
         for rng in ranges:
             span = f"from={end - RANGES[rng]}&to={end}"  # as range= would, had the last poll been now
             out[rng] = [await asyncio.to_thread(page_load, server.url, span) for _ in range(repeat)]
+            if per_chart:
+                each = await asyncio.to_thread(chart_times, server.url, span)
+                print(f"range={rng}, one chart at a time: " + ", ".join(f"{n} {t:.2f} s ({src})"
+                                                                     for n, (src, t) in each.items()), flush=True)
         return out
     finally:
         await server.close()
@@ -116,6 +132,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rollup", action="store_true", help="the page reads the store's rollups xtcp_1m/xtcp_1h where "
                     "they answer (xtcp_uring/view/rollup.py), as `view` does; without it, the records alone")
+    ap.add_argument("--per-chart", action="store_true", help="also time each chart alone (and the filters)")
     args = ap.parse_args()
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="xtcp-view-bench-")
     polls = int(args.hours * 3600 // args.interval)
@@ -125,7 +142,7 @@ def main() -> None:
         store.ensure_table()
         have = int(store.query(f"SELECT count() FROM {DATABASE}.{TABLE}", "CSV").bytes())
         if have != want:
-            for table in (TABLE, MINUTE_TABLE, HOUR_TABLE, LAST_TABLE):  # LAST: the previous samples
+            for table in (TABLE, *TABLES, LAST_TABLE):  # LAST: the previous samples
                 store.query(f"TRUNCATE TABLE {DATABASE}.{table}")
             print(f"filling {want:,} rows ({args.sockets:,} sockets x {polls} polls every {args.interval} s)")
             t0 = (int(time.time()) - polls * args.interval) * 10**9
@@ -134,10 +151,11 @@ def main() -> None:
             print(f"  in {time.monotonic() - started:.0f} s")
         end = int(store.query(f"SELECT intDiv(max(timestamp_ns), 1000000000) + 1 FROM {DATABASE}.{TABLE}",
                               "CSV").bytes())
-        sizes = {t: _table_size(store, t) for t in (TABLE, MINUTE_TABLE, HOUR_TABLE)}
+        sizes = {t: _table_size(store, t) for t in (TABLE, *TABLES)}
     finally:
         store.release()
-    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup))
+    times = asyncio.run(serve_and_measure(data_dir, args.ranges.split(","), args.repeat, end, args.rollup,
+                                     args.per_chart))
     rows, disk = sizes[TABLE]
     print(f"store: {rows:,} rows, {disk / 1e9:.2f} GB on disk ({args.sockets:,} sockets, {args.hours:g} h, "
           f"every {args.interval} s); rollups: " + ", ".join(f"{t} {n:,} rows {b / 1e9:.2f} GB"

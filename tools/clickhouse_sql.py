@@ -219,14 +219,28 @@ def rollup_statements(ru, fl: Flavour) -> list[str]:
         f"SELECT socket_key, 1 AS seen, sample_time AS seen_at, {', '.join(counters)}",
         f"FROM {deltas}",
     ]))
-    for table, bucket, source in ((ru.MINUTE_TABLE, "toStartOfMinute(sample_time)", deltas),
-                                  (ru.HOUR_TABLE, "toStartOfHour(time)", fl.table(ru.MINUTE_TABLE))):
+    for rollup in ru.ROLLUPS:
+        out.extend(_rollup_tables(ru, fl, rollup, deltas))
+    return out
+
+
+def _rollup_tables(ru, fl: Flavour, rollup, deltas: str) -> list[str]:
+    """One rollup's minute table (fed from the deltas) and hour table (fed from the minute one)."""
+    out = []
+    dims = list(rollup.dimensions)
+    quantiles = [q for q in ru.QUANTILE_COLUMNS if q[0] in rollup.quantiles]
+    if rollup.minute is None:  # the hour table straight from the deltas
+        steps = ((rollup.hour, "toStartOfHour(sample_time)", deltas),)
+    else:
+        steps = ((rollup.minute, "toStartOfMinute(sample_time)", deltas),
+                 (rollup.hour, "toStartOfHour(time)", fl.table(rollup.minute)))
+    for table, bucket, source in steps:
         days = ru.RETENTION_DAYS[table]
-        partition = "toYYYYMMDD(time)" if table == ru.MINUTE_TABLE else "toYYYYMM(time)"
+        partition = "toYYYYMMDD(time)" if table == rollup.minute else "toYYYYMM(time)"
         out.append("\n".join([
             f"CREATE TABLE IF NOT EXISTS {fl.table(table)}{fl.on_cluster}",
             "(",
-            ",\n".join(f"    `{n}` {t}" for n, t in ru.COLUMNS),
+            ",\n".join(f"    `{n}` {t}" for n, t in rollup.columns),
             ")",
             f"ENGINE = {fl.engine('AggregatingMergeTree', table)}",
             f"PARTITION BY {partition}",
@@ -235,15 +249,16 @@ def rollup_statements(ru, fl: Flavour) -> list[str]:
             "SETTINGS ttl_only_drop_parts = 1",
         ]))
         if source == deltas:
-            aggregates = ["count() AS samples", "uniqState(socket_key) AS sockets",
+            aggregates = ["count() AS samples", *(["uniqState(socket_key) AS sockets"] if rollup.sockets else []),
                           *(f"quantilesBFloat16StateIf({ru.QUANTILE_LEVELS})({rec}, {cond}) AS {n}"
-                            for n, rec, _, cond in ru.QUANTILE_COLUMNS),
-                          *(f"sum({n}_delta) AS {n}" for n, _ in ru.COUNTERS)]
+                            for n, rec, _, cond in quantiles),
+                          *(f"sum({n}_delta) AS {n}" for n, _ in ru.COUNTERS),
+                          *(f"{ru.EXTRA_COLUMNS[n][1]} AS {n}" for n in rollup.extras)]
         else:
-            aggregates = ["sum(samples) AS samples", "uniqMergeState(sockets) AS sockets",
-                          *(f"quantilesBFloat16MergeState({ru.QUANTILE_LEVELS})({n}) AS {n}"
-                            for n, _, _, _ in ru.QUANTILE_COLUMNS),
-                          *(f"sum({n}) AS {n}" for n, _ in ru.COUNTERS)]
+            aggregates = ["sum(samples) AS samples", *(["uniqMergeState(sockets) AS sockets"] if rollup.sockets else []),
+                          *(f"quantilesBFloat16MergeState({ru.QUANTILE_LEVELS})({n}) AS {n}" for n, _, _, _ in quantiles),
+                          *(f"sum({n}) AS {n}" for n, _ in ru.COUNTERS),
+                          *(f"{ru.EXTRA_COLUMNS[n][2]} AS {n}" for n in rollup.extras)]
         out.append("\n".join([
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {fl.table(table)}_mv{fl.on_cluster} TO {fl.table(table)} AS",
             "SELECT",

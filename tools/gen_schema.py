@@ -227,7 +227,7 @@ def render_cluster(schema, rollups) -> str:
     db, on = fl.db, fl.on_cluster
     version = schema.SCHEMA_VERSION
     dist = []
-    for name in ("xtcp_records", rollups.MINUTE_TABLE, rollups.HOUR_TABLE):
+    for name in ("xtcp_records", *rollups.TABLES):
         dist.append(f"CREATE TABLE IF NOT EXISTS {db}.{name}{on} AS {db}.{name}_local\n"
                     f"ENGINE = Distributed({CLUSTER_NAME}, {db}, {name}_local, cityHash64(hostname))")
     kafka = "\n".join([
@@ -254,8 +254,8 @@ def render_cluster(schema, rollups) -> str:
         f"-- {BANNER}",
         f"-- A sharded, replicated cluster named {CLUSTER_NAME} (remote_servers), macros {{shard}} and",
         "-- {replica} per node, ZooKeeper or ClickHouse Keeper. Local tables end in _local; the",
-        "-- Distributed tables of the usual names (xtcp_records, xtcp_1m, xtcp_1h) are what to query.",
-        "-- Raw rows keep 7 days, xtcp_1m 35, xtcp_1h 400 (edit the TTL lines to change).",
+        "-- Distributed tables of the usual names (xtcp_records, xtcp_1m, xtcp_1h, ...) are what to query.",
+        "-- Raw rows keep 7 days, the minute rollups 35, the hour rollups 400 (edit the TTL lines to change).",
         "-- See README.md beside this file.",
         "",
         ";\n\n".join(statements) + ";",

@@ -214,3 +214,143 @@ SELECT
     sum(retrans_segs) AS retrans_segs
 FROM {db}.xtcp_1m
 GROUP BY time, hostname, location, netns, remote_prefix, state, congestion_algorithm;
+
+CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1m
+(
+    `time` DateTime,
+    `hostname` LowCardinality(String),
+    `location` LowCardinality(String),
+    `state` UInt8,
+    `samples` SimpleAggregateFunction(sum, UInt64),
+    `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `delivery_rate` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt64),
+    `bytes_acked` SimpleAggregateFunction(sum, UInt64),
+    `bytes_received` SimpleAggregateFunction(sum, UInt64),
+    `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
+    `segs_out` SimpleAggregateFunction(sum, UInt64),
+    `segs_in` SimpleAggregateFunction(sum, UInt64),
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
+    `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(time)
+ORDER BY (time, hostname, location, state)
+TTL time + INTERVAL 35 DAY
+SETTINGS ttl_only_drop_parts = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_host_1m_mv TO {db}.xtcp_host_1m AS
+SELECT
+    toStartOfMinute(sample_time) AS time,
+    hostname,
+    location,
+    state,
+    count() AS samples,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_min_rtt, tcp_info_min_rtt > 0) AS min_rtt_us,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt_var, tcp_info_rtt > 0) AS rtt_var_us,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_delivery_rate, tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0) AS delivery_rate,
+    sum(bytes_acked_delta) AS bytes_acked,
+    sum(bytes_received_delta) AS bytes_received,
+    sum(bytes_retrans_delta) AS bytes_retrans,
+    sum(segs_out_delta) AS segs_out,
+    sum(segs_in_delta) AS segs_in,
+    sum(retrans_segs_delta) AS retrans_segs,
+    uniqCombinedState(12)(socket_key) AS sockets_hll,
+    sumMapStateIf([toUInt8(floor(log2(greatest(tcp_info_rtt, 1))))], [toUInt64(1)], tcp_info_rtt > 0) AS rtt_log2
+FROM {db}.xtcp_socket_deltas
+GROUP BY time, hostname, location, state;
+
+CREATE TABLE IF NOT EXISTS {db}.xtcp_host_1h
+(
+    `time` DateTime,
+    `hostname` LowCardinality(String),
+    `location` LowCardinality(String),
+    `state` UInt8,
+    `samples` SimpleAggregateFunction(sum, UInt64),
+    `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `min_rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `rtt_var_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `delivery_rate` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt64),
+    `bytes_acked` SimpleAggregateFunction(sum, UInt64),
+    `bytes_received` SimpleAggregateFunction(sum, UInt64),
+    `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
+    `segs_out` SimpleAggregateFunction(sum, UInt64),
+    `segs_in` SimpleAggregateFunction(sum, UInt64),
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64),
+    `sockets_hll` AggregateFunction(uniqCombined(12), UInt64),
+    `rtt_log2` AggregateFunction(sumMap, Array(UInt8), Array(UInt64))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, hostname, location, state)
+TTL time + INTERVAL 400 DAY
+SETTINGS ttl_only_drop_parts = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_host_1h_mv TO {db}.xtcp_host_1h AS
+SELECT
+    toStartOfHour(time) AS time,
+    hostname,
+    location,
+    state,
+    sum(samples) AS samples,
+    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_us) AS rtt_us,
+    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(min_rtt_us) AS min_rtt_us,
+    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(rtt_var_us) AS rtt_var_us,
+    quantilesBFloat16MergeState(0.5, 0.9, 0.99)(delivery_rate) AS delivery_rate,
+    sum(bytes_acked) AS bytes_acked,
+    sum(bytes_received) AS bytes_received,
+    sum(bytes_retrans) AS bytes_retrans,
+    sum(segs_out) AS segs_out,
+    sum(segs_in) AS segs_in,
+    sum(retrans_segs) AS retrans_segs,
+    uniqCombinedMergeState(12)(sockets_hll) AS sockets_hll,
+    sumMapMergeState(rtt_log2) AS rtt_log2
+FROM {db}.xtcp_host_1m
+GROUP BY time, hostname, location, state;
+
+CREATE TABLE IF NOT EXISTS {db}.xtcp_prefix_1h
+(
+    `time` DateTime,
+    `hostname` LowCardinality(String),
+    `location` LowCardinality(String),
+    `remote_prefix` LowCardinality(String),
+    `congestion_algorithm` LowCardinality(String),
+    `samples` SimpleAggregateFunction(sum, UInt64),
+    `sockets` AggregateFunction(uniq, UInt64),
+    `rtt_us` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt32),
+    `delivery_rate` AggregateFunction(quantilesBFloat16(0.5, 0.9, 0.99), UInt64),
+    `bytes_acked` SimpleAggregateFunction(sum, UInt64),
+    `bytes_received` SimpleAggregateFunction(sum, UInt64),
+    `bytes_retrans` SimpleAggregateFunction(sum, UInt64),
+    `segs_out` SimpleAggregateFunction(sum, UInt64),
+    `segs_in` SimpleAggregateFunction(sum, UInt64),
+    `retrans_segs` SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, hostname, location, remote_prefix, congestion_algorithm)
+TTL time + INTERVAL 400 DAY
+SETTINGS ttl_only_drop_parts = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.xtcp_prefix_1h_mv TO {db}.xtcp_prefix_1h AS
+SELECT
+    toStartOfHour(sample_time) AS time,
+    hostname,
+    location,
+    remote_prefix,
+    congestion_algorithm,
+    count() AS samples,
+    uniqState(socket_key) AS sockets,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_rtt, tcp_info_rtt > 0) AS rtt_us,
+    quantilesBFloat16StateIf(0.5, 0.9, 0.99)(tcp_info_delivery_rate, tcp_info_delivery_rate > 0 AND tcp_info_delivery_rate_app_limited = 0) AS delivery_rate,
+    sum(bytes_acked_delta) AS bytes_acked,
+    sum(bytes_received_delta) AS bytes_received,
+    sum(bytes_retrans_delta) AS bytes_retrans,
+    sum(segs_out_delta) AS segs_out,
+    sum(segs_in_delta) AS segs_in,
+    sum(retrans_segs_delta) AS retrans_segs
+FROM {db}.xtcp_socket_deltas
+GROUP BY time, hostname, location, remote_prefix, congestion_algorithm;

@@ -51,7 +51,7 @@ def test_every_statement_parses(store):
     # What a cluster needs is there: replicated local tables, Distributed ones of the usual
     # names, a Kafka table with a view per schema version, and the rollups.
     assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/xtcp/xtcp_records_local', '{replica}')" in kinds
-    for name in ("xtcp_records", rollups.MINUTE_TABLE, rollups.HOUR_TABLE):
+    for name in ("xtcp_records", *rollups.TABLES):
         assert f"ENGINE = Distributed(xtcp_cluster, xtcp, {name}_local, cityHash64(hostname))" in kinds
     assert f"xtcp_records_kafka_v{schema.SCHEMA_VERSION}_mv" in kinds and "ENGINE = Kafka" in kinds
     assert all(" ON CLUSTER xtcp_cluster" in s for s in statements)
@@ -81,6 +81,6 @@ def test_the_parts_without_a_cluster_run_and_fill_the_rollups(store):
 
     got = store.query("SELECT hostname, count() FROM xtcp.xtcp_records_local GROUP BY hostname", "TSVRaw")
     assert got.bytes().decode().split() == ["node-a", str(dump.count)]
-    for table in (rollups.MINUTE_TABLE, rollups.HOUR_TABLE):
+    for table in rollups.TABLES:  # the wide ones and xTCPView's narrow ones (LISTEN sockets: no RTT)
         got = store.query(f"SELECT location, sum(samples) FROM xtcp.{table}_local GROUP BY location", "TSVRaw")
         assert got.bytes().decode().split() == ["dc1", str(dump.count)]

@@ -80,13 +80,19 @@ def check_owner(path: str, euid: int | None = None) -> os.stat_result:
 
 
 def _tighten(path: str, euid: int) -> None:
-    st = os.lstat(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:  # a temporary part chDB's background merge removed while we walked
+        return
     if stat.S_ISLNK(st.st_mode):
         return  # chDB's own links (data/<db>/<table> -> store/…): their target is walked
     if st.st_uid != euid:
         raise ConfigError(_foreign(path, st.st_uid, euid))
     if st.st_mode & 0o077:
-        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+        try:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+        except FileNotFoundError:
+            pass
 
 
 def user_name(uid: int) -> str:

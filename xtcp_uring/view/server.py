@@ -18,6 +18,7 @@ in the user's browser cannot read the store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -52,17 +53,20 @@ class HttpError(Exception):
 
 class ViewServer:
     """Serves the dashboard from ``backend`` on ``host:port`` (port 0: any free port);
-    ``rollups=False`` answers every chart from the records (to compare, or to measure them)."""
+    ``rollups=False`` answers every chart from the records (to compare, or to measure them);
+    ``records_max_s``: the span of the records the per-socket charts read at most (None: all)."""
 
     def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 9109, flag: str = "--listen",
-                 rollups: bool = True):
+                 rollups: bool = True, records_max_s: int | None = charts.RECORDS_MAX_S):
         self.backend, self.host, self.port, self.flag, self.rollups = backend, host, port, flag, rollups
+        self.records_max_s = records_max_s
         self._server: asyncio.AbstractServer | None = None
         self._connections = 0
         self._static = {p.relative_to(STATIC_DIR).as_posix(): p.read_bytes()
                         for p in STATIC_DIR.rglob("*") if p.is_file() and p.suffix in STATIC_TYPES}
         self._asn: tuple[float, str | None] = (0.0, None)
         self._columns: dict[str, tuple[float, frozenset[str]]] = {}
+        self._coverage: tuple[float, rollup.Coverage | None] = (-60.0, None)
         self.requests = 0
         self.errors = 0
 
@@ -202,25 +206,62 @@ class ViewServer:
     async def chart(self, chart: charts.Chart, f: filters.Filters) -> dict:
         asn = await self._asn_dictionary() if chart.name == "prefixes" else None
         params = f.params() | ({"asn_dict": asn} if asn else {})
-        sql = None
+        plan = None
         if self.rollups and chart.name in rollup.SQL:
-            columns = {t: await self._columns_of(t) for t in rollup.TABLES}
-            if rollup.answers(chart, f, columns):
-                sql = rollup.rollup_sql(chart, f, asn)
-                params |= rollup.params(f)
-        source = "raw" if sql is None else "rollup"
+            plan = rollup.plan(chart, f, await self.coverage(), asn)
+        note = plan.note if plan is not None else ""
+        bound = self.records_max_s
+        if plan is None and chart.name in charts.PER_SOCKET and bound is not None and f.t1 - f.t0 > bound:
+            f = dataclasses.replace(f, t0=f.t1 - bound)  # bounded: see charts.RECORDS_MAX_S
+            params, note = f.params() | ({"asn_dict": asn} if asn else {}), charts.RECORDS_NOTE
         started = time.monotonic()
-        names, rows = await self._run(sql or charts.chart_sql(chart, f, asn), params)
-        return {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit, "source": source,
-                "from": f.t0, "to": f.t1, "step": f.step_s, "ms": round((time.monotonic() - started) * 1000, 1),
-                **chart.shape(rows, names, f)}
+        if plan is None:
+            names, rows = await self._run(charts.chart_sql(chart, f, asn), params)
+        else:
+            names, rows = await self._run(plan.sql, params | plan.params)
+        doc = {"chart": chart.name, "title": chart.title, "kind": chart.kind, "unit": chart.unit,
+               "source": "raw" if plan is None else "rollup", "from": f.t0 if plan is None else plan.t0,
+               "to": f.t1 if plan is None else plan.t1, "step": f.step_s,
+               "ms": round((time.monotonic() - started) * 1000, 1), **chart.shape(rows, names, f)}
+        if plan is not None:
+            doc["table"] = plan.table
+        if note:
+            doc["note"] = note
+        return doc
 
     async def choices(self, f: filters.Filters) -> dict:
         out = {}
+        fast = rollup.choices_plan(f, await self.coverage()) if self.rollups else None
+        records = f
+        if fast is not None:  # a long range: locations and states from the rollup, namespaces of its last hour
+            statements, params, netns_from = fast
+            for name, sql in statements.items():
+                _, rows = await self._run(sql, f.params() | params)
+                out[name] = rows
+            records = dataclasses.replace(f, t0=netns_from)
         for name, sql in charts.CHOICES_SQL.items():
-            _, rows = await self._run(sql.replace("{where}", f.where()), f.params())
-            out[name] = [filters.STATE_NAMES.get(v, str(v)) if name == "state" else v for v, _ in rows]
-        return out
+            if name not in out:
+                _, out[name] = await self._run(sql.replace("{where}", records.where()), records.params())
+        return {name: [filters.STATE_NAMES.get(v, str(v)) if name == "state" else v for v, _ in rows]
+                for name, rows in out.items()}
+
+    async def coverage(self) -> rollup.Coverage:
+        """The rollup tables' columns and first rows' times, checked once a minute."""
+        checked, cov = self._coverage
+        if cov is not None and time.monotonic() - checked < 60:
+            return cov
+        columns = {t: await self._columns_of(t) for t in rollup.TABLES}
+        firsts = [t for t in map(rollup.first_table, rollup.ROLLUPS) if columns[t]]
+        since: dict[str, int | None] = dict.fromkeys(firsts)
+        if firsts:
+            _, rows = await self._run(
+                "SELECT table, toUInt32(min(min_time)) FROM system.parts WHERE database = {db:String} AND active "
+                "AND rows > 0 AND has(splitByChar(',', {tables:String}), table) GROUP BY table",
+                {"db": self.backend.database, "tables": ",".join(firsts)})
+            since.update({table: int(first) for table, first in rows})
+        cov = rollup.Coverage(columns, since)
+        self._coverage = (time.monotonic(), cov)
+        return cov
 
     async def connection(self, f: filters.Filters) -> dict:
         close_expr = ""

@@ -162,6 +162,7 @@ async function loadChart(meta, s, gen) {
     view.drawn[meta.name] = DRAW[doc.kind](meta.name, doc);
     view.data[meta.name] = doc;
     c.querySelector(".meta").textContent = `${doc.ms} ms`;
+    c.querySelector(".body").append(...(doc.note ? [el("p", { class: "note", text: doc.note })] : []));
   } catch (err) {
     view.drawn[meta.name] = 0;
     view.errors.push(`${meta.name}: ${err.message}`);
