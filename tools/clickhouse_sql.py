@@ -168,7 +168,7 @@ def rollup_statements(ru, fl: Flavour) -> list[str]:
     out.append("\n".join([
         "-- The previous sample's counters of each live socket (the deltas' other half), in memory",
         "-- only: after a restart each socket's first sample is a baseline again. Pruned by",
-        "-- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).",
+        "-- rollups.py's PRUNE_LAST (the embedded store runs it every 30 s; a server needs it scheduled as often).",
         f"CREATE TABLE IF NOT EXISTS {last}{fl.on_cluster}",
         "(",
         "    `socket_key` UInt64,",

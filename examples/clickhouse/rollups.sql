@@ -7,7 +7,7 @@
 
 -- The previous sample's counters of each live socket (the deltas' other half), in memory
 -- only: after a restart each socket's first sample is a baseline again. Pruned by
--- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).
+-- rollups.py's PRUNE_LAST (the embedded store runs it every 30 s; a server needs it scheduled as often).
 CREATE TABLE IF NOT EXISTS {db}.xtcp_socket_last
 (
     `socket_key` UInt64,

@@ -30,7 +30,9 @@ socket opened, so summing them per minute means nothing (a socket polled 6 times
 would count its lifetime bytes 6 times). The rollups sum *per-poll deltas* instead: the
 first view joins each row to that socket's previous sample, kept in ``xtcp_socket_last``
 (key: hostname and socket cookie, one row per socket, in memory; entries unseen for an hour
-are pruned by ``PRUNE_LAST``, which the embedded store runs hourly), and emits ``value - previous``. A socket's first sample, and a counter that went
+are pruned by ``PRUNE_LAST``, which the embedded store runs every 30 s, since the Join keeps
+every superseded row until then), and emits ``value - previous``. A socket's first sample, and
+a counter that went
 backwards (cookie reused after a reboot), is a baseline: delta 0. So bytes a socket moved
 before its first poll are never counted, and a minute's sum is what moved between polls of
 that minute (a delta falls in the minute of the poll that saw it). ``max - min`` per cookie

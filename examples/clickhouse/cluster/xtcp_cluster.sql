@@ -204,7 +204,7 @@ SETTINGS ttl_only_drop_parts = 1;
 
 -- The previous sample's counters of each live socket (the deltas' other half), in memory
 -- only: after a restart each socket's first sample is a baseline again. Pruned by
--- rollups.py's PRUNE_LAST (the embedded store runs it hourly; a server needs it scheduled).
+-- rollups.py's PRUNE_LAST (the embedded store runs it every 30 s; a server needs it scheduled as often).
 CREATE TABLE IF NOT EXISTS xtcp.xtcp_socket_last ON CLUSTER xtcp_cluster
 (
     `socket_key` UInt64,
