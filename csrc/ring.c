@@ -631,6 +631,30 @@ int xtcp_ring_job_take(xtcp_ring_t *r, uint32_t job, struct xtcp_ring_output *ou
     return 0;
 }
 
+/* Reap until pending(r) is 0 or TEARDOWN_WAIT_NS passed: reset waits for the jobs' CQEs
+ * (the close subscriptions stay armed), teardown for every SQE's last CQE. */
+static void wait_while(struct xtcp_ring *r, uint64_t (*pending)(const struct xtcp_ring *))
+{
+    uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
+    flush(r);
+    while (pending(r)) {
+        process_ready(r);
+        uint64_t now = now_ns();
+        if (!pending(r) || now >= deadline)
+            break;
+        struct __kernel_timespec ts = {
+            .tv_sec = (long long)((deadline - now) / 1000000000ull),
+            .tv_nsec = (long long)((deadline - now) % 1000000000ull),
+        };
+        struct io_uring_cqe *cqe;
+        r->st.enters++;
+        int w = io_uring_wait_cqe_timeout(&r->uring, &cqe, &ts);
+        if (w < 0 && w != -ETIME && w != -EINTR)
+            break;
+    }
+    process_ready(r);
+}
+
 int xtcp_ring_reset(xtcp_ring_t *r)
 {
     int rc = 0;
@@ -653,24 +677,7 @@ int xtcp_ring_reset(xtcp_ring_t *r)
                                            IORING_ASYNC_CANCEL_ALL);
             }
         }
-        flush(r);
-        uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
-        while (jobs_inflight(r)) {
-            process_ready(r);
-            uint64_t now = now_ns();
-            if (!jobs_inflight(r) || now >= deadline)
-                break;
-            struct __kernel_timespec ts = {
-                .tv_sec = (long long)((deadline - now) / 1000000000ull),
-                .tv_nsec = (long long)((deadline - now) % 1000000000ull),
-            };
-            struct io_uring_cqe *cqe;
-            r->st.enters++;
-            int w = io_uring_wait_cqe_timeout(&r->uring, &cqe, &ts);
-            if (w < 0 && w != -ETIME && w != -EINTR)
-                break;
-        }
-        process_ready(r);
+        wait_while(r, jobs_inflight);
     }
     xtcp_decoder_drain(r);   /* it may still write records of these jobs */
     atomic_store(&r->awaiting, 0);
@@ -724,27 +731,12 @@ int xtcp_ring_queue_nop(xtcp_ring_t *r, uint64_t user_data)
     return 0;
 }
 
+static uint64_t any_inflight(const struct xtcp_ring *r) { return r->inflight; }
+
 /* Teardown: wait until every SQE's last CQE came (or TEARDOWN_WAIT_NS passed). */
 static void wait_all(struct xtcp_ring *r)
 {
-    uint64_t deadline = now_ns() + TEARDOWN_WAIT_NS;
-    flush(r);
-    while (r->inflight) {
-        process_ready(r);
-        uint64_t now = now_ns();
-        if (!r->inflight || now >= deadline)
-            break;
-        struct __kernel_timespec ts = {
-            .tv_sec = (long long)((deadline - now) / 1000000000ull),
-            .tv_nsec = (long long)((deadline - now) % 1000000000ull),
-        };
-        struct io_uring_cqe *cqe;
-        r->st.enters++;
-        int w = io_uring_wait_cqe_timeout(&r->uring, &cqe, &ts);
-        if (w < 0 && w != -ETIME && w != -EINTR)
-            break;
-    }
-    process_ready(r);
+    wait_while(r, any_inflight);
 }
 
 int xtcp_ring_free(xtcp_ring_t *r)
